@@ -1,0 +1,161 @@
+/**
+ * The Backend contract: the few high-level operations every store implements, each with its
+ * meaning and its round-trip budget. The core ({@link Hermes}) holds all policy — key names,
+ * tags, stampede prevention, fail-open — and backends stay thin: they store, compare a tag hash
+ * and take or release a lock, atomically where the store allows.
+ *
+ * A backend is bound to one cache's key space by {@link Backend.attach} before its first use.
+ *
+ * @module
+ */
+
+import type { EntryCodec, EntryRecord } from '../codec.js';
+
+/**
+ * What a backend stores under an entry key: the encoded bytes (header + payload, see
+ * `codec.ts`) for backends whose {@link Backend.storesBytes} is `true`, or the record itself for
+ * an in-process store that keeps live values.
+ */
+export type StoredEntry = Uint8Array | EntryRecord;
+
+/** What a backend is told when it is bound to a cache. */
+export interface BackendContext {
+  /** The cache's key prefix; every key the backend is given starts with `${prefix}:`. */
+  readonly prefix: string;
+  /** Encodes and decodes entries; backends use it for {@link Backend.dump}. */
+  readonly codec: EntryCodec;
+}
+
+/** One read of one entry: see {@link Backend.read}. */
+export interface ReadRequest {
+  /** The entry's key, `{prefix}:entry:{name}:{argsHash}`. */
+  readonly entryKey: string;
+  /** The keys of the entry's tags (`{prefix}:tag:{tag}`), in the order the tag hash uses. */
+  readonly tagKeys: readonly string[];
+  /** The entry's lock key, `{prefix}:lock:{name}:{argsHash}`. */
+  readonly lockKey: string;
+  /** On a miss, take the lock with this token; `undefined` reads without locking. */
+  readonly lockToken: string | undefined;
+  /** How long a taken lock lives before it expires by itself, in milliseconds. */
+  readonly lockTtlMs: number;
+}
+
+/** The answer to a {@link ReadRequest}. */
+export interface ReadReply {
+  /**
+   * On a hit, the stored entry, whose tag hash equals {@link ReadReply.tagHash}; `undefined`
+   * on a miss (absent, expired, or written under other tag versions).
+   */
+  readonly entry: StoredEntry | undefined;
+  /**
+   * The hash of the tags' current versions (missing versions were created by this read). A
+   * value computed after this read is written with this hash, so that an invalidation that
+   * happens meanwhile makes the written entry invalid at birth.
+   */
+  readonly tagHash: string;
+  /** Whether this read took the entry's lock with the request's token (only ever on a miss). */
+  readonly locked: boolean;
+}
+
+/** One write of one entry: see {@link Backend.write}. */
+export interface WriteRequest {
+  /** The entry's key. */
+  readonly entryKey: string;
+  /** What to store: bytes when {@link Backend.storesBytes}, else the record. */
+  readonly entry: StoredEntry;
+  /** How long the store keeps the entry, in milliseconds (> 0). */
+  readonly ttlMs: number;
+  /** The entry's lock key. */
+  readonly lockKey: string;
+  /** Release the lock if it is still held with this token; `undefined` leaves the lock alone. */
+  readonly lockToken: string | undefined;
+}
+
+/**
+ * The Backend contract. Every method returns a promise that rejects on a store failure; the
+ * core turns such rejections into `error` events and falls back to the function.
+ *
+ * Round-trip budget, counted as requests sent to a remote store: read = 1, write = 1,
+ * release = 1, invalidate = 1, cleanTags = 1. `waitForRelease` sends nothing per waiter on a
+ * store with push notifications. `clear` and `dump` scan and may cost more.
+ */
+export interface Backend {
+  /**
+   * `true` when the backend stores bytes: the core then encodes entries with the codec before
+   * {@link Backend.write} and decodes what {@link Backend.read} returns. `false` for a store
+   * that keeps {@link EntryRecord}s as live values.
+   */
+  readonly storesBytes: boolean;
+
+  /**
+   * Binds the backend to a cache's key space. Called by the cache before the first operation;
+   * it must not open connections (construction and attachment are side-effect free).
+   */
+  attach(context: BackendContext): void;
+
+  /**
+   * Reads an entry, atomically and in one round trip: fetches the entry and the current
+   * versions of its tags, creates the versions that are missing (a fresh random value each),
+   * hashes them ({@link tagHash}), and compares with the entry's stored tag hash. Equal: a hit.
+   * Otherwise a miss, and when `lockToken` is given it tries to take the lock
+   * (`SET lockKey token NX PX lockTtlMs`).
+   */
+  read(request: ReadRequest): Promise<ReadReply>;
+
+  /**
+   * Optional: the same as {@link Backend.read}, answered synchronously. Only an in-process
+   * store can offer it; the core uses it to serve hits without a promise hop.
+   */
+  readSync?(request: ReadRequest): ReadReply;
+
+  /**
+   * Stores an entry with its TTL and, in the same round trip, releases the lock if it is held
+   * with `lockToken` (compare-and-delete), waking the waiters on it.
+   */
+  write(request: WriteRequest): Promise<void>;
+
+  /**
+   * Releases a lock held with `token` without writing (the function threw), waking the
+   * waiters. A lock held with another token is left alone. One round trip.
+   */
+  release(lockKey: string, token: string): Promise<void>;
+
+  /**
+   * Resolves when the lock is released or its entry written (by any process sharing the
+   * store), or after `timeoutMs`, whichever comes first; `true` if woken, `false` on timeout.
+   * Never a tight poll: a store with push notifications waits for the push. A wake-up that
+   * may have been missed is reported as woken (the caller just reads again).
+   */
+  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean>;
+
+  /** Deletes entries (one key each), in one round trip. */
+  invalidate(entryKeys: readonly string[]): Promise<void>;
+
+  /**
+   * Invalidates every entry carrying any of these tags by deleting the tag keys: one key per
+   * tag whatever the number of entries, in one round trip.
+   */
+  cleanTags(tagKeys: readonly string[]): Promise<void>;
+
+  /** Removes every key under the attached prefix (entries, tags, locks), and nothing else. */
+  clear(): Promise<void>;
+
+  /**
+   * Every key under the attached prefix with its decoded value, for inspection: entries as
+   * their cached values, tags as their versions, locks as their tokens. An entry that fails to
+   * decode appears as the {@link CorruptEntryError} that describes it.
+   */
+  dump(): Promise<Record<string, unknown>>;
+
+  /** Releases connections and timers; pending waits resolve as timed out. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * A backend class, as given to `new Hermes(BackendClass, options)`: constructed lazily, on
+ * first use, with the options that are not the cache's own.
+ */
+export interface BackendClass<Options extends object = object> {
+  /** @param options - the backend's own options */
+  new (options: Options): Backend;
+}

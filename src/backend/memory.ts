@@ -1,0 +1,284 @@
+/**
+ * The in-process backend: the embedded default. A bounded LRU with per-entry TTL (lru-cache),
+ * holding entries, tag versions and locks of every cache attached to it. Locks and waiters
+ * make the stampede protection work between several `Hermes` instances sharing one backend.
+ *
+ * @module
+ */
+
+import { LRUCache } from 'lru-cache';
+import { type EntryCodec, type EntryRecord, tagHash } from '../codec.js';
+import { CorruptEntryError, OptionError } from '../errors.js';
+import { uniqueToken } from '../keys.js';
+import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
+
+/** Options of the {@link MemoryBackend}. */
+export interface MemoryBackendOptions {
+  /**
+   * The most keys (entries and tag versions together) kept; the least recently used go first.
+   * @default 10000
+   */
+  maxEntries?: number | undefined;
+  /**
+   * The most bytes kept, measured as encoded bytes when `serialize` is `true`, or by `sizeOf`
+   * otherwise. `undefined`: no byte bound (`maxEntries` still applies).
+   * @default undefined
+   */
+  maxBytes?: number | undefined;
+  /**
+   * `false` keeps live values: a hit returns the very object that was cached, so callers must
+   * not mutate it — the fastest setting. `true` stores encoded bytes (as Redis and Memcached
+   * do): each hit decodes a fresh copy, and `maxBytes` is exact.
+   * @default false
+   */
+  serialize?: boolean | undefined;
+  /**
+   * Estimates the size in bytes of a live value, for `maxBytes` when `serialize` is `false`.
+   * @default a rough estimate: 2 bytes per string character, 8 per number, and so on
+   */
+  sizeOf?: ((value: unknown) => number) | undefined;
+}
+
+type Stored = StoredEntry | string; // entries, or tag versions
+
+interface Lock {
+  token: string;
+  expiresAt: number;
+}
+
+/**
+ * In-process store, bounded by entry count and optionally bytes. Give a `MemoryBackend`
+ * instance to several `Hermes` instances to share entries, tags and locks between them.
+ */
+export class MemoryBackend implements Backend {
+  /** Whether entries are stored as encoded bytes (the `serialize` option). */
+  readonly storesBytes: boolean;
+  readonly #lru: LRUCache<string, Stored>;
+  readonly #locks = new Map<string, Lock>();
+  readonly #waiters = new Map<string, Set<(woken: boolean) => void>>();
+  #context: BackendContext | undefined;
+
+  /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
+  constructor(options: MemoryBackendOptions = {}) {
+    const maxEntries = options.maxEntries ?? 10_000;
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw new OptionError('maxEntries', `maxEntries must be a positive integer, got ${String(maxEntries)}`);
+    }
+    const { maxBytes } = options;
+    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1)) {
+      throw new OptionError('maxBytes', `maxBytes must be a positive integer of bytes, got ${String(maxBytes)}`);
+    }
+    this.storesBytes = options.serialize ?? false;
+    const sizeOf = options.sizeOf ?? estimateSize;
+    this.#lru = new LRUCache<string, Stored>({
+      max: maxEntries,
+      ...(maxBytes === undefined
+        ? {}
+        : {
+            maxSize: maxBytes,
+            sizeCalculation: (value: Stored, key: string) =>
+              Math.max(
+                1,
+                key.length +
+                  (typeof value === 'string'
+                    ? value.length
+                    : value instanceof Uint8Array
+                      ? value.length
+                      : 40 + sizeOf(value.value)),
+              ),
+          }),
+    });
+  }
+
+  /** Binds the backend to a cache's key space. */
+  attach(context: BackendContext): void {
+    this.#context = context;
+  }
+
+  /** The synchronous read the core uses on the hot path; same meaning as {@link read}. */
+  readSync(request: ReadRequest): ReadReply {
+    const lru = this.#lru;
+    let hash: string;
+    const { tagKeys } = request;
+    if (tagKeys.length === 0) {
+      hash = tagHash(tagKeys as string[]);
+    } else {
+      const versions: string[] = [];
+      for (const tagKey of tagKeys) {
+        let version = lru.get(tagKey);
+        if (typeof version !== 'string') {
+          version = uniqueToken();
+          lru.set(tagKey, version);
+        }
+        versions.push(version);
+      }
+      hash = tagHash(versions);
+    }
+    const stored = lru.get(request.entryKey);
+    if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
+      return { entry: stored, tagHash: hash, locked: false };
+    }
+    let locked = false;
+    if (request.lockToken !== undefined) locked = this.#tryLock(request.lockKey, request.lockToken, request.lockTtlMs);
+    return { entry: undefined, tagHash: hash, locked };
+  }
+
+  /** Reads an entry, creating missing tag versions and taking the lock on a miss. */
+  read(request: ReadRequest): Promise<ReadReply> {
+    return Promise.resolve(this.readSync(request));
+  }
+
+  /** Stores an entry and releases the lock held with the token, waking waiters. */
+  write(request: WriteRequest): Promise<void> {
+    this.#lru.set(request.entryKey, request.entry, { ttl: Math.max(1, Math.ceil(request.ttlMs)) });
+    if (request.lockToken !== undefined) this.#unlock(request.lockKey, request.lockToken);
+    return Promise.resolve();
+  }
+
+  /** Releases a lock held with `token`, waking waiters. */
+  release(lockKey: string, token: string): Promise<void> {
+    this.#unlock(lockKey, token);
+    return Promise.resolve();
+  }
+
+  /** Waits for the lock to be released, or `timeoutMs`. */
+  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
+    const lock = this.#locks.get(lockKey);
+    if (!lock || lock.expiresAt <= Date.now()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      let waiters = this.#waiters.get(lockKey);
+      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
+      const set = waiters;
+      // The wait never outlives the lock: an expired lock wakes its waiters too.
+      const delay = Math.max(0, Math.min(timeoutMs, lock.expiresAt - Date.now()));
+      const done = (woken: boolean): void => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
+        resolve(woken);
+      };
+      const timer = setTimeout(() => done(delay < timeoutMs), delay);
+      set.add(done);
+    });
+  }
+
+  /** Deletes entries. */
+  invalidate(entryKeys: readonly string[]): Promise<void> {
+    for (const key of entryKeys) this.#lru.delete(key);
+    return Promise.resolve();
+  }
+
+  /** Deletes tag versions, invalidating every entry that carries them. */
+  cleanTags(tagKeys: readonly string[]): Promise<void> {
+    for (const key of tagKeys) this.#lru.delete(key);
+    return Promise.resolve();
+  }
+
+  /** Removes every key under the attached prefix; other caches' keys stay. */
+  clear(): Promise<void> {
+    const start = `${this.#requireContext().prefix}:`;
+    for (const key of [...this.#lru.keys()]) if (key.startsWith(start)) this.#lru.delete(key);
+    for (const key of [...this.#locks.keys()]) if (key.startsWith(start)) this.#locks.delete(key);
+    return Promise.resolve();
+  }
+
+  /** Every key under the attached prefix with its decoded value. */
+  dump(): Promise<Record<string, unknown>> {
+    const { prefix, codec } = this.#requireContext();
+    const start = `${prefix}:`;
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of this.#lru.entries()) {
+      if (!key.startsWith(start)) continue;
+      out[key] = typeof value === 'string' ? value : decodeForDump(codec, key, value);
+    }
+    const now = Date.now();
+    for (const [key, lock] of this.#locks) if (key.startsWith(start) && lock.expiresAt > now) out[key] = lock.token;
+    return Promise.resolve(out);
+  }
+
+  /** Drops nothing (the store lives as long as the object); resolves pending waits as timed out. */
+  close(): Promise<void> {
+    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(false);
+    this.#waiters.clear();
+    return Promise.resolve();
+  }
+
+  /** Writes raw bytes or a raw record under a key, as a test or a corrupt store would. */
+  setRaw(key: string, value: Uint8Array | EntryRecord | string, ttlMs?: number): void {
+    this.#lru.set(key, value, ttlMs === undefined ? {} : { ttl: ttlMs });
+  }
+
+  #tryLock(lockKey: string, token: string, ttlMs: number): boolean {
+    const now = Date.now();
+    const held = this.#locks.get(lockKey);
+    if (held && held.expiresAt > now) return false;
+    this.#locks.set(lockKey, { token, expiresAt: now + ttlMs });
+    if (this.#locks.size > 1024 && this.#locks.size % 1024 === 0) this.#sweepLocks(now);
+    return true;
+  }
+
+  #unlock(lockKey: string, token: string): void {
+    const held = this.#locks.get(lockKey);
+    if (!held || held.token !== token) return;
+    this.#locks.delete(lockKey);
+    const waiters = this.#waiters.get(lockKey);
+    if (waiters) for (const done of [...waiters]) done(true);
+  }
+
+  #sweepLocks(now: number): void {
+    for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
+  }
+
+  #requireContext(): BackendContext {
+    if (!this.#context) throw new Error('MemoryBackend is not attached to a cache yet');
+    return this.#context;
+  }
+}
+
+function storedTagHash(stored: StoredEntry): string | undefined {
+  if (stored instanceof Uint8Array) {
+    // The tag hash sits at a fixed offset of the header; a short or foreign value has none.
+    if (stored.length < 20) return undefined;
+    return Buffer.from(stored.buffer, stored.byteOffset + 4, 16).toString('latin1');
+  }
+  return stored.tagHash;
+}
+
+function decodeForDump(codec: EntryCodec, key: string, stored: StoredEntry): unknown {
+  if (!(stored instanceof Uint8Array)) return stored.value;
+  try {
+    return codec.decode(stored).value;
+  } catch (error) {
+    return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
+  }
+}
+
+/** A rough size in bytes of a live value, for `maxBytes` without `serialize`. */
+function estimateSize(value: unknown, depth = 0): number {
+  switch (typeof value) {
+    case 'string':
+      return 2 * value.length + 16;
+    case 'number':
+    case 'bigint':
+      return 8;
+    case 'boolean':
+    case 'undefined':
+      return 4;
+    case 'object': {
+      if (value === null) return 4;
+      if (ArrayBuffer.isView(value)) return value.byteLength + 64;
+      if (depth > 8) return 64;
+      let size = 32;
+      if (Array.isArray(value) || value instanceof Set) {
+        for (const item of value) size += 8 + estimateSize(item, depth + 1);
+      } else if (value instanceof Map) {
+        for (const [k, v] of value) size += 16 + estimateSize(k, depth + 1) + estimateSize(v, depth + 1);
+      } else {
+        for (const [k, v] of Object.entries(value)) size += 16 + 2 * k.length + estimateSize(v, depth + 1);
+      }
+      return size;
+    }
+    default:
+      return 16;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Entry encoding: a fixed 33-byte ASCII header followed by the (possibly compressed)
+ * serialised payload. The header is fixed-width so that a Redis Lua script can read the tag
+ * hash and the fresh-until time with `string.sub`, without decoding the payload.
+ *
+ * ```
+ * offset  size  field
+ * 0       1     'h'            magic
+ * 1       1     '1'            format version
+ * 2       1     serialiser     'j' JSON, 'v' V8 structured clone, 'c' custom serializer
+ * 3       1     compression    '0' none, 'z' the configured compressor
+ * 4       16    tag hash       16 lowercase hex digits (see tagHash)
+ * 20      13    fresh until    milliseconds since the epoch, 13 decimal digits
+ * 33      ...   payload
+ * ```
+ *
+ * @module
+ */
+
+import { createHash } from 'node:crypto';
+import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+/** Length of the entry header in bytes. */
+export const HEADER_LENGTH = 33;
+/** The current entry format version, the header's second byte. */
+export const FORMAT_VERSION = '1';
+/** Offset of the 16-hex-digit tag hash in the header. */
+export const TAG_HASH_OFFSET = 4;
+/** Offset of the 13-digit fresh-until time in the header. */
+export const FRESH_UNTIL_OFFSET = 20;
+
+const MAGIC = 0x68; // 'h'
+const VERSION_BYTE = 0x31; // '1'
+const SER_JSON = 0x6a; // 'j'
+const SER_V8 = 0x76; // 'v'
+const SER_CUSTOM = 0x63; // 'c'
+const COMP_NONE = 0x30; // '0'
+const COMP_ZLIB = 0x7a; // 'z'
+
+/** An entry as the core sees it: the cached value and the facts the header carries. */
+export interface EntryRecord {
+  /** The hash of the entry's tag versions when its value was computed ({@link tagHash}). */
+  readonly tagHash: string;
+  /** When the entry stops being fresh, in milliseconds since the epoch. */
+  readonly freshUntil: number;
+  /** The cached value; `undefined` and `null` are values like any other. */
+  readonly value: unknown;
+}
+
+/**
+ * Turns values into bytes and back. The default handles JSON values plus Date, Map, Set,
+ * BigInt, undefined, Buffer and typed arrays.
+ */
+export interface Serializer {
+  /** Encodes a value; throws if the value cannot be represented. */
+  serialize(value: unknown): Uint8Array;
+  /** Decodes what {@link Serializer.serialize} produced; throws on bytes it cannot read. */
+  deserialize(bytes: Uint8Array): unknown;
+}
+
+/** Compresses payloads above {@link CodecOptions.compressThreshold}. */
+export interface Compressor {
+  /** Compresses bytes. */
+  compress(bytes: Uint8Array): Uint8Array;
+  /** Restores what {@link Compressor.compress} produced; throws on bytes it cannot read. */
+  decompress(bytes: Uint8Array): Uint8Array;
+}
+
+/** zlib's raw deflate at the default level: the default {@link Compressor}. */
+export const zlibCompressor: Compressor = {
+  compress: (bytes) => deflateRawSync(bytes),
+  decompress: (bytes) => inflateRawSync(bytes),
+};
+
+/** Options of an {@link EntryCodec}; they are the `Hermes` options of the same names. */
+export interface CodecOptions {
+  /**
+   * Serialiser of cached values. The default writes plain JSON values as JSON (fast to read)
+   * and everything else (Date, Map, Set, BigInt, undefined, -0, NaN, Buffer, typed arrays,
+   * cycles) with V8's structured serialiser.
+   * @default the built-in serialiser
+   */
+  serializer?: Serializer | undefined;
+  /**
+   * Compressor of payloads larger than `compressThreshold`; `false` disables compression.
+   * @default zlib raw deflate
+   */
+  compressor?: Compressor | false | undefined;
+  /**
+   * Payloads of at least this many bytes are compressed (and kept compressed only if that
+   * makes them smaller).
+   * @default 1024
+   */
+  compressThreshold?: number | undefined;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Whether `value` survives `JSON.stringify` / `JSON.parse` unchanged: strings, booleans, null,
+ * finite numbers other than -0, dense arrays and plain objects of those, without cycles.
+ */
+export function isPlainJson(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object': {
+      if (value === null) return true;
+      if (depth > 64) return false; // deep (or cyclic): let the structured serialiser decide
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !isPlainJson(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) return false;
+      if (Object.getOwnPropertySymbols(value).length > 0) return false;
+      for (const key in value) {
+        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * Encodes and decodes entries: header, serialiser and compressor together. One per cache;
+ * backends that store bytes receive its output.
+ */
+export class EntryCodec {
+  readonly #serializer: Serializer | undefined;
+  readonly #compressor: Compressor | undefined;
+  readonly #compressThreshold: number;
+
+  /** @param options - serialiser, compressor and compression threshold */
+  constructor(options: CodecOptions = {}) {
+    this.#serializer = options.serializer;
+    this.#compressor = options.compressor === false ? undefined : (options.compressor ?? zlibCompressor);
+    this.#compressThreshold = options.compressThreshold ?? 1024;
+  }
+
+  /** Encodes a record as header + payload. Throws if the value cannot be serialised. */
+  encode(record: EntryRecord): Uint8Array {
+    let serializerId: number;
+    let payload: Uint8Array;
+    if (this.#serializer) {
+      serializerId = SER_CUSTOM;
+      payload = this.#serializer.serialize(record.value);
+    } else if (isPlainJson(record.value)) {
+      serializerId = SER_JSON;
+      payload = Buffer.from(JSON.stringify(record.value), 'utf8');
+    } else {
+      serializerId = SER_V8;
+      payload = v8Serialize(record.value);
+    }
+    let compression = COMP_NONE;
+    if (this.#compressor && payload.length >= this.#compressThreshold) {
+      const compressed = this.#compressor.compress(payload);
+      if (compressed.length < payload.length) {
+        payload = compressed;
+        compression = COMP_ZLIB;
+      }
+    }
+    const out = Buffer.allocUnsafe(HEADER_LENGTH + payload.length);
+    out[0] = MAGIC;
+    out[1] = VERSION_BYTE;
+    out[2] = serializerId;
+    out[3] = compression;
+    const hash = record.tagHash;
+    if (hash.length !== 16) throw new TypeError(`tag hash must be 16 hex digits, got '${hash}'`);
+    out.write(hash, TAG_HASH_OFFSET, 16, 'latin1');
+    out.write(formatFreshUntil(record.freshUntil), FRESH_UNTIL_OFFSET, 13, 'latin1');
+    out.set(payload, HEADER_LENGTH);
+    return out;
+  }
+
+  /**
+   * Decodes header + payload. Throws an `Error` saying what is wrong on bytes that are not an
+   * entry of this format (the caller turns it into a {@link CorruptEntryError}).
+   */
+  decode(bytes: Uint8Array): EntryRecord {
+    if (bytes.length < HEADER_LENGTH) throw new Error(`${bytes.length} bytes is shorter than the header`);
+    if (bytes[0] !== MAGIC) throw new Error('not a hermes entry (bad magic byte)');
+    if (bytes[1] !== VERSION_BYTE) throw new Error(`unsupported format version '${String.fromCharCode(bytes[1] ?? 0)}'`);
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    const tagHash = buf.toString('latin1', TAG_HASH_OFFSET, TAG_HASH_OFFSET + 16);
+    const freshUntil = Number(buf.toString('latin1', FRESH_UNTIL_OFFSET, HEADER_LENGTH));
+    if (!Number.isSafeInteger(freshUntil)) throw new Error('bad fresh-until field');
+    let payload: Uint8Array = buf.subarray(HEADER_LENGTH);
+    if (bytes[3] === COMP_ZLIB) {
+      if (!this.#compressor) throw new Error('entry is compressed but compression is disabled');
+      payload = this.#compressor.decompress(payload);
+    } else if (bytes[3] !== COMP_NONE) {
+      throw new Error('unknown compression flag');
+    }
+    let value: unknown;
+    switch (bytes[2]) {
+      case SER_JSON:
+        value = JSON.parse(textDecoder.decode(payload));
+        break;
+      case SER_V8:
+        value = v8Deserialize(payload);
+        break;
+      case SER_CUSTOM:
+        if (!this.#serializer) throw new Error('entry was written by a custom serializer that is not configured');
+        value = this.#serializer.deserialize(payload);
+        break;
+      default:
+        throw new Error('unknown serializer flag');
+    }
+    return { tagHash, freshUntil, value };
+  }
+}
+
+function formatFreshUntil(ms: number): string {
+  const n = Math.max(0, Math.min(9_999_999_999_999, Math.floor(ms)));
+  return String(n).padStart(13, '0');
+}
+
+/** The tag hash of an entry without tags: `tagHash([])`. */
+export const UNTAGGED_HASH = 'da39a3ee5e6b4b0d';
+
+/**
+ * Hashes tag versions, in tag order: the first 16 hex digits of the SHA-1 of the versions
+ * joined by `,`. The Redis scripts compute the same with `redis.sha1hex`.
+ */
+export function tagHash(versions: readonly string[]): string {
+  if (versions.length === 0) return UNTAGGED_HASH;
+  return createHash('sha1').update(versions.join(',')).digest('hex').slice(0, 16);
+}

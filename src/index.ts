@@ -1,0 +1,41 @@
+/**
+ * hermes-cache: a function-result cache with tag-based O(1) invalidation, stampede prevention
+ * and one network round trip per read.
+ *
+ * @packageDocumentation
+ */
+
+export { Hermes } from './hermes.js';
+export type { CachedFunction, CachedMethodDecorator, HermesEvents, HermesOptions, WrapOptions } from './hermes.js';
+export { MemoryBackend } from './backend/memory.js';
+export type { MemoryBackendOptions } from './backend/memory.js';
+export type {
+  Backend,
+  BackendClass,
+  BackendContext,
+  ReadReply,
+  ReadRequest,
+  StoredEntry,
+  WriteRequest,
+} from './backend/backend.js';
+export {
+  EntryCodec,
+  FORMAT_VERSION,
+  HEADER_LENGTH,
+  UNTAGGED_HASH,
+  isPlainJson,
+  tagHash,
+  zlibCompressor,
+} from './codec.js';
+export type { CodecOptions, Compressor, EntryRecord, Serializer } from './codec.js';
+export { Keyspace, argsHash, canonicalArgs, hashString, uniqueToken } from './keys.js';
+export {
+  ArgumentError,
+  BackendError,
+  CorruptEntryError,
+  HermesError,
+  NameConflictError,
+  OptionError,
+  SerializationError,
+} from './errors.js';
+export type { BackendOperation, HermesErrorCode } from './errors.js';
