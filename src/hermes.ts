@@ -296,7 +296,7 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     const backend = this.backend;
     this.#inflight.clear();
     if (tags === undefined) {
-      await this.#callBackend('clear', undefined, () => backend.clear());
+      await this.#callBackend('clear', undefined, () => backend.clear(this.keyspace.prefix));
       return;
     }
     validateTags(tags);

@@ -137,15 +137,19 @@ export interface Backend {
    */
   cleanTags(tagKeys: readonly string[]): Promise<void>;
 
-  /** Removes every key under the attached prefix (entries, tags, locks), and nothing else. */
-  clear(): Promise<void>;
+  /**
+   * Removes every key under `${prefix}:` (entries, tags, locks), and nothing else. The cache
+   * passes its own prefix, so one backend instance may serve caches of several prefixes.
+   */
+  clear(prefix: string): Promise<void>;
 
   /**
-   * Every key under the attached prefix with its decoded value, for inspection: entries as
-   * their cached values, tags as their versions, locks as their tokens. An entry that fails to
-   * decode appears as the {@link CorruptEntryError} that describes it.
+   * Every key under `${prefix}:` (default: the attached cache's prefix) with its decoded
+   * value, for inspection: entries as their cached values, tags as their versions, locks as
+   * their tokens. An entry that fails to decode appears as the {@link CorruptEntryError} that
+   * describes it.
    */
-  dump(): Promise<Record<string, unknown>>;
+  dump(prefix?: string): Promise<Record<string, unknown>>;
 
   /** Releases connections and timers; pending waits resolve as timed out. Idempotent. */
   close(): Promise<void>;

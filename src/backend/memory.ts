@@ -174,18 +174,19 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
-  /** Removes every key under the attached prefix; other caches' keys stay. */
-  clear(): Promise<void> {
-    const start = `${this.#requireContext().prefix}:`;
+  /** Removes every key under `${prefix}:`; other caches' keys stay. */
+  clear(prefix: string): Promise<void> {
+    const start = `${prefix}:`;
     for (const key of [...this.#lru.keys()]) if (key.startsWith(start)) this.#lru.delete(key);
     for (const key of [...this.#locks.keys()]) if (key.startsWith(start)) this.#locks.delete(key);
     return Promise.resolve();
   }
 
-  /** Every key under the attached prefix with its decoded value. */
-  dump(): Promise<Record<string, unknown>> {
-    const { prefix, codec } = this.#requireContext();
-    const start = `${prefix}:`;
+  /** Every key under `${prefix}:` (default: the attached cache's) with its decoded value. */
+  dump(prefix?: string): Promise<Record<string, unknown>> {
+    const context = this.#requireContext();
+    const { codec } = context;
+    const start = `${prefix ?? context.prefix}:`;
     const out: Record<string, unknown> = {};
     for (const [key, value] of this.#lru.entries()) {
       if (!key.startsWith(start)) continue;
