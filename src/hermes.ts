@@ -186,7 +186,7 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
    */
   constructor(
     backend?: Backend | BackendClass<BackendOptions>,
-    options: HermesOptions & Partial<BackendOptions> = {},
+    options: HermesOptions & Partial<NoInfer<BackendOptions>> = {},
   ) {
     super();
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
@@ -538,6 +538,8 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     try {
       await backend.write({ entryKey, entry, ttlMs: wrapped.ttlMs, lockKey, lockToken });
     } catch (error) {
+      // Free the waiters now rather than at the lock's expiry, if the store still answers.
+      if (lockToken !== undefined) await backend.release(lockKey, lockToken).catch(() => undefined);
       this.#absorb(new BackendError('write', entryKey, error));
     }
     return value;
@@ -556,13 +558,15 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
   }
 
   async #invalidate(wrapped: Wrapped, args: readonly unknown[]): Promise<void> {
-    const entryKey = this.#entryKey(wrapped, args);
+    const argsHash = this.#argsHash(wrapped, args);
+    const entryKey = this.keyspace.entryKey(wrapped.name, argsHash);
     this.#inflight.delete(entryKey);
     const backend = this.backend;
-    await this.#callBackend('invalidate', entryKey, () => backend.invalidate([entryKey]));
+    const lockKey = this.keyspace.lockKey(wrapped.name, argsHash);
+    await this.#callBackend('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
   }
 
-  async #callBackend(operation: BackendOperation, key: string | undefined, call: () => Promise<void>): Promise<void> {
+  async #callBackend(operation: BackendOperation, key: string | undefined, call: () => Promise<unknown>): Promise<void> {
     try {
       await call();
     } catch (error) {

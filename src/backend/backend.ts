@@ -109,10 +109,15 @@ export interface Backend {
   readSync?(request: ReadRequest): ReadReply;
 
   /**
-   * Stores an entry with its TTL and, in the same round trip, releases the lock if it is held
-   * with `lockToken` (compare-and-delete), waking the waiters on it.
+   * Stores an entry with its TTL and, in the same round trip, releases the lock held with
+   * `lockToken` (compare-and-delete), waking the waiters on it.
+   *
+   * With a `lockToken`, the entry is stored only if the lock is still held with that token:
+   * if the lock expired or an {@link Backend.invalidate} removed it while the function ran, the
+   * result is not stored (it may predate the invalidation). Without a token the entry is
+   * stored unconditionally. Resolves `true` if the entry was stored.
    */
-  write(request: WriteRequest): Promise<void>;
+  write(request: WriteRequest): Promise<boolean>;
 
   /**
    * Releases a lock held with `token` without writing (the function threw), waking the
@@ -128,8 +133,12 @@ export interface Backend {
    */
   waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean>;
 
-  /** Deletes entries (one key each), in one round trip. */
-  invalidate(entryKeys: readonly string[]): Promise<void>;
+  /**
+   * Deletes an entry and its lock, in one round trip, waking the lock's waiters. Removing the
+   * lock makes a computation that is running meanwhile drop its write (see
+   * {@link Backend.write}), so nothing computed before the invalidation is stored after it.
+   */
+  invalidate(entryKey: string, lockKey: string): Promise<void>;
 
   /**
    * Invalidates every entry carrying any of these tags by deleting the tag keys: one key per

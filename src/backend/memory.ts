@@ -97,6 +97,15 @@ export class MemoryBackend implements Backend {
 
   /** The synchronous read the core uses on the hot path; same meaning as {@link read}. */
   readSync(request: ReadRequest): ReadReply {
+    return this.#read(request);
+  }
+
+  /** Reads an entry, creating missing tag versions and taking the lock on a miss. */
+  read(request: ReadRequest): Promise<ReadReply> {
+    return Promise.resolve(this.#read(request));
+  }
+
+  #read(request: ReadRequest): ReadReply {
     const lru = this.#lru;
     let hash: string;
     const { tagKeys } = request;
@@ -123,16 +132,16 @@ export class MemoryBackend implements Backend {
     return { entry: undefined, tagHash: hash, locked };
   }
 
-  /** Reads an entry, creating missing tag versions and taking the lock on a miss. */
-  read(request: ReadRequest): Promise<ReadReply> {
-    return Promise.resolve(this.readSync(request));
-  }
-
-  /** Stores an entry and releases the lock held with the token, waking waiters. */
-  write(request: WriteRequest): Promise<void> {
+  /** Stores an entry unless its lock was lost, and releases the lock, waking waiters. */
+  write(request: WriteRequest): Promise<boolean> {
+    const { lockToken } = request;
+    if (lockToken !== undefined) {
+      const held = this.#locks.get(request.lockKey);
+      if (!held || held.token !== lockToken || held.expiresAt <= Date.now()) return Promise.resolve(false);
+    }
     this.#lru.set(request.entryKey, request.entry, { ttl: Math.max(1, Math.ceil(request.ttlMs)) });
-    if (request.lockToken !== undefined) this.#unlock(request.lockKey, request.lockToken);
-    return Promise.resolve();
+    if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
+    return Promise.resolve(true);
   }
 
   /** Releases a lock held with `token`, waking waiters. */
@@ -162,9 +171,11 @@ export class MemoryBackend implements Backend {
     });
   }
 
-  /** Deletes entries. */
-  invalidate(entryKeys: readonly string[]): Promise<void> {
-    for (const key of entryKeys) this.#lru.delete(key);
+  /** Deletes an entry and its lock, waking the lock's waiters. */
+  invalidate(entryKey: string, lockKey: string): Promise<void> {
+    this.#lru.delete(entryKey);
+    const held = this.#locks.get(lockKey);
+    if (held) this.#unlock(lockKey, held.token);
     return Promise.resolve();
   }
 

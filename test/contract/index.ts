@@ -270,6 +270,24 @@ export function registerBackendContract(options: BackendContractOptions): void {
       expect(calls).to.equal(2);
     });
 
+    it('never stores a result whose computation overlapped invalidate() of its entry', async function () {
+      let calls = 0;
+      let openGate: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (openGate = resolve));
+      const profile = cache.wrap(async function profile(id: number) {
+        const n = ++calls;
+        if (n === 1) await gate;
+        return `v${n}:${id}`;
+      });
+      const pending = profile(1);
+      await sleep(20);
+      await profile.invalidate(1);
+      openGate();
+      expect(await pending).to.equal('v1:1');
+      expect(await profile(1)).to.equal('v2:1');
+      expect(await profile(1)).to.equal('v2:1');
+    });
+
     if (options.writeRaw) {
       const writeRaw = options.writeRaw.bind(options);
 

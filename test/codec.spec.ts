@@ -1,0 +1,125 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { EntryCodec, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/index.js';
+
+describe('EntryCodec', function () {
+  const codec = new EntryCodec();
+  const roundTrip = (value: unknown, c = codec): unknown =>
+    c.decode(c.encode({ tagHash: UNTAGGED_HASH, freshUntil: 1_700_000_000_000, value })).value;
+
+  const values: Array<[string, unknown]> = [
+    ['a number', 42],
+    ['a string', 'héllo ✓'],
+    ['null', null],
+    ['undefined', undefined],
+    ['a plain object', { a: 1, b: [true, null, 'x'], c: { d: 2.5 } }],
+    ['an object with an undefined property', { a: undefined, b: 1 }],
+    ['a Date', new Date(123456)],
+    ['a Map', new Map<unknown, unknown>([[1, 'one'], ['two', { n: 2 }]])],
+    ['a Set', new Set([1, 'a', 2n])],
+    ['a BigInt', 2n ** 100n],
+    ['a Buffer', Buffer.from([0, 1, 255])],
+    ['a Uint16Array', new Uint16Array([1, 65535])],
+    ['a Float64Array', new Float64Array([1.5, -0])],
+    ['-0', -0],
+    ['NaN', NaN],
+    ['Infinity', Infinity],
+    ['a sparse array', [1, , 3]], // eslint-disable-line no-sparse-arrays
+    ['nested extended types', { when: [new Date(0)], ids: new Map([['x', new Set([1n])]]) }],
+  ];
+  for (const [title, value] of values) {
+    it(`round-trips ${title}`, function () {
+      const back = roundTrip(value);
+      if (typeof value === 'number' && Number.isNaN(value)) expect(Number.isNaN(back)).to.equal(true);
+      else if (Object.is(value, -0)) expect(Object.is(back, -0)).to.equal(true);
+      else expect(back).to.deep.equal(value);
+      if (Buffer.isBuffer(value)) expect(Buffer.isBuffer(back)).to.equal(true);
+    });
+  }
+
+  it('keeps __proto__ keys as data and pollutes nothing', function () {
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const back = roundTrip(value) as Record<string, unknown>;
+    expect(Object.keys(back)).to.deep.equal(['__proto__', 'a']);
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    expect(Object.getPrototypeOf(back)).to.equal(Object.prototype);
+  });
+
+  it('writes the 33-byte header: magic, version, serializer, compression, tag hash, fresh-until', function () {
+    const bytes = Buffer.from(codec.encode({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] }));
+    expect(HEADER_LENGTH).to.equal(33);
+    expect(bytes.toString('latin1', 0, HEADER_LENGTH)).to.equal('h1j00123456789abcdef1700000000123');
+    expect(bytes.toString('utf8', HEADER_LENGTH)).to.equal('[1]');
+    const decoded = codec.decode(bytes);
+    expect(decoded).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] });
+    expect(Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: new Date(0) }))[2]).to.equal(
+      'v'.charCodeAt(0),
+    );
+  });
+
+  it('compresses payloads above the threshold, only when smaller', function () {
+    const big = 'abc'.repeat(2000);
+    const compressed = codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: big });
+    expect(String.fromCharCode(compressed[3] ?? 0)).to.equal('z');
+    expect(compressed.length).to.be.below(big.length / 10);
+    expect(roundTrip(big)).to.equal(big);
+    const random = createHash('sha512').update('x').digest('base64').repeat(1); // small: not compressed
+    expect(String.fromCharCode(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: random })[3] ?? 0)).to.equal('0');
+    const off = new EntryCodec({ compressor: false });
+    expect(String.fromCharCode(off.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: big })[3] ?? 0)).to.equal('0');
+  });
+
+  it('uses a custom serializer and compressor', function () {
+    const calls: string[] = [];
+    const custom = new EntryCodec({
+      serializer: {
+        serialize: (v) => (calls.push('ser'), Buffer.from(String(v))),
+        deserialize: (b) => (calls.push('de'), `<${Buffer.from(b).toString()}>`),
+      },
+      compressor: {
+        compress: (b) => (calls.push('c'), Buffer.from(b).subarray(0, 1)),
+        decompress: (b) => (calls.push('d'), Buffer.concat([Buffer.from(b), Buffer.from('yz')])),
+      },
+      compressThreshold: 3,
+    });
+    expect(roundTrip('xyz', custom)).to.equal('<xyz>');
+    expect(calls).to.deep.equal(['ser', 'c', 'd', 'de']);
+  });
+
+  it('rejects truncated, foreign, newer-format and mismatched bytes with a reason', function () {
+    const good = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: { a: 1 } }));
+    const cases: Array<[Buffer, RegExp]> = [
+      [good.subarray(0, 10), /shorter than the header/],
+      [Buffer.from('x'.repeat(40)), /magic/],
+      [Buffer.concat([Buffer.from('h2'), good.subarray(2)]), /format version/],
+      [Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from('{"a":')]), /JSON/],
+      [Buffer.concat([Buffer.from('h1c0'), good.subarray(4)]), /custom serializer/],
+      [Buffer.concat([Buffer.from('h1jz'), good.subarray(4)]), /invalid|incorrect|unexpected|header/i],
+      [Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from([0xff, 0xfe])]), /./],
+    ];
+    for (const [bytes, pattern] of cases) expect(() => codec.decode(bytes)).to.throw(pattern);
+  });
+
+  it('throws when a value cannot be serialised', function () {
+    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: { f: () => 1 } })).to.throw();
+    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: Symbol('s') })).to.throw();
+  });
+});
+
+describe('tagHash', function () {
+  it('is the first 16 hex digits of the SHA-1 of the versions joined by commas', function () {
+    expect(tagHash(['a', 'b'])).to.equal(createHash('sha1').update('a,b').digest('hex').slice(0, 16));
+    expect(tagHash([])).to.equal(UNTAGGED_HASH);
+    expect(UNTAGGED_HASH).to.equal(createHash('sha1').update('').digest('hex').slice(0, 16));
+    expect(tagHash(['a', 'b'])).not.to.equal(tagHash(['b', 'a']));
+  });
+});
+
+describe('isPlainJson', function () {
+  it('accepts JSON values and refuses what JSON would change', function () {
+    expect(isPlainJson({ a: [1, 'x', null, { b: true }] })).to.equal(true);
+    for (const v of [undefined, -0, NaN, new Date(0), new Map(), 1n, [1, , 2], { a: undefined }, Object.create({ x: 1 })]) { // eslint-disable-line no-sparse-arrays
+      expect(isPlainJson(v), String(v)).to.equal(false);
+    }
+  });
+});

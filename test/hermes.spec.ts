@@ -1,0 +1,354 @@
+import { expect } from 'chai';
+import {
+  ArgumentError,
+  type Backend,
+  BackendError,
+  Hermes,
+  type HermesError,
+  MemoryBackend,
+  NameConflictError,
+  OptionError,
+  SerializationError,
+} from '../src/index.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A MemoryBackend whose operations can be made to fail, as a dead server would. */
+class FlakyBackend extends MemoryBackend {
+  failing = new Set<string>();
+  constructor() {
+    super({ serialize: true });
+  }
+  #check(op: string): void {
+    if (this.failing.has(op) || this.failing.has('*')) throw new Error(`${op} refused`);
+  }
+  override readSync = undefined as unknown as MemoryBackend['readSync'];
+  override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
+    this.#check('read');
+    return super.read(...args);
+  }
+  override async write(...args: Parameters<MemoryBackend['write']>): Promise<boolean> {
+    this.#check('write');
+    return super.write(...args);
+  }
+  override async invalidate(entryKey: string, lockKey: string): Promise<void> {
+    this.#check('invalidate');
+    return super.invalidate(entryKey, lockKey);
+  }
+  override async cleanTags(keys: readonly string[]): Promise<void> {
+    this.#check('cleanTags');
+    return super.cleanTags(keys);
+  }
+  override async clear(prefix: string): Promise<void> {
+    this.#check('clear');
+    return super.clear(prefix);
+  }
+}
+
+describe('Hermes', function () {
+  describe('construction', function () {
+    it('uses the in-process backend by default and builds it lazily', function () {
+      const cache = new Hermes();
+      expect(cache.backend).to.be.instanceOf(MemoryBackend);
+      expect(cache.backend).to.equal(cache.backend);
+    });
+
+    it('constructs a backend class on first use only, with the options that are not its own', async function () {
+      const constructed: object[] = [];
+      class SpyBackend extends MemoryBackend {
+        constructor(options: { region?: string; maxEntries?: number }) {
+          super(options);
+          constructed.push(options);
+        }
+      }
+      const cache = new Hermes(SpyBackend, { ttl: 600, prefix: 'p', region: 'eu', maxEntries: 5 });
+      const double = cache.wrap(async function double(n: number) {
+        return 2 * n;
+      });
+      expect(constructed).to.deep.equal([]); // no side effect at construction or wrap time
+      expect(await double(2)).to.equal(4);
+      expect(constructed).to.deep.equal([{ region: 'eu', maxEntries: 5 }]);
+      expect(double.key(2)).to.match(/^p:entry:double:[0-9a-f]{16}$/);
+    });
+
+    it('lets the backend be replaced at run time', async function () {
+      const cache = new Hermes();
+      let calls = 0;
+      const fn = cache.wrap(async function fn() {
+        return ++calls;
+      });
+      expect(await fn()).to.equal(1);
+      const replacement = new MemoryBackend();
+      cache.backend = replacement;
+      expect(cache.backend).to.equal(replacement);
+      expect(await fn()).to.equal(2);
+      expect(await fn()).to.equal(2);
+      expect(Object.keys(await replacement.dump())).to.deep.equal([fn.key()]);
+    });
+
+    it('rejects bad options with an OptionError naming the option', function () {
+      const bad: Array<[Record<string, unknown>, string]> = [
+        [{ ttl: -1 }, 'ttl'],
+        [{ ttl: 0 }, 'ttl'],
+        [{ ttl: '10' }, 'ttl'],
+        [{ prefix: '' }, 'prefix'],
+        [{ lockTimeout: 0 }, 'lockTimeout'],
+        [{ lockWait: -5 }, 'lockWait'],
+        [{ failOpen: 'yes' }, 'failOpen'],
+        [{ serializer: { serialize: () => 1 } }, 'serializer'],
+        [{ compressor: {} }, 'compressor'],
+        [{ compressThreshold: -1 }, 'compressThreshold'],
+      ];
+      for (const [options, option] of bad) {
+        expect(() => new Hermes(undefined, options as never), option)
+          .to.throw(OptionError)
+          .with.property('option', option);
+      }
+      expect(() => new Hermes({} as Backend)).to.throw(OptionError, /backend/);
+    });
+  });
+
+  describe('wrap', function () {
+    it('keeps the function name, offers key() and invalidate()', async function () {
+      const cache = new Hermes();
+      const foo = cache.wrap(async function foo(a: number, b: number) {
+        return a * b;
+      });
+      expect(foo.name).to.equal('foo');
+      expect(foo.cacheName).to.equal('foo');
+      expect(foo.key(2, 333)).to.equal('cache:entry:foo:c4be94f1f3e36935');
+      expect(foo.key(2, 333)).not.to.equal(foo.key(333, 2));
+    });
+
+    it('requires a name for anonymous functions and refuses two functions under one name', function () {
+      const cache = new Hermes();
+      expect(() => cache.wrap(async (n: number) => n)).to.throw(OptionError, /name/);
+      const named = cache.wrap(async (n: number) => n, { name: 'ident' });
+      expect(named.cacheName).to.equal('ident');
+      const fn = async (n: number): Promise<number> => n + 1;
+      cache.wrap(fn, { name: 'plus' });
+      expect(() => cache.wrap(fn, { name: 'plus' })).not.to.throw(); // the same function again is fine
+      expect(() => cache.wrap(async (n: number) => n - 1, { name: 'plus' }))
+        .to.throw(NameConflictError)
+        .with.property('functionName', 'plus');
+      // Another cache is another namespace of names.
+      expect(() => new Hermes().wrap(async (n: number) => n - 1, { name: 'plus' })).not.to.throw();
+    });
+
+    it('validates tags, ttl, key and name at wrap time', function () {
+      const cache = new Hermes();
+      const f = async (): Promise<number> => 1;
+      expect(() => cache.wrap(f, { name: 'a', tags: [''] })).to.throw(OptionError, /tag/);
+      expect(() => cache.wrap(f, { name: 'b', tags: [1 as unknown as string] })).to.throw(OptionError, /tag/);
+      expect(() => cache.wrap(f, { name: 'c', tags: 'math' as unknown as string[] })).to.throw(OptionError, /tags/);
+      expect(() => cache.wrap(f, { name: 'd', ttl: -3 })).to.throw(OptionError, /ttl/);
+      expect(() => cache.wrap(f, { name: 'e', key: 'k' as never })).to.throw(OptionError, /key/);
+      expect(() => cache.wrap(f, { name: '' })).to.throw(OptionError, /name/);
+      expect(() => cache.wrap('nope' as never)).to.throw(OptionError);
+    });
+
+    it('uses a key function in place of the argument hash', async function () {
+      const cache = new Hermes();
+      let calls = 0;
+      const avg = cache.wrap(
+        async function avg(a: number, b: number) {
+          calls++;
+          return (a + b) / 2;
+        },
+        { tags: ['math', 'avg'], key: (a, b) => `avg:${a}:${b}` },
+      );
+      expect(avg.key(2, 10)).to.equal('cache:entry:avg:avg:2:10');
+      expect(await avg(2, 10)).to.equal(6);
+      expect(await avg(2, 10)).to.equal(6);
+      expect(calls).to.equal(1);
+      expect(Object.keys(await cache.backend.dump())).to.include('cache:entry:avg:avg:2:10');
+      const bad = cache.wrap(async () => 1, { name: 'bad', key: () => '' });
+      const error = await bad().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.be.instanceOf(OptionError);
+    });
+
+    it('rejects arguments that cannot be hashed without calling the function', async function () {
+      const cache = new Hermes();
+      let calls = 0;
+      const fn = cache.wrap(async function fn(_x: unknown) {
+        calls++;
+        return 1;
+      });
+      const error = await fn(() => 1).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.be.instanceOf(ArgumentError);
+      expect(calls).to.equal(0);
+    });
+
+    it('passes this through to the function', async function () {
+      const cache = new Hermes();
+      const obj = {
+        factor: 3,
+        times: cache.wrap(function times(this: { factor: number }, n: number) {
+          return this.factor * n;
+        }),
+      };
+      expect(await obj.times(2)).to.equal(6);
+    });
+
+    for (const how of ['clean(tags)', 'invalidate()'] as const) {
+      it(`gives callers that arrive after ${how} their own computation, and stores only theirs`, async function () {
+        const cache = new Hermes();
+        let calls = 0;
+        let openGate: () => void = () => undefined;
+        const gate = new Promise<void>((resolve) => (openGate = resolve));
+        const slow = cache.wrap(async function slow() {
+          const n = ++calls;
+          if (n === 1) await gate;
+          return n;
+        }, { tags: ['t'] });
+        const first = slow();
+        await sleep(5);
+        if (how === 'invalidate()') await slow.invalidate();
+        else await cache.clean(['t']);
+        const second = slow(); // must not join the first computation
+        await sleep(5);
+        openGate();
+        expect([await first, await second]).to.deep.equal([1, 2]);
+        expect(await slow()).to.equal(2); // the first result, which predates the invalidation, was not stored
+        expect(calls).to.equal(2);
+      });
+    }
+
+    it('computes itself when a lock holder never finishes, after lockWait', async function () {
+      const backend = new MemoryBackend();
+      const cache = new Hermes(backend, { lockWait: 150, lockTimeout: 60_000 });
+      const fn = cache.wrap(async function held() {
+        return 'computed';
+      });
+      const lockKey = fn.key().replace(':entry:', ':lock:');
+      await backend.read({ entryKey: fn.key(), tagKeys: [], lockKey, lockToken: 'crashed', lockTtlMs: 60_000 });
+      const started = Date.now();
+      expect(await fn()).to.equal('computed');
+      expect(Date.now() - started).to.be.within(120, 2000);
+    });
+  });
+
+  describe('failures of the cache layer', function () {
+    it('falls open to the function with an error event when the backend fails', async function () {
+      const backend = new FlakyBackend();
+      const cache = new Hermes(backend);
+      const errors: HermesError[] = [];
+      cache.on('error', (e) => errors.push(e));
+      let calls = 0;
+      const fn = cache.wrap(async function fn(n: number) {
+        calls++;
+        return n;
+      });
+      backend.failing.add('read');
+      expect(await fn(1)).to.equal(1);
+      expect(await fn(1)).to.equal(1);
+      expect(calls).to.equal(2);
+      expect(errors).to.have.length(2);
+      expect(errors[0]).to.be.instanceOf(BackendError).with.property('operation', 'read');
+      expect((errors[0] as Error).cause).to.be.instanceOf(Error);
+      backend.failing.clear();
+      backend.failing.add('write');
+      expect(await fn(2)).to.equal(2);
+      expect(errors[2]).to.be.instanceOf(BackendError).with.property('operation', 'write');
+      backend.failing.clear();
+      expect(await fn(2)).to.equal(2);
+      expect(await fn(2)).to.equal(2);
+      expect(calls).to.equal(4); // caching resumed by itself
+    });
+
+    it('rejects with a BackendError when failOpen is false', async function () {
+      const backend = new FlakyBackend();
+      const cache = new Hermes(backend, { failOpen: false });
+      const fn = cache.wrap(async function fn() {
+        return 1;
+      });
+      backend.failing.add('read');
+      const error = await fn().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.be.instanceOf(BackendError);
+    });
+
+    it('rejects invalidate() and clean() when the backend fails: a lost invalidation is not silent', async function () {
+      const backend = new FlakyBackend();
+      const cache = new Hermes(backend);
+      const fn = cache.wrap(async function fn() {
+        return 1;
+      });
+      backend.failing.add('*');
+      for (const call of [() => fn.invalidate(), () => cache.clean(['t']), () => cache.clean()]) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(BackendError);
+      }
+    });
+
+    it('returns a result that cannot be serialised, caches nothing, emits a SerializationError', async function () {
+      const cache = new Hermes(new MemoryBackend({ serialize: true }));
+      const errors: HermesError[] = [];
+      cache.on('error', (e) => errors.push(e));
+      let calls = 0;
+      const fn = cache.wrap(async function withCallback() {
+        calls++;
+        return { run: () => 'ran' };
+      });
+      expect((await fn()).run()).to.equal('ran');
+      expect((await fn()).run()).to.equal('ran');
+      expect(calls).to.equal(2);
+      expect(errors[0]).to.be.instanceOf(SerializationError);
+      expect(await cache.backend.dump()).to.deep.equal({});
+    });
+
+    it('warns once through process warnings when nobody listens for errors, and never crashes', async function () {
+      const backend = new FlakyBackend();
+      const cache = new Hermes(backend);
+      const warnings: Error[] = [];
+      const onWarning = (w: Error): void => {
+        if (w.name === 'HermesWarning') warnings.push(w);
+      };
+      process.on('warning', onWarning);
+      try {
+        const fn = cache.wrap(async function fn() {
+          return 1;
+        });
+        backend.failing.add('read');
+        expect(await fn()).to.equal(1);
+        expect(await fn()).to.equal(1);
+        await sleep(10);
+        expect(warnings).to.have.length(1);
+        expect(warnings[0]?.message).to.match(/read.*refused/);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+  });
+
+  it('close() lets waiting callers go', async function () {
+    const backend = new MemoryBackend();
+    const cache = new Hermes(backend, { lockWait: 60_000 });
+    const other = new Hermes(backend, { lockWait: 60_000 });
+    let calls = 0;
+    const fn = async (): Promise<number> => {
+      calls++;
+      await sleep(100);
+      return calls;
+    };
+    const a = cache.wrap(fn, { name: 'f' });
+    const b = other.wrap(fn, { name: 'f' });
+    const first = a();
+    await sleep(10);
+    const waiting = b();
+    await other.close();
+    expect(await first).to.equal(1);
+    expect(await waiting).to.be.a('number'); // woken and served, not left hanging
+  });
+});
