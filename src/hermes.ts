@@ -387,62 +387,61 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     return replacement;
   }
 
-  #argsHash(wrapped: Wrapped, args: readonly unknown[]): string {
+  /**
+   * The entry key of a call. Keys of recent argument lists are memoised per function, so a hit
+   * costs one canonical encoding and one map lookup instead of a hash.
+   */
+  #entryKey(wrapped: Wrapped, args: readonly unknown[]): string {
     if (wrapped.key) {
       const key = wrapped.key(...args);
       if (typeof key !== 'string' || key.length === 0) {
         throw new OptionError('key', `The key function of '${wrapped.name}' must return a non-empty string`);
       }
-      return key;
+      return this.keyspace.entryKey(wrapped.name, key);
     }
     const canonical = canonicalArgs(args);
     const memo = wrapped.memo;
-    let hash = memo.get(canonical);
-    if (hash === undefined) {
-      hash = hashString(canonical);
+    let entryKey = memo.get(canonical);
+    if (entryKey === undefined) {
+      entryKey = this.keyspace.entryKey(wrapped.name, hashString(canonical));
       if (memo.size >= ARGS_MEMO_SIZE) memo.clear();
-      memo.set(canonical, hash);
+      memo.set(canonical, entryKey);
     }
-    return hash;
-  }
-
-  #entryKey(wrapped: Wrapped, args: readonly unknown[]): string {
-    return this.keyspace.entryKey(wrapped.name, this.#argsHash(wrapped, args));
+    return entryKey;
   }
 
   #call(wrapped: Wrapped, thisArg: unknown, args: unknown[]): Promise<unknown> {
-    let argsHash: string;
+    let entryKey: string;
     try {
-      argsHash = this.#argsHash(wrapped, args);
+      entryKey = this.#entryKey(wrapped, args);
     } catch (error) {
       return Promise.reject(error);
     }
-    const entryKey = this.keyspace.entryKey(wrapped.name, argsHash);
     const inflight = this.#inflight.get(entryKey);
     if (inflight !== undefined) return inflight;
 
     const backend = this.backend;
-    const request: ReadRequest = {
-      entryKey,
-      tagKeys: wrapped.tagKeys,
-      lockKey: this.keyspace.lockKey(wrapped.name, argsHash),
-      lockToken: uniqueToken(),
-      lockTtlMs: this.#lockTimeout,
-    };
-    let reply: ReadReply | undefined;
     if (backend.readSync) {
-      // In-process store: serve a hit without a promise hop through the backend.
+      // In-process store: a hit is served without a promise hop, a lock token or a lock key.
+      let peek: ReadReply | undefined;
       try {
-        reply = backend.readSync(request);
+        peek = backend.readSync({ entryKey, tagKeys: wrapped.tagKeys, lockKey: '', lockToken: undefined, lockTtlMs: 0 });
       } catch {
-        reply = undefined; // retried (and reported) by the asynchronous path
+        peek = undefined; // retried (and reported) by the asynchronous path
       }
-      if (reply?.entry !== undefined) {
-        const record = this.#decode(entryKey, reply.entry);
+      if (peek?.entry !== undefined) {
+        const record = this.#decode(entryKey, peek.entry);
         if (record !== undefined) return Promise.resolve(record.value);
       }
     }
-    const promise = this.#load(backend, wrapped, thisArg, args, request, reply);
+    const request: ReadRequest = {
+      entryKey,
+      tagKeys: wrapped.tagKeys,
+      lockKey: this.keyspace.lockKeyOf(entryKey),
+      lockToken: uniqueToken(),
+      lockTtlMs: this.#lockTimeout,
+    };
+    const promise = this.#load(backend, wrapped, thisArg, args, request, undefined);
     this.#inflight.set(entryKey, promise);
     const forget = (): void => {
       if (this.#inflight.get(entryKey) === promise) this.#inflight.delete(entryKey);
@@ -558,11 +557,10 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
   }
 
   async #invalidate(wrapped: Wrapped, args: readonly unknown[]): Promise<void> {
-    const argsHash = this.#argsHash(wrapped, args);
-    const entryKey = this.keyspace.entryKey(wrapped.name, argsHash);
+    const entryKey = this.#entryKey(wrapped, args);
     this.#inflight.delete(entryKey);
     const backend = this.backend;
-    const lockKey = this.keyspace.lockKey(wrapped.name, argsHash);
+    const lockKey = this.keyspace.lockKeyOf(entryKey);
     await this.#callBackend('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
   }
 

@@ -56,6 +56,8 @@ export class MemoryBackend implements Backend {
   readonly #lru: LRUCache<string, Stored>;
   readonly #locks = new Map<string, Lock>();
   readonly #waiters = new Map<string, Set<(woken: boolean) => void>>();
+  /** The last tag hash computed for a tag-key list (the same array for every call of a function). */
+  readonly #lastHash = new WeakMap<readonly string[], { versions: string[]; hash: string }>();
   #context: BackendContext | undefined;
 
   /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
@@ -113,15 +115,24 @@ export class MemoryBackend implements Backend {
       hash = tagHash(tagKeys as string[]);
     } else {
       const versions: string[] = [];
-      for (const tagKey of tagKeys) {
+      let same = true;
+      const last = this.#lastHash.get(tagKeys);
+      for (let i = 0; i < tagKeys.length; i++) {
+        const tagKey = tagKeys[i] as string;
         let version = lru.get(tagKey);
         if (typeof version !== 'string') {
           version = uniqueToken();
           lru.set(tagKey, version);
         }
+        if (last === undefined || last.versions[i] !== version) same = false;
         versions.push(version);
       }
-      hash = tagHash(versions);
+      if (same && last !== undefined) {
+        hash = last.hash;
+      } else {
+        hash = tagHash(versions);
+        this.#lastHash.set(tagKeys, { versions, hash });
+      }
     }
     const stored = lru.get(request.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {

@@ -1,0 +1,157 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
+import { type CachedFunction, Hermes, NameConflictError } from '../src/index.js';
+
+/** The class under test, as a user writes it; compiled below in each decorator mode. */
+const exampleSource = `
+const cache = globalThis.__hermesTestCache;
+export const calls = { bar: 0, baz: 0, stat: 0 };
+export class Example {
+  constructor(factor = 1) { this.factor = factor; }
+  @cache.cached({ tags: ['math', 'power'], ttl: 1200 })
+  async bar(a, b) { calls.bar++; return a ** b; }
+  @cache.cached({ tags: ['math', 'avg'], key: (a, b) => 'avg:' + a + ':' + b })
+  async baz(a, b) { calls.baz++; return (a + b) / 2; }
+  @cache.cached()
+  static async stat(n) { calls.stat++; return n + 1; }
+}
+export class Child extends Example {}
+`;
+
+async function compileAndImport(experimentalDecorators: boolean, cache: Hermes): Promise<Record<string, unknown>> {
+  const { outputText } = ts.transpileModule(exampleSource, {
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ES2022,
+      experimentalDecorators,
+      allowJs: true,
+    },
+    fileName: 'example.ts',
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'hermes-decorators-'));
+  const file = join(dir, 'example.mjs');
+  writeFileSync(file, outputText);
+  (globalThis as Record<string, unknown>).__hermesTestCache = cache;
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface ExampleClass {
+  new (factor?: number): {
+    bar(a: number, b: number): Promise<number>;
+    baz(a: number, b: number): Promise<number>;
+  };
+  stat(n: number): Promise<number>;
+}
+
+for (const mode of ['TC39 standard decorators', 'legacy experimentalDecorators'] as const) {
+  describe(`@cache.cached() with ${mode} (compiled by TypeScript)`, function () {
+    let cache: Hermes;
+    let mod: Record<string, unknown>;
+    let Example: ExampleClass;
+    let Child: ExampleClass;
+    let calls: { bar: number; baz: number; stat: number };
+
+    beforeEach(async function () {
+      cache = new Hermes();
+      mod = await compileAndImport(mode !== 'TC39 standard decorators', cache);
+      Example = mod.Example as ExampleClass;
+      Child = mod.Child as ExampleClass;
+      calls = mod.calls as typeof calls;
+    });
+
+    it('caches a method; this is not part of the key', async function () {
+      const a = new Example(1);
+      const b = new Example(2);
+      expect(await a.bar(2, 10)).to.equal(1024);
+      expect(await b.bar(2, 10)).to.equal(1024);
+      expect(calls.bar).to.equal(1);
+    });
+
+    it('names entries ClassName.method after the defining class, subclasses included', async function () {
+      await new Child().bar(2, 3);
+      await new Example().bar(2, 3);
+      expect(calls.bar).to.equal(1);
+      const keys = Object.keys(await cache.backend.dump());
+      expect(keys.some((k) => k.startsWith('cache:entry:Example.bar:'))).to.equal(true);
+      expect(keys.some((k) => k.includes('Child'))).to.equal(false);
+      expect(await Example.stat(1)).to.equal(2);
+      expect(await Example.stat(1)).to.equal(2);
+      expect(calls.stat).to.equal(1);
+      expect(Object.keys(await cache.backend.dump())).to.include(
+        (Example.stat as unknown as CachedFunction<[number], number>).key(1),
+      );
+      expect((Example.stat as unknown as CachedFunction<[number], number>).key(1)).to.match(
+        /^cache:entry:Example\.stat:/,
+      );
+    });
+
+    it('applies tags, custom keys and invalidate() as in the Python quickstart', async function () {
+      const example = new Example();
+      expect(await example.bar(2, 10)).to.equal(1024);
+      expect(await example.baz(2, 10)).to.equal(6);
+      const baz = example.baz as unknown as CachedFunction<[number, number], number>;
+      expect(baz.key(2, 10)).to.equal('cache:entry:Example.baz:avg:2:10');
+      await (example.bar as unknown as CachedFunction<[number, number], number>).invalidate(2, 10);
+      await example.bar(2, 10);
+      await example.baz(2, 10);
+      expect(calls).to.deep.include({ bar: 2, baz: 1 });
+      await cache.clean(['avg']);
+      await example.bar(2, 10);
+      await example.baz(2, 10);
+      expect(calls).to.deep.include({ bar: 2, baz: 2 });
+      await cache.clean(['math']);
+      await example.bar(2, 10);
+      await example.baz(2, 10);
+      expect(calls).to.deep.include({ bar: 3, baz: 3 });
+    });
+  });
+}
+
+describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', function () {
+  it('works on a class in a TypeScript test file, with full types', async function () {
+    const cache = new Hermes();
+    let calls = 0;
+    class Pricing {
+      @cache.cached({ tags: ['prices'] })
+      async price(sku: string, quantity: number): Promise<number> {
+        calls++;
+        return sku.length * quantity;
+      }
+    }
+    const pricing = new Pricing();
+    const price: number = await pricing.price('abc', 2);
+    expect(price).to.equal(6);
+    expect(await pricing.price('abc', 2)).to.equal(6);
+    expect(calls).to.equal(1);
+    expect(Object.keys(await cache.backend.dump()).some((k) => k.startsWith('cache:entry:Pricing.price:'))).to.equal(
+      true,
+    );
+  });
+
+  it('refuses two classes whose methods claim the same name, at first call', async function () {
+    const cache = new Hermes();
+    const makeClass = () =>
+      class Twin {
+        @cache.cached()
+        async get(n: number): Promise<number> {
+          return n;
+        }
+      };
+    const A = makeClass();
+    const B = makeClass();
+    expect(await new A().get(1)).to.equal(1);
+    const error = await new B().get(1).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(NameConflictError);
+  });
+});
