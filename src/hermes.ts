@@ -194,7 +194,7 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     this.ttlMs = validateTtl(ttl, 'ttl');
     const prefix = options.prefix ?? 'cache';
     if (typeof prefix !== 'string' || prefix.length === 0) {
-      throw new OptionError('prefix', `prefix must be a non-empty string, got ${String(prefix)}`);
+      throw new OptionError('prefix', `prefix must be a non-empty string, got ${JSON.stringify(prefix)}`);
     }
     this.#lockTimeout = validateMs(options.lockTimeout ?? 10_000, 'lockTimeout', 1);
     this.#lockWait = validateMs(options.lockWait ?? 10_000, 'lockWait', 0);
@@ -208,7 +208,7 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     for (const [k, v] of Object.entries(options)) if (!OWN_OPTIONS.has(k)) backendOptions[k] = v;
     this.#backendOptions = backendOptions as BackendOptions;
     if (backend === undefined) {
-      this.#backendClass = MemoryBackend as unknown as BackendClass<BackendOptions>;
+      this.#backendClass = MemoryBackend;
     } else if (typeof backend === 'function') {
       this.#backendClass = backend;
     } else if (isBackend(backend)) {
@@ -253,7 +253,7 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     options: WrapOptions<Args> = {},
   ): CachedFunction<Args, Result> {
     if (typeof fn !== 'function') throw new OptionError('fn', 'wrap() takes a function');
-    const wrapped = this.#compile(fn as AnyFunction, options as WrapOptions, fn.name);
+    const wrapped = this.#compile(fn, options as WrapOptions, fn.name);
     return this.#makeCachedFunction<Args, Result>(wrapped);
   }
 
@@ -327,13 +327,13 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
       tags,
       tagKeys: tags.map((tag) => this.keyspace.tagKey(tag)),
       ttlMs: options.ttl === undefined ? this.ttlMs : validateTtl(options.ttl, 'ttl'),
-      key: options.key as ((...args: unknown[]) => string) | undefined,
+      key: options.key,
       memo: new Map(),
     };
   }
 
   #makeCachedFunction<Args extends unknown[], Result>(wrapped: Wrapped): CachedFunction<Args, Result> {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+     
     const hermes = this;
     const cachedFunction = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       return hermes.#call(wrapped, this, args);

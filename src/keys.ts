@@ -107,7 +107,7 @@ function encodeValue(value: unknown, seen: Set<object>, path: string): string {
       break;
   }
   if (value === null) return 'null';
-  const obj = value as object;
+  const obj = value;
   if (seen.has(obj)) throw new ArgumentError(path, 'A cyclic structure cannot be part of a cache key');
   seen.add(obj);
   try {

@@ -100,7 +100,7 @@ describe('Hermes', function () {
         [{ compressThreshold: -1 }, 'compressThreshold'],
       ];
       for (const [options, option] of bad) {
-        expect(() => new Hermes(undefined, options as never), option)
+        expect(() => new Hermes(undefined, options), option)
           .to.throw(OptionError)
           .with.property('option', option);
       }

@@ -12,7 +12,7 @@ registerBackendContract({
   name: 'MemoryBackend (serialize: true)',
   createBackend: () => new MemoryBackend({ serialize: true }),
   createPeer: (backend) => backend,
-  writeRaw: async (backend, key, bytes) => (backend as MemoryBackend).setRaw(key, bytes),
+  writeRaw: async (backend, key, bytes) => { (backend as MemoryBackend).setRaw(key, bytes); },
 });
 
 describe('MemoryBackend', function () {

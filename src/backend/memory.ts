@@ -112,7 +112,7 @@ export class MemoryBackend implements Backend {
     let hash: string;
     const { tagKeys } = request;
     if (tagKeys.length === 0) {
-      hash = tagHash(tagKeys as string[]);
+      hash = tagHash(tagKeys);
     } else {
       const versions: string[] = [];
       let same = true;
@@ -177,7 +177,7 @@ export class MemoryBackend implements Backend {
         if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
         resolve(woken);
       };
-      const timer = setTimeout(() => done(delay < timeoutMs), delay);
+      const timer = setTimeout(() => { done(delay < timeoutMs); }, delay);
       set.add(done);
     });
   }
@@ -216,7 +216,7 @@ export class MemoryBackend implements Backend {
     }
     const now = Date.now();
     for (const [key, lock] of this.#locks) if (key.startsWith(start) && lock.expiresAt > now) out[key] = lock.token;
-    return Promise.resolve(out);
+    return Promise.resolve(Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
   }
 
   /** Drops nothing (the store lives as long as the object); resolves pending waits as timed out. */

@@ -1,0 +1,30 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+/** The built package, imported by its name through the `exports` map, as users import it. */
+describe('the published package (dist/, built by `npm test`)', function () {
+  it('exports the API through the package name, with type declarations', async function () {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+    const main = pkg.exports['.'];
+    expect(main && existsSync(main.types) && existsSync(main.default)).to.equal(true);
+    const api = (await import('hermes-cache')) as Record<string, unknown>;
+    for (const name of ['Hermes', 'MemoryBackend', 'HermesError', 'OptionError', 'ArgumentError', 'BackendError']) {
+      expect(api[name], name).to.be.a('function');
+    }
+  });
+
+  it('caches from a plain JavaScript process, with no server', function () {
+    const code = `
+      import { Hermes } from 'hermes-cache';
+      const cache = new Hermes();
+      let calls = 0;
+      const f = cache.wrap(async function f(n) { calls++; return n * 2; }, { tags: ['t'] });
+      console.log(await f(2), await f(2), calls);
+      await cache.clean(['t']);
+      console.log(await f(2), calls);
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+    expect(out).to.equal('4 4 1\n4 2\n');
+  });
+});
