@@ -1,0 +1,654 @@
+/**
+ * The Memcached backend. Memcached has no server-side scripts, so the read is built from
+ * what it has — multi-get, `add`, `cas` — and arranged so that a hit is one request:
+ *
+ * - **Placement.** Every key of one entry (the entry, its lock, and this server's copy of each
+ *   of its tag versions and of the prefix's namespace version) lives on the server that the
+ *   entry key hashes to. A read is therefore one `get` to one server, whatever the number of
+ *   tags or servers; `clean(tags)` deletes the tag key on every server (one request each, in
+ *   parallel).
+ * - **Read** = `get entry namespace tag1 … tagN`, compared in the process: the entry's header
+ *   tag hash (bytes 4..20) against `tagHash([namespace, ...tagVersions])`, and its fresh-until
+ *   time against the local clock. Reads started in the same tick share one multi-get per server.
+ * - **Miss** = the read, then one more request: `add lock token` + `gets lock` (its CAS
+ *   unique), plus, on first use of a tag or namespace, `add` of a random version for each
+ *   missing one followed by a `get` of them (so that a process that lost the `add` race uses
+ *   the winner's version), all pipelined in that same request.
+ * - **Write** = `set entry` then `cas lock <expired> <unique>` (compare-and-delete), pipelined
+ *   in one request. If the lock was lost meanwhile (an invalidation removed it, or it
+ *   expired), the entry just written is deleted again (one more request) and the write
+ *   reports `false`.
+ * - **clear(prefix)** deletes the namespace version on every server: every entry of the prefix
+ *   stops matching at once (the namespace version is part of every tag hash), in one request
+ *   per server. Memcached cannot list keys, so that is the only way to reach entries written by
+ *   other processes; the keys this process knows of are deleted too.
+ *
+ * @module
+ */
+
+import { MemcacheClient } from 'memcache-client';
+import type { EntryCodec } from '../../codec.js';
+import { tagHash } from '../../codec.js';
+import { CorruptEntryError, OptionError } from '../../errors.js';
+import { uniqueToken } from '../../keys.js';
+import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
+import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
+import { memcachedKey } from './keys.js';
+import { HashRing } from './ring.js';
+import { exptime, MemcachedServer, type MultiGetResult } from './server.js';
+
+/** Options of the {@link MemcachedBackend}. */
+export interface MemcachedBackendOptions {
+  /**
+   * The memcached servers, as `'host:port'` strings (one string, or several). Keys are spread
+   * over several servers by consistent hashing of the entry key. Ignored when `client` is given.
+   * @default 'localhost:11211'
+   */
+  servers?: string | readonly string[] | undefined;
+  /**
+   * Existing `memcache-client` clients to use instead of connecting to `servers`: one client
+   * per server, each configured with exactly one server, in a stable order (the order decides
+   * which server holds which keys). `close()` leaves them open: their owner closes them.
+   * Create them with `noDelay: true`, or every request waits for Nagle's algorithm.
+   * @default undefined
+   */
+  client?: MemcacheClient | readonly MemcacheClient[] | undefined;
+  /**
+   * How long a request may take before it fails, in milliseconds; the core then falls back to
+   * the function. Applies to clients this backend creates.
+   * @default 1000
+   */
+  timeout?: number | undefined;
+  /**
+   * How long connecting to a server may take, in milliseconds. Applies to clients this
+   * backend creates.
+   * @default 1000
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * After a server fails (connection refused or dropped, timeout), requests to it fail at
+   * once for this many milliseconds, so that calls fall open without waiting; then the next
+   * request tries to reconnect. `0` retries on every request.
+   * @default 1000
+   */
+  retryInterval?: number | undefined;
+  /**
+   * The largest encoded entry stored, in bytes. Larger entries are not cached: the write
+   * rejects with a {@link MemcachedValueTooLargeError} (the core emits it as an `error` event
+   * and the caller gets its result). Keep it below the server's item size limit (`-I`, 1 MiB
+   * by default) minus the item header and key (about 300 bytes).
+   * @default 1048576 - 512
+   */
+  maxValueSize?: number | undefined;
+  /**
+   * Waiting for another process's lock polls the lock key, first after `pollMin`
+   * milliseconds, doubling up to `pollMax` (Memcached cannot push a wake-up). Waiters in the
+   * same process as the lock's holder are woken at once, without polling.
+   * @default 5
+   */
+  pollMin?: number | undefined;
+  /**
+   * The longest pause between two polls of a lock, in milliseconds; see `pollMin`.
+   * @default 50
+   */
+  pollMax?: number | undefined;
+  /**
+   * How many keys this process remembers having written or created, for {@link MemcachedBackend.dump}
+   * and {@link MemcachedBackend.clear} (memcached cannot list its keys). The oldest are
+   * forgotten first.
+   * @default 10000
+   */
+  trackedKeys?: number | undefined;
+}
+
+/** The suffix of the per-prefix namespace version key: `{prefix}:namespace`. */
+const NAMESPACE_SUFFIX = ':namespace';
+const HEADER_LENGTH = 33;
+const TAG_HASH_OFFSET = 4;
+const FRESH_UNTIL_OFFSET = 20;
+
+interface Waiter {
+  done(woken: boolean): void;
+}
+
+/** Per tag-key list (one array per wrapped function): the memcached keys and the last hash. */
+interface TagPlan {
+  readonly keys: readonly string[];
+  versions: readonly string[] | undefined;
+  hash: string;
+}
+
+/**
+ * A {@link Backend} on one or more memcached servers, through `memcache-client` (an optional
+ * peer dependency: `npm install memcache-client`).
+ *
+ * ```ts
+ * import { Hermes } from 'hermes-cache';
+ * import { MemcachedBackend } from 'hermes-cache/memcached';
+ * const cache = new Hermes(MemcachedBackend, { servers: ['10.0.0.1:11211', '10.0.0.2:11211'] });
+ * ```
+ *
+ * Construction and {@link attach} open nothing; the first request connects.
+ */
+export class MemcachedBackend implements Backend {
+  /** Entries are stored as encoded bytes. */
+  readonly storesBytes = true;
+  readonly #serverNames: readonly string[];
+  readonly #clients: readonly MemcacheClient[] | undefined;
+  readonly #timeout: number;
+  readonly #connectTimeout: number;
+  readonly #retryInterval: number;
+  readonly #maxValueSize: number;
+  readonly #pollMin: number;
+  readonly #pollMax: number;
+  readonly #trackLimit: number;
+  readonly #ring: HashRing;
+  #servers: MemcachedServer[] | undefined;
+  #closed = false;
+  /** Prefixes of the caches attached, with their codec (for dump) and namespace key. */
+  readonly #prefixes = new Map<string, { codec: EntryCodec; namespaceKey: string; entryStart: string; lockStart: string }>();
+  #lastPrefix: { prefix: string; namespaceKey: string; entryStart: string } | undefined;
+  readonly #tagPlans = new WeakMap<readonly string[], TagPlan>();
+  /** CAS unique of each lock this process holds, by token: release and write need no `gets`. */
+  readonly #lockCas = new Map<string, { casUnique: string | number; expiresAt: number }>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Keys this process wrote or created (original key → its memcached key), oldest first. */
+  readonly #tracked = new Map<string, string>();
+
+  /** @param options - servers or clients, timeouts and limits; see {@link MemcachedBackendOptions} */
+  constructor(options: MemcachedBackendOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+    const { client } = options;
+    if (client !== undefined) {
+      const clients = Array.isArray(client) ? (client as readonly MemcacheClient[]) : [client as MemcacheClient];
+      if (clients.length === 0 || clients.some((c) => c === null || typeof c !== 'object' || typeof c.get !== 'function')) {
+        throw new OptionError('client', 'client must be a memcache-client MemcacheClient or a non-empty array of them');
+      }
+      this.#clients = clients;
+      this.#serverNames = clients.map((c, i) => (typeof c.options.server === 'string' ? c.options.server : `client${i}`));
+    } else {
+      const servers = options.servers ?? 'localhost:11211';
+      const list = typeof servers === 'string' ? [servers] : [...servers];
+      if (list.length === 0 || list.some((s) => typeof s !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(s))) {
+        throw new OptionError('servers', `servers must be one or more 'host:port' strings, got ${JSON.stringify(servers)}`);
+      }
+      if (new Set(list).size !== list.length) throw new OptionError('servers', 'servers lists a server twice');
+      this.#clients = undefined;
+      this.#serverNames = list;
+    }
+    this.#timeout = positive(options.timeout ?? 1000, 'timeout');
+    this.#connectTimeout = positive(options.connectTimeout ?? 1000, 'connectTimeout');
+    this.#retryInterval = nonNegative(options.retryInterval ?? 1000, 'retryInterval');
+    this.#maxValueSize = positive(options.maxValueSize ?? 1_048_576 - 512, 'maxValueSize');
+    this.#pollMin = positive(options.pollMin ?? 5, 'pollMin');
+    this.#pollMax = positive(options.pollMax ?? 50, 'pollMax');
+    if (this.#pollMax < this.#pollMin) throw new OptionError('pollMax', 'pollMax must be at least pollMin');
+    this.#trackLimit = nonNegative(options.trackedKeys ?? 10_000, 'trackedKeys');
+    this.#ring = new HashRing(this.#serverNames);
+  }
+
+  /** The servers' names (`host:port`), in ring order. */
+  get serverNames(): readonly string[] {
+    return this.#serverNames;
+  }
+
+  /** Binds the backend to a cache's key space; several prefixes may share one backend. */
+  attach(context: BackendContext): void {
+    const { prefix } = context;
+    const known = {
+      codec: context.codec,
+      namespaceKey: memcachedKey(prefix + NAMESPACE_SUFFIX),
+      entryStart: `${prefix}:entry:`,
+      lockStart: `${prefix}:lock:`,
+    };
+    this.#prefixes.set(prefix, known);
+    this.#lastPrefix = { prefix, namespaceKey: known.namespaceKey, entryStart: known.entryStart };
+  }
+
+  /**
+   * Reads an entry in one multi-get (shared with the other reads of this tick); on a miss with
+   * a lock token, one more request takes the lock and creates missing tag versions.
+   */
+  async read(request: ReadRequest): Promise<ReadReply> {
+    const { entryKey, tagKeys } = request;
+    const server = this.#serverFor(entryKey);
+    const namespaceKey = this.#namespaceKeyOf(entryKey);
+    const plan = this.#tagPlan(tagKeys);
+    const entryMcKey = memcachedKey(entryKey);
+    const keys = [entryMcKey, namespaceKey, ...plan.keys];
+    const found = await server.getBatched(keys);
+
+    // Versions in hash order: the namespace, then the tags.
+    let missing: string[] | undefined;
+    let versions = plan.versions;
+    let same = versions !== undefined;
+    for (let i = 1; i < keys.length; i++) {
+      const value = found[keys[i] as string]?.value;
+      if (typeof value !== 'string' || value.length === 0) {
+        (missing ??= []).push(keys[i] as string);
+        same = false;
+      } else if (same && versions?.[i - 1] !== value) {
+        same = false;
+      }
+    }
+    let hash = '';
+    if (missing === undefined) {
+      if (same) {
+        hash = plan.hash;
+      } else {
+        versions = keys.slice(1).map((key) => found[key]?.value as string);
+        hash = tagHash(versions);
+        plan.versions = versions;
+        plan.hash = hash;
+        this.#trackAll(request.tagKeys, plan.keys);
+      }
+      const stored = found[entryMcKey]?.value;
+      if (stored !== undefined && isValidFor(stored, hash)) {
+        return { entry: stored as Buffer, tagHash: hash, locked: false };
+      }
+    }
+    if (missing === undefined && request.lockToken === undefined) return { entry: undefined, tagHash: hash, locked: false };
+    return this.#miss(server, request, keys, found, missing);
+  }
+
+  /** The second request of a miss: create missing versions, take the lock; pipelined. */
+  async #miss(
+    server: MemcachedServer,
+    request: ReadRequest,
+    keys: readonly string[],
+    found: MultiGetResult,
+    missing: string[] | undefined,
+  ): Promise<ReadReply> {
+    const { lockToken } = request;
+    const pending: Promise<unknown>[] = [];
+    let versionsRead: Promise<MultiGetResult> | undefined;
+    if (missing !== undefined) {
+      for (const key of missing) pending.push(server.add(key, uniqueToken(), 0));
+      // Read back after the adds, on the same connection: ours where we won, the winner's elsewhere.
+      versionsRead = server.get(missing);
+    }
+    let lockTaken: Promise<boolean> | undefined;
+    let lockRead: Promise<MultiGetResult> | undefined;
+    const lockMcKey = lockToken === undefined ? '' : memcachedKey(request.lockKey);
+    if (lockToken !== undefined) {
+      lockTaken = server.add(lockMcKey, lockToken, exptime(request.lockTtlMs));
+      lockRead = server.gets([lockMcKey]);
+    }
+    await Promise.all(pending);
+    const created = versionsRead === undefined ? undefined : await versionsRead;
+    let locked = false;
+    if (lockTaken !== undefined && lockRead !== undefined && lockToken !== undefined) {
+      locked = await lockTaken;
+      const lock = (await lockRead)[lockMcKey];
+      if (locked && lock?.value === lockToken && lock.casUniq !== undefined) {
+        this.#lockCas.set(lockToken, { casUnique: lock.casUniq, expiresAt: Date.now() + request.lockTtlMs });
+        if (this.#lockCas.size % 1024 === 0) this.#sweepLockCas();
+      }
+    }
+    const versions: string[] = [];
+    for (let i = 1; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const value = (created?.[key] ?? found[key])?.value;
+      if (typeof value !== 'string' || value.length === 0) {
+        // Deleted again between the add and the read (a clean raced us): hash a fresh version,
+        // which no entry carries, so whatever is computed now is written invalid.
+        versions.push(uniqueToken());
+      } else {
+        versions.push(value);
+      }
+    }
+    const hash = tagHash(versions);
+    if (missing !== undefined) {
+      const plan = this.#tagPlan(request.tagKeys);
+      plan.versions = versions;
+      plan.hash = hash;
+      this.#trackAll(request.tagKeys, plan.keys);
+    }
+    return { entry: undefined, tagHash: hash, locked };
+  }
+
+  /**
+   * Stores an entry. With a lock token: `set` and a compare-and-delete of the lock, pipelined
+   * in one request; if the lock was no longer ours, the entry is deleted again and the write
+   * resolves `false`.
+   */
+  async write(request: WriteRequest): Promise<boolean> {
+    const { entryKey, lockKey, lockToken } = request;
+    const bytes = asBuffer(request.entry);
+    if (bytes.length > this.#maxValueSize) throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#maxValueSize);
+    const server = this.#serverFor(entryKey);
+    const entryMcKey = memcachedKey(entryKey);
+    if (lockToken === undefined) {
+      await this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs);
+      this.#track(entryKey, entryMcKey);
+      return true;
+    }
+    const lockMcKey = memcachedKey(lockKey);
+    const known = this.#lockCas.get(lockToken);
+    let casUnique = known?.casUnique;
+    if (casUnique === undefined) {
+      // A lock taken by another backend instance: look up its CAS unique first.
+      const lock = (await server.gets([lockMcKey]))[lockMcKey];
+      if (lock?.value !== lockToken || lock.casUniq === undefined) return false;
+      casUnique = lock.casUniq;
+    }
+    const stored = this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs);
+    const released = server.casDelete(lockMcKey, casUnique);
+    const [, stillOurs] = await Promise.all([stored, released.catch(() => false)]);
+    this.#lockCas.delete(lockToken);
+    this.#wake(lockKey);
+    if (!stillOurs) {
+      // The lock was removed (invalidate) or lost while computing: the result may predate an
+      // invalidation, so it must not stay.
+      await server.delete(entryMcKey);
+      return false;
+    }
+    this.#track(entryKey, entryMcKey);
+    return true;
+  }
+
+  async #set(server: MemcachedServer, entryKey: string, mcKey: string, bytes: Buffer, ttlMs: number): Promise<void> {
+    try {
+      await server.set(mcKey, bytes, exptime(ttlMs));
+    } catch (error) {
+      if (/too large/i.test(error instanceof Error ? error.message : String(error))) {
+        throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#maxValueSize, error);
+      }
+      throw error;
+    }
+  }
+
+  /** Releases a lock held with `token` (compare-and-delete on its CAS unique), waking waiters. */
+  async release(lockKey: string, token: string): Promise<void> {
+    const server = this.#serverFor(this.#entryKeyOfLock(lockKey));
+    const lockMcKey = memcachedKey(lockKey);
+    let casUnique = this.#lockCas.get(token)?.casUnique;
+    if (casUnique === undefined) {
+      const lock = (await server.gets([lockMcKey]))[lockMcKey];
+      if (lock?.value !== token || lock.casUniq === undefined) return;
+      casUnique = lock.casUniq;
+    }
+    await server.casDelete(lockMcKey, casUnique);
+    this.#lockCas.delete(token);
+    this.#wake(lockKey);
+  }
+
+  /**
+   * Waits until the lock is gone: waiters in this process are woken by the release itself;
+   * otherwise the lock key is polled (one key in the tick's multi-get) after `pollMin` ms,
+   * doubling up to `pollMax`. Resolves `false` after `timeoutMs` or on {@link close}.
+   */
+  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    const server = this.#serverFor(this.#entryKeyOfLock(lockKey));
+    const lockMcKey = memcachedKey(lockKey);
+    return new Promise<boolean>((resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      let delay = this.#pollMin;
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      let waiters = this.#waiters.get(lockKey);
+      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
+      const set = waiters;
+      const finish = (woken: boolean, error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        set.delete(waiter);
+        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
+        if (error === undefined) resolve(woken);
+        else reject(error);
+      };
+      const waiter: Waiter = { done: finish };
+      set.add(waiter);
+      const poll = (): void => {
+        server.getBatched([lockMcKey]).then(
+          (found) => {
+            if (settled) return;
+            if (found[lockMcKey] === undefined) {
+              finish(true);
+              return;
+            }
+            const remaining = deadline - Date.now();
+            if (remaining <= 0) {
+              finish(false);
+              return;
+            }
+            timer = setTimeout(poll, Math.min(delay, remaining));
+            delay = Math.min(delay * 2, this.#pollMax);
+          },
+          (error: unknown) => {
+            finish(false, error);
+          },
+        );
+      };
+      timer = setTimeout(poll, Math.min(delay, Math.max(0, timeoutMs)));
+      delay = Math.min(delay * 2, this.#pollMax);
+    });
+  }
+
+  /** Deletes an entry and its lock: two deletes pipelined in one request; wakes waiters. */
+  async invalidate(entryKey: string, lockKey: string): Promise<void> {
+    const server = this.#serverFor(entryKey);
+    await Promise.all([server.delete(memcachedKey(entryKey)), server.delete(memcachedKey(lockKey))]);
+    this.#wake(lockKey);
+  }
+
+  /** Deletes the tag keys on every server: one pipelined request per server, in parallel. */
+  async cleanTags(tagKeys: readonly string[]): Promise<void> {
+    const mcKeys = tagKeys.map(memcachedKey);
+    await this.#onEveryServer((server) => Promise.all(mcKeys.map((key) => server.delete(key))));
+  }
+
+  /**
+   * Invalidates every entry under `${prefix}:` by deleting the prefix's namespace version on
+   * every server (every tag hash includes it), and deletes the keys this process knows of
+   * under the prefix. One pipelined request per server. Other prefixes are untouched.
+   */
+  async clear(prefix: string): Promise<void> {
+    const start = `${prefix}:`;
+    const mcKeys = [memcachedKey(prefix + NAMESPACE_SUFFIX)];
+    const forget: string[] = [];
+    for (const [key, mcKey] of this.#tracked) {
+      if (key.startsWith(start)) {
+        mcKeys.push(mcKey);
+        forget.push(key);
+      }
+    }
+    await this.#onEveryServer((server) => Promise.all(mcKeys.map((key) => server.delete(key))));
+    for (const key of forget) this.#tracked.delete(key);
+  }
+
+  /**
+   * The keys under `${prefix}:` that this process knows of (entries it wrote, tags whose
+   * versions it read or created, their locks) and that are still on a server, with entries
+   * decoded. Memcached cannot list keys: entries written only by other processes are not
+   * shown, nor is the internal `{prefix}:namespace` version.
+   */
+  async dump(prefix?: string): Promise<Record<string, unknown>> {
+    const chosen = prefix ?? this.#lastPrefix?.prefix;
+    if (chosen === undefined) throw new Error('MemcachedBackend is not attached to a cache yet');
+    const codec = (this.#prefixes.get(chosen) ?? [...this.#prefixes.values()].at(-1))?.codec;
+    const start = `${chosen}:`;
+    const wanted = new Map<string, string>();
+    for (const [key, mcKey] of this.#tracked) {
+      if (!key.startsWith(start)) continue;
+      wanted.set(key, mcKey);
+      const entryStart = `${chosen}:entry:`;
+      if (key.startsWith(entryStart)) {
+        const lockKey = `${chosen}:lock:${key.slice(entryStart.length)}`;
+        wanted.set(lockKey, memcachedKey(lockKey));
+      }
+    }
+    const out: Record<string, unknown> = {};
+    if (wanted.size === 0) return out;
+    const servers = this.#connect();
+    const results = await Promise.all(servers.map((server) => server.get([...wanted.values()])));
+    for (const [key, mcKey] of wanted) {
+      const kind = key.startsWith(`${chosen}:entry:`) ? 'entry' : key.startsWith(`${chosen}:lock:`) ? 'lock' : 'tag';
+      // Entries and locks live on their entry's server; tags have a copy on each server.
+      const ownServer = kind === 'tag' ? undefined : this.#ring.serverOf(kind === 'lock' ? this.#entryKeyOfLock(key) : key);
+      const found = (ownServer === undefined ? results.find((r) => r[mcKey] !== undefined) : results[ownServer])?.[mcKey];
+      if (found === undefined) continue;
+      if (kind === 'entry') {
+        out[key] = decodeForDump(codec, key, found.value);
+      } else {
+        if (found.value === '') continue; // an expired compare-and-deleted lock
+        out[key] = found.value;
+      }
+    }
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /** Closes the connections this backend opened (not a given `client`); pending waits resolve `false`. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiters of [...this.#waiters.values()]) for (const waiter of [...waiters]) waiter.done(false);
+    this.#waiters.clear();
+    for (const server of this.#servers ?? []) server.close();
+    this.#servers = undefined;
+  }
+
+  /** Writes raw bytes under a key, bypassing the cache, as a test or a foreign writer would. */
+  async setRaw(key: string, bytes: Buffer, ttlMs = 60_000): Promise<void> {
+    const server = this.#serverFor(key);
+    await server.set(memcachedKey(key), bytes, exptime(ttlMs));
+  }
+
+  #connect(): MemcachedServer[] {
+    if (this.#closed) throw new MemcachedServerDownError(this.#serverNames.join(','), 'the backend is closed');
+    if (this.#servers === undefined) {
+      const given = this.#clients;
+      this.#servers = this.#serverNames.map((name, i) => {
+        const client =
+          given?.[i] ??
+          new MemcacheClient({
+            server: { server: name, maxConnections: 1 },
+            cmdTimeout: this.#timeout,
+            connectTimeout: this.#connectTimeout,
+            noDelay: true,
+            keepAlive: 60_000,
+            logger: silentLogger,
+          });
+        return new MemcachedServer(name, client, given === undefined, this.#retryInterval);
+      });
+    }
+    return this.#servers;
+  }
+
+  #serverFor(entryKey: string): MemcachedServer {
+    const servers = this.#servers ?? this.#connect();
+    return servers.length === 1 ? (servers[0] as MemcachedServer) : (servers[this.#ring.serverOf(entryKey)] as MemcachedServer);
+  }
+
+  async #onEveryServer(action: (server: MemcachedServer) => Promise<unknown>): Promise<void> {
+    const results = await Promise.allSettled(this.#connect().map(action));
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
+  }
+
+  /** The memcached key of the namespace version of the prefix `entryKey` belongs to. */
+  #namespaceKeyOf(entryKey: string): string {
+    const last = this.#lastPrefix;
+    if (last !== undefined && entryKey.startsWith(last.entryStart)) return last.namespaceKey;
+    for (const known of this.#prefixes.values()) if (entryKey.startsWith(known.entryStart)) return known.namespaceKey;
+    // Not an attached cache's key: take the prefix from the key's `:entry:` part.
+    const at = entryKey.indexOf(':entry:');
+    return memcachedKey((at < 0 ? entryKey : entryKey.slice(0, at)) + NAMESPACE_SUFFIX);
+  }
+
+  /** The entry key a lock key belongs to, which decides the server both live on. */
+  #entryKeyOfLock(lockKey: string): string {
+    if (this.#serverNames.length === 1) return lockKey;
+    for (const known of this.#prefixes.values()) {
+      if (lockKey.startsWith(known.lockStart)) return known.entryStart + lockKey.slice(known.lockStart.length);
+    }
+    const at = lockKey.indexOf(':lock:');
+    return at < 0 ? lockKey : `${lockKey.slice(0, at)}:entry:${lockKey.slice(at + 6)}`;
+  }
+
+  #tagPlan(tagKeys: readonly string[]): TagPlan {
+    let plan = this.#tagPlans.get(tagKeys);
+    if (plan === undefined) {
+      plan = { keys: tagKeys.map(memcachedKey), versions: undefined, hash: '' };
+      this.#tagPlans.set(tagKeys, plan);
+    }
+    return plan;
+  }
+
+  #wake(lockKey: string): void {
+    const waiters = this.#waiters.get(lockKey);
+    if (waiters) for (const waiter of [...waiters]) waiter.done(true);
+  }
+
+  #track(key: string, mcKey: string): void {
+    if (this.#trackLimit === 0) return;
+    const tracked = this.#tracked;
+    if (tracked.has(key)) tracked.delete(key);
+    tracked.set(key, mcKey);
+    if (tracked.size > this.#trackLimit) {
+      const oldest = tracked.keys().next();
+      if (oldest.done !== true) tracked.delete(oldest.value);
+    }
+  }
+
+  #trackAll(keys: readonly string[], mcKeys: readonly string[]): void {
+    for (let i = 0; i < keys.length; i++) this.#track(keys[i] as string, mcKeys[i] as string);
+  }
+
+  #sweepLockCas(): void {
+    const now = Date.now();
+    for (const [token, lock] of this.#lockCas) if (lock.expiresAt <= now) this.#lockCas.delete(token);
+  }
+}
+
+const silentLogger = { info: noop, warn: noop, error: noop, debug: noop };
+function noop(): void {
+  // memcache-client logs connection trouble; the backend reports it through rejections.
+}
+
+/**
+ * Whether stored bytes are an entry written under `hash` that is still fresh: the header's
+ * tag hash (bytes 4..20) equals `hash` and its fresh-until time (bytes 20..33, milliseconds)
+ * is in the future on this process's clock. Anything else, foreign bytes included, is a miss.
+ */
+function isValidFor(stored: unknown, hash: string): boolean {
+  if (!Buffer.isBuffer(stored) || stored.length < HEADER_LENGTH) return false;
+  for (let i = 0; i < 16; i++) if (stored[TAG_HASH_OFFSET + i] !== hash.charCodeAt(i)) return false;
+  let freshUntil = 0;
+  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
+    const digit = (stored[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return false;
+    freshUntil = freshUntil * 10 + digit;
+  }
+  return freshUntil > Date.now();
+}
+
+function asBuffer(entry: StoredEntry): Buffer {
+  if (Buffer.isBuffer(entry)) return entry;
+  if (entry instanceof Uint8Array) return Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
+  throw new TypeError('MemcachedBackend stores encoded bytes (storesBytes is true), got a record');
+}
+
+function decodeForDump(codec: EntryCodec | undefined, key: string, value: unknown): unknown {
+  if (codec === undefined) return value;
+  try {
+    return codec.decode(Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'latin1')).value;
+  } catch (error) {
+    return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
+  }
+}
+
+function positive(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new OptionError(option, `${option} must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function nonNegative(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new OptionError(option, `${option} must be a number >= 0, got ${String(value)}`);
+  }
+  return value;
+}
