@@ -40,7 +40,7 @@ export function startCountingProxy(targetPort: number): Promise<CountingProxy> {
     sockets.add(upstream);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     let skip = 0;
     client.on('data', (chunk: Buffer) => {
       upstream.write(chunk);
