@@ -114,6 +114,9 @@ interface Waiter {
 /** Per tag-key list (one array per wrapped function): the memcached keys and the last hash. */
 interface TagPlan {
   readonly keys: readonly string[];
+  /** The keys a read fetches after the entry: the namespace version, then the tags. */
+  versionKeys: readonly string[];
+  namespaceKey: string;
   versions: readonly string[] | undefined;
   hash: string;
 }
@@ -214,20 +217,25 @@ export class MemcachedBackend implements Backend {
     const server = this.#serverFor(entryKey);
     const namespaceKey = this.#namespaceKeyOf(entryKey);
     const plan = this.#tagPlan(tagKeys);
+    if (plan.namespaceKey !== namespaceKey) {
+      plan.namespaceKey = namespaceKey;
+      plan.versionKeys = [namespaceKey, ...plan.keys];
+      plan.versions = undefined;
+    }
+    const versionKeys = plan.versionKeys;
     const entryMcKey = memcachedKey(entryKey);
-    const keys = [entryMcKey, namespaceKey, ...plan.keys];
-    const found = await server.getBatched(keys);
+    const found = await server.getBatched(entryMcKey, versionKeys);
 
     // Versions in hash order: the namespace, then the tags.
     let missing: string[] | undefined;
     let versions = plan.versions;
     let same = versions !== undefined;
-    for (let i = 1; i < keys.length; i++) {
-      const value = found[keys[i] as string]?.value;
+    for (let i = 0; i < versionKeys.length; i++) {
+      const value = found[versionKeys[i] as string]?.value;
       if (typeof value !== 'string' || value.length === 0) {
-        (missing ??= []).push(keys[i] as string);
+        (missing ??= []).push(versionKeys[i] as string);
         same = false;
-      } else if (same && versions?.[i - 1] !== value) {
+      } else if (same && versions?.[i] !== value) {
         same = false;
       }
     }
@@ -236,7 +244,7 @@ export class MemcachedBackend implements Backend {
       if (same) {
         hash = plan.hash;
       } else {
-        versions = keys.slice(1).map((key) => found[key]?.value as string);
+        versions = versionKeys.map((key) => found[key]?.value as string);
         hash = tagHash(versions);
         plan.versions = versions;
         plan.hash = hash;
@@ -248,14 +256,14 @@ export class MemcachedBackend implements Backend {
       }
     }
     if (missing === undefined && request.lockToken === undefined) return { entry: undefined, tagHash: hash, locked: false };
-    return this.#miss(server, request, keys, found, missing);
+    return this.#miss(server, request, versionKeys, found, missing);
   }
 
   /** The second request of a miss: create missing versions, take the lock; pipelined. */
   async #miss(
     server: MemcachedServer,
     request: ReadRequest,
-    keys: readonly string[],
+    versionKeys: readonly string[],
     found: MultiGetResult,
     missing: string[] | undefined,
   ): Promise<ReadReply> {
@@ -286,8 +294,7 @@ export class MemcachedBackend implements Backend {
       }
     }
     const versions: string[] = [];
-    for (let i = 1; i < keys.length; i++) {
-      const key = keys[i] as string;
+    for (const key of versionKeys) {
       const value = (created?.[key] ?? found[key])?.value;
       if (typeof value !== 'string' || value.length === 0) {
         // Deleted again between the add and the read (a clean raced us): hash a fresh version,
@@ -402,7 +409,7 @@ export class MemcachedBackend implements Backend {
       const waiter: Waiter = { done: finish };
       set.add(waiter);
       const poll = (): void => {
-        server.getBatched([lockMcKey]).then(
+        server.getBatched(lockMcKey).then(
           (found) => {
             if (settled) return;
             if (found[lockMcKey] === undefined) {
@@ -570,7 +577,8 @@ export class MemcachedBackend implements Backend {
   #tagPlan(tagKeys: readonly string[]): TagPlan {
     let plan = this.#tagPlans.get(tagKeys);
     if (plan === undefined) {
-      plan = { keys: tagKeys.map(memcachedKey), versions: undefined, hash: '' };
+      const keys = tagKeys.map(memcachedKey);
+      plan = { keys, versionKeys: keys, namespaceKey: '', versions: undefined, hash: '' };
       this.#tagPlans.set(tagKeys, plan);
     }
     return plan;

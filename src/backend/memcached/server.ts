@@ -15,7 +15,9 @@ export type MultiGetResult = Readonly<Record<string, { readonly value: unknown; 
 const MAX_KEYS_PER_GET = 256;
 
 interface PendingBatch {
-  readonly keys: Set<string>;
+  /** Keys in request order, possibly repeated; deduplicated at flush when several reads joined. */
+  readonly keys: string[];
+  reads: number;
   readonly promise: Promise<MultiGetResult>;
   readonly resolve: (result: MultiGetResult) => void;
   readonly reject: (error: unknown) => void;
@@ -55,10 +57,10 @@ export class MemcachedServer {
   }
 
   /**
-   * Fetches keys in the multi-get of the current tick: every call made before the event loop
+   * Fetches `first` and `rest` in the multi-get of the current tick: every call made before the event loop
    * turns shares one `get k1 k2 …` request (one per 256 distinct keys).
    */
-  getBatched(keys: readonly string[]): Promise<MultiGetResult> {
+  getBatched(first: string, rest: readonly string[] = []): Promise<MultiGetResult> {
     let batch = this.#batch;
     if (batch === undefined) {
       let resolve!: (result: MultiGetResult) => void;
@@ -67,11 +69,14 @@ export class MemcachedServer {
         resolve = res;
         reject = rej;
       });
-      batch = { keys: new Set(), promise, resolve, reject };
+      batch = { keys: [], reads: 0, promise, resolve, reject };
       this.#batch = batch;
       process.nextTick(this.#flush);
     }
-    for (const key of keys) batch.keys.add(key);
+    batch.reads++;
+    const keys = batch.keys;
+    keys.push(first);
+    for (let i = 0; i < rest.length; i++) keys.push(rest[i] as string);
     return batch.promise;
   }
 
@@ -79,7 +84,7 @@ export class MemcachedServer {
     const batch = this.#batch;
     if (batch === undefined) return;
     this.#batch = undefined;
-    const keys = [...batch.keys];
+    const keys = batch.reads === 1 ? batch.keys : [...new Set(batch.keys)];
     if (keys.length <= MAX_KEYS_PER_GET) {
       this.get(keys).then(batch.resolve, batch.reject);
       return;
