@@ -50,7 +50,9 @@ export interface ReadReply {
   /**
    * The hash of the tags' current versions (missing versions were created by this read). A
    * value computed after this read is written with this hash, so that an invalidation that
-   * happens meanwhile makes the written entry invalid at birth.
+   * happens meanwhile makes the written entry invalid at birth. The core treats it as opaque
+   * (16 characters, the header's field): a backend may fold further versions into it, as the
+   * Memcached backend does with its per-prefix namespace version.
    */
   readonly tagHash: string;
   /** Whether this read took the entry's lock with the request's token (only ever on a miss). */

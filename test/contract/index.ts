@@ -5,7 +5,7 @@
  */
 
 import { expect } from 'chai';
-import { type Backend, CorruptEntryError, Hermes, type HermesError, UNTAGGED_HASH } from '../../src/index.js';
+import { type Backend, CorruptEntryError, Hermes, type HermesError } from '../../src/index.js';
 
 /** How the contract suite builds and pokes at a backend. */
 export interface BackendContractOptions {
@@ -298,8 +298,16 @@ export function registerBackendContract(options: BackendContractOptions): void {
           return { n };
         });
         const key = item.key(1);
-        // A valid header (format 1, JSON, untagged hash) over a payload that is not JSON.
-        const header = `h1j0${UNTAGGED_HASH}${String(Date.now() + 60_000).padStart(13, '0')}`;
+        // The tag hash this backend expects for an untagged entry, as its read reports it.
+        const { tagHash: hash } = await backend.read({
+          entryKey: key,
+          tagKeys: [],
+          lockKey: key.replace(':entry:', ':lock:'),
+          lockToken: undefined,
+          lockTtlMs: 1000,
+        });
+        // A valid header (format 1, JSON, that hash) over a payload that is not JSON.
+        const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
         await writeRaw(backend, key, Buffer.from(`${header}{"n": 1, broken`, 'latin1'));
         expect(await item(1)).to.deep.equal({ n: 1 });
         expect(calls).to.equal(1);
