@@ -1,0 +1,510 @@
+/**
+ * The Redis backend: every operation is one Lua script from the package's `lua/` folder,
+ * called with EVALSHA, so that each costs one request:
+ *
+ * - **read** (`read.lua`): tag versions (the missing ones created), tag hash, entry, and on a
+ *   miss the entry's lock (`SET NX PX`), atomically. A hit, tagged or not, is one request.
+ * - **write** (`write-2.lua`): store the entry with its TTL and release the lock
+ *   (compare-and-delete on the token), publishing the release. A miss is therefore two
+ *   requests: the read and the write.
+ * - **release** (`release-1.lua`), **invalidate** (`invalidate-2.lua`), **cleanTags**
+ *   (`cleanTags.lua`): one request each.
+ *
+ * Scripts are sent with EVALSHA only; the first call of a script on a server that does not
+ * know it (a fresh server, a restart, a failover, SCRIPT FLUSH) gets NOSCRIPT, and the backend
+ * then sends SCRIPT LOAD and the EVALSHA again, written together, transparently.
+ *
+ * Lock waiters are woken by pub/sub: the scripts that delete a lock PUBLISH the lock key on the
+ * channel `{prefix}:unlock` (a channel is not a key; an ACL `&{prefix}:*` covers it). One
+ * subscriber connection per backend (a `duplicate()` of the client), opened on the first wait,
+ * dispatches the messages to the waiters of this process.
+ *
+ * Every key a script touches is in its KEYS, so the backend runs under an ACL user confined
+ * to `~{prefix}:*` and `&{prefix}:*`. The commands it needs: `evalsha`, `script|load`, `scan`,
+ * `unlink`, `get`, `exists`, `publish`, `subscribe`, and inside the scripts `get`, `set`,
+ * `del`, `unlink`, `pttl`, `publish`.
+ *
+ * Standalone servers and Sentinel (through ioredis' own options) are supported; Cluster is
+ * not yet.
+ *
+ * @module
+ */
+
+import { Redis, type RedisOptions } from 'ioredis';
+import type { EntryCodec } from '../../codec.js';
+import { CorruptEntryError, OptionError } from '../../errors.js';
+import { uniqueToken } from '../../keys.js';
+import type { Backend, BackendContext, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
+import { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
+import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
+
+/**
+ * Options of the {@link RedisBackend}: ioredis' own connection options (`host`, `port`, `db`,
+ * `username`, `password`, `tls`, `sentinels`, `name`, `connectionName`, …), or a `url`, or an
+ * existing `client`; plus the few below. The backend always connects lazily (`lazyConnect`):
+ * constructing it opens nothing.
+ */
+export interface RedisBackendOptions extends RedisOptions {
+  /**
+   * A `redis://` or `rediss://` URL, e.g. `redis://user:pass@host:6379/1`. Options given
+   * beside it (`tls`, `db`, …) take precedence over what the URL says. Ignored with `client`.
+   * @default undefined
+   */
+  url?: string | undefined;
+  /**
+   * An existing ioredis client to use instead of opening one. Its own options apply
+   * (including its timeouts and offline queue: give it `commandTimeout` and
+   * `maxRetriesPerRequest` for bounded fail-open), and `close()` does not quit it: its owner
+   * does. The backend still opens one subscriber connection of its own (`client.duplicate()`),
+   * on the first lock wait, and closes that. Must not use ioredis' `keyPrefix`.
+   * @default undefined
+   */
+  client?: Redis | undefined;
+  /**
+   * The longest a request may take, in milliseconds, before it fails and the core falls back
+   * to the function. While the connection is down and being re-established, requests fail at
+   * once instead (a {@link RedisUnavailableError}); requests sent while (re)connecting wait at
+   * most this long. Applies to clients this backend opens.
+   * @default 1000
+   */
+  commandTimeout?: number | undefined;
+  /**
+   * How long to wait before reconnecting after the connection was lost, by attempt number
+   * (ioredis' option). The backend reconnects forever: calls fail fast meanwhile and succeed
+   * again once the server answers.
+   * @default 50 ms × attempt, at most 1000 ms
+   */
+  retryStrategy?: ((times: number) => number | void | null) | null | undefined;
+  /**
+   * How long establishing a connection may take, in milliseconds (ioredis' option).
+   * @default 2000
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * ioredis' own reconnection retries per command; the backend sets `0` so that commands
+   * caught by a connection loss fail at once rather than being resent later.
+   * @default 0
+   */
+  maxRetriesPerRequest?: number | null | undefined;
+}
+
+type Waiter = (woken: boolean) => void;
+
+interface Subscription {
+  readonly ready: Promise<void>;
+  subscribed: boolean;
+}
+
+/** Read misses that did not take the lock, remembered until the caller waits for the lock. */
+interface PendingWait {
+  /** When the read was sent (`Date.now()`): releases seen since then count as a wake-up. */
+  readonly sentAt: number;
+  /** The lock's remaining life reported by the read, in ms (-2: gone, -1: no expiry). */
+  readonly lockTtl: number;
+}
+
+/** How long release messages are remembered for the missed-wake-up check, in ms (×2 at most). */
+const RELEASE_MEMORY_MS = 10_000;
+const MAX_PENDING_WAITS = 10_000;
+
+/**
+ * The Redis backend, `hermes-cache/redis`: `new Hermes(RedisBackend, { host, port, db })`.
+ * Needs the optional peer dependency `ioredis`.
+ */
+export class RedisBackend implements Backend {
+  /** Always `true`: Redis stores the encoded entries. */
+  readonly storesBytes = true;
+  /** The ioredis client the backend sends its commands with (the given `client`, or its own). */
+  readonly client: Redis;
+  readonly #ownsClient: boolean;
+  readonly #scripts: RedisScripts;
+  readonly #contexts = new Map<string, BackendContext>();
+  #context: BackendContext | undefined;
+  #lastError: unknown;
+  #closed = false;
+
+  #subscriber: Redis | undefined;
+  #subscriberReadies = 0;
+  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #pendingWaits = new Map<string, PendingWait>();
+  #released = new Map<string, number>();
+  #releasedBefore = new Map<string, number>();
+  #releasedRotatedAt = Date.now();
+  // The channel of the last lock key's prefix, memoised for the hot path.
+  #lockStart = '';
+  #channel = '';
+
+  /** @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions} */
+  constructor(options: RedisBackendOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+    const { client, url, ...rest } = options;
+    if (rest.keyPrefix !== undefined && rest.keyPrefix !== '') {
+      throw new OptionError(
+        'keyPrefix',
+        "RedisBackend does not support ioredis' keyPrefix (it would not apply to the pub/sub channel and SCAN); use the cache's prefix option",
+      );
+    }
+    const commandTimeout = rest.commandTimeout ?? 1000;
+    if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
+      throw new OptionError('commandTimeout', `commandTimeout must be a positive number of milliseconds, got ${String(commandTimeout)}`);
+    }
+    if (client !== undefined) {
+      if (!(client instanceof Redis)) {
+        throw new OptionError('client', 'client must be an ioredis Redis instance (Cluster is not supported yet)');
+      }
+      const prefix = client.options.keyPrefix;
+      if (prefix !== undefined && prefix !== '') {
+        throw new OptionError('client', "The given client uses ioredis' keyPrefix, which RedisBackend does not support; use the cache's prefix option");
+      }
+      this.client = client;
+      this.#ownsClient = false;
+    } else {
+      if (url !== undefined && typeof url !== 'string') throw new OptionError('url', 'url must be a redis:// or rediss:// URL string');
+      const clientOptions: RedisOptions = {
+        connectTimeout: 2000,
+        retryStrategy: (times: number) => Math.min(50 * times, 1000),
+        ...rest,
+        commandTimeout,
+        maxRetriesPerRequest: rest.maxRetriesPerRequest === undefined ? 0 : rest.maxRetriesPerRequest,
+        // Needed for the lazy first connection; bounded by commandTimeout, and the backend
+        // refuses calls itself while a lost connection is being re-established.
+        enableOfflineQueue: true,
+        lazyConnect: true,
+      };
+      this.client = url === undefined ? new Redis(clientOptions) : new Redis(url, clientOptions);
+      this.#ownsClient = true;
+    }
+    this.client.on('error', this.#onClientError);
+    this.#scripts = redisScripts();
+  }
+
+  /** Binds the backend to a cache's key space; opens nothing. Several prefixes may share a backend. */
+  attach(context: BackendContext): void {
+    this.#context = context;
+    this.#contexts.set(context.prefix, context);
+  }
+
+  /** One EVALSHA of `read.lua`: tags, tag hash, entry and (on a miss) the lock, atomically. */
+  async read(request: ReadRequest): Promise<ReadReply> {
+    const { entryKey, lockKey, tagKeys, lockToken } = request;
+    const script = this.#scripts.read;
+    const args: (string | number)[] = [script.sha, 2 + tagKeys.length, entryKey, lockKey];
+    for (let i = 0; i < tagKeys.length; i++) args.push(tagKeys[i] as string);
+    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken());
+    const sentAt = Date.now();
+    const reply = await this.#evalsha(script, args);
+    if (Buffer.isBuffer(reply)) {
+      // A hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
+      return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false };
+    }
+    if (!Array.isArray(reply) || reply.length !== 3 || !Buffer.isBuffer(reply[0])) {
+      throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+    }
+    const locked = reply[1] === 1;
+    if (!locked && lockToken !== undefined) {
+      if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
+      this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
+    }
+    return { entry: undefined, tagHash: reply[0].toString('latin1'), locked };
+  }
+
+  /** One EVALSHA of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
+  async write(request: WriteRequest): Promise<boolean> {
+    const { entry, lockKey } = request;
+    if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: write() takes an encoded entry');
+    const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
+    const script = this.#scripts.write;
+    const reply = await this.#evalsha(script, [
+      script.sha,
+      2,
+      request.entryKey,
+      lockKey,
+      bytes,
+      Math.max(1, Math.ceil(request.ttlMs)),
+      request.lockToken ?? '',
+      this.#channelOf(lockKey),
+    ]);
+    return reply === 1;
+  }
+
+  /** One EVALSHA of `release-1.lua`: compare-and-delete of the lock, publishing the release. */
+  async release(lockKey: string, token: string): Promise<void> {
+    const script = this.#scripts.release;
+    await this.#evalsha(script, [script.sha, 1, lockKey, token, this.#channelOf(lockKey)]);
+  }
+
+  /**
+   * Waits for a release of the lock published on `{prefix}:unlock`, or `timeoutMs`, or the
+   * lock's expiry (as reported by the read that found it taken), whichever comes first.
+   * Sends nothing once this process is subscribed; the first wait on a prefix subscribes
+   * (one request on the subscriber connection) and then checks that the lock still exists,
+   * since a release published before the subscription is not delivered. A release seen after
+   * the read was sent, or a reconnection of the subscriber, count as a wake-up.
+   */
+  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    const pending = this.#pendingWaits.get(lockKey);
+    this.#pendingWaits.delete(lockKey);
+    const since = pending?.sentAt ?? Date.now();
+    if (this.#releasedSince(lockKey, since)) return Promise.resolve(true);
+    let delay = Math.max(0, timeoutMs);
+    let expires = false; // the wait ends with the lock's own expiry: that frees it too
+    if (pending !== undefined) {
+      if (pending.lockTtl === -2) return Promise.resolve(true); // gone already
+      if (pending.lockTtl >= 0 && pending.lockTtl <= delay) {
+        delay = pending.lockTtl;
+        expires = true;
+      }
+    }
+    const channel = this.#channelOf(lockKey);
+    return new Promise<boolean>((resolve, reject) => {
+      let waiters = this.#waiters.get(lockKey);
+      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
+      const set = waiters;
+      let settled = false;
+      const finish = (woken: boolean, error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
+        if (error === undefined) resolve(woken);
+        else reject(error);
+      };
+      const done: Waiter = (woken) => {
+        finish(woken);
+      };
+      const timer = setTimeout(() => {
+        finish(expires);
+      }, delay);
+      set.add(done);
+      const subscription = this.#subscribe(channel);
+      if (subscription.subscribed) return;
+      // Not subscribed when the lock was seen: a release may have been published unseen.
+      subscription.ready.then(
+        () => this.#usableClient().exists(lockKey),
+        (error: unknown) => {
+          finish(false, error);
+          return 1;
+        },
+      ).then(
+        (exists) => {
+          if (exists === 0) finish(true);
+        },
+        (error: unknown) => {
+          finish(false, error);
+        },
+      );
+    });
+  }
+
+  /** One EVALSHA of `invalidate-2.lua`: deletes the entry and its lock, publishing the release. */
+  async invalidate(entryKey: string, lockKey: string): Promise<void> {
+    const script = this.#scripts.invalidate;
+    await this.#evalsha(script, [script.sha, 2, entryKey, lockKey, this.#channelOf(lockKey)]);
+  }
+
+  /** One EVALSHA of `cleanTags.lua`: deletes the tag versions; nothing is sent for no tags. */
+  async cleanTags(tagKeys: readonly string[]): Promise<void> {
+    if (tagKeys.length === 0) return;
+    const script = this.#scripts.cleanTags;
+    await this.#evalsha(script, [script.sha, tagKeys.length, ...tagKeys]);
+  }
+
+  /**
+   * Removes every key under `${prefix}:` with SCAN (MATCH, batches of 1000) and UNLINK, never
+   * FLUSHDB: other keys of the database stay. Locks removed this way are published as
+   * released. Costs one SCAN per batch plus one UNLINK per non-empty batch.
+   */
+  async clear(prefix: string): Promise<void> {
+    const client = this.#usableClient();
+    const channel = `${prefix}:unlock`;
+    const lockStart = `${prefix}:lock:`;
+    await this.#scan(prefix, async (keys) => {
+      const sends: Promise<unknown>[] = [client.unlink(...keys)];
+      for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
+      await Promise.all(sends);
+    });
+  }
+
+  /**
+   * Every key under `${prefix}:` (default: the attached cache's prefix) with its value:
+   * entries decoded with the codec of the cache attached under that prefix (a
+   * {@link CorruptEntryError} for bytes that do not decode), tag versions and lock tokens as
+   * strings. Sorted by key. SCAN, then GET of each batch.
+   */
+  async dump(prefix?: string): Promise<Record<string, unknown>> {
+    const context = prefix === undefined ? this.#context : (this.#contexts.get(prefix) ?? this.#context);
+    if (!context) throw new Error('RedisBackend is not attached to a cache yet');
+    const chosen = prefix ?? context.prefix;
+    const client = this.#usableClient();
+    const entryStart = `${chosen}:entry:`;
+    const out: Record<string, unknown> = {};
+    await this.#scan(chosen, async (keys) => {
+      const values = await Promise.all(keys.map((key) => client.getBuffer(key)));
+      keys.forEach((key, i) => {
+        const value = values[i];
+        if (value === null || value === undefined) return; // expired meanwhile
+        out[key] = key.startsWith(entryStart) ? decodeForDump(context.codec, key, value) : value.toString('utf8');
+      });
+    });
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /**
+   * Resolves pending waits as timed out, closes the subscriber connection and, if the backend
+   * opened it, the client (a given `client` stays open). Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(false);
+    this.#waiters.clear();
+    this.#pendingWaits.clear();
+    const subscriber = this.#subscriber;
+    this.#subscriber = undefined;
+    this.#subscriptions.clear();
+    if (subscriber) subscriber.disconnect();
+    if (this.#ownsClient) {
+      const client = this.client;
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      else client.disconnect();
+    }
+    this.client.off('error', this.#onClientError);
+  }
+
+  readonly #onClientError = (error: unknown): void => {
+    // Reported through the rejected calls (the core emits them); kept for their `cause`.
+    this.#lastError = error;
+  };
+
+  /** The client, or a fast rejection while a lost connection is being re-established. */
+  #usableClient(): Redis {
+    if (this.#closed) throw new RedisBackendClosedError();
+    const client = this.client;
+    const status = client.status;
+    if (status === 'reconnecting' || status === 'close') throw new RedisUnavailableError(status, this.#lastError);
+    return client;
+  }
+
+  /**
+   * EVALSHA; on NOSCRIPT (the server does not know the script: fresh server, restart,
+   * failover, SCRIPT FLUSH) sends SCRIPT LOAD and EVALSHA again, together, once.
+   * `args` is the whole EVALSHA argument list: sha, number of keys, keys, arguments.
+   */
+  async #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
+    const client = this.#usableClient();
+    try {
+      return await client.callBuffer('EVALSHA', args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    }
+    const loading = client.script('LOAD', script.source);
+    const retry = client.callBuffer('EVALSHA', args);
+    try {
+      await loading;
+    } catch (error) {
+      retry.catch(() => undefined);
+      throw error;
+    }
+    return retry;
+  }
+
+  /** Calls `each` with every batch of keys under `${prefix}:`, in SCAN order. */
+  async #scan(prefix: string, each: (keys: string[]) => Promise<void>): Promise<void> {
+    const client = this.#usableClient();
+    const pattern = `${escapeGlob(prefix)}:*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await each(keys);
+    } while (cursor !== '0');
+  }
+
+  /** The release channel of a lock key: `{prefix}:unlock` of the attached prefix it is under. */
+  #channelOf(lockKey: string): string {
+    if (this.#lockStart !== '' && lockKey.startsWith(this.#lockStart)) return this.#channel;
+    let prefix: string | undefined;
+    for (const candidate of this.#contexts.keys()) {
+      if (lockKey.startsWith(`${candidate}:lock:`) && (prefix === undefined || candidate.length > prefix.length)) {
+        prefix = candidate;
+      }
+    }
+    if (prefix === undefined) {
+      const at = lockKey.indexOf(':lock:');
+      prefix = at < 0 ? lockKey : lockKey.slice(0, at);
+    }
+    this.#lockStart = `${prefix}:lock:`;
+    this.#channel = `${prefix}:unlock`;
+    return this.#channel;
+  }
+
+  #subscribe(channel: string): Subscription {
+    const existing = this.#subscriptions.get(channel);
+    if (existing) return existing;
+    const subscriber = this.#subscriber ?? this.#openSubscriber();
+    const subscription: Subscription = {
+      subscribed: false,
+      ready: subscriber.subscribe(channel).then(() => {
+        subscription.subscribed = true;
+      }),
+    };
+    subscription.ready.catch(() => {
+      // Let a later wait try again.
+      if (this.#subscriptions.get(channel) === subscription) this.#subscriptions.delete(channel);
+    });
+    this.#subscriptions.set(channel, subscription);
+    return subscription;
+  }
+
+  #openSubscriber(): Redis {
+    if (this.#closed) throw new RedisBackendClosedError();
+    const subscriber = this.client.duplicate();
+    subscriber.on('error', this.#onClientError);
+    subscriber.on('message', (_channel: string, lockKey: string) => {
+      this.#onRelease(lockKey);
+    });
+    subscriber.on('ready', () => {
+      // After a reconnection, releases published while disconnected were lost: wake everyone
+      // (they read again) rather than let them sleep until their timeout.
+      if (++this.#subscriberReadies > 1) this.#wakeAll();
+    });
+    this.#subscriber = subscriber;
+    return subscriber;
+  }
+
+  #onRelease(lockKey: string): void {
+    const now = Date.now();
+    if (now - this.#releasedRotatedAt > RELEASE_MEMORY_MS) {
+      this.#releasedBefore = this.#released;
+      this.#released = new Map();
+      this.#releasedRotatedAt = now;
+    }
+    this.#released.set(lockKey, now);
+    const waiters = this.#waiters.get(lockKey);
+    if (waiters) for (const done of [...waiters]) done(true);
+  }
+
+  #releasedSince(lockKey: string, since: number): boolean {
+    const at = this.#released.get(lockKey) ?? this.#releasedBefore.get(lockKey);
+    return at !== undefined && at >= since;
+  }
+
+  #wakeAll(): void {
+    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(true);
+  }
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+function decodeForDump(codec: EntryCodec, key: string, bytes: Buffer): unknown {
+  try {
+    return codec.decode(bytes).value;
+  } catch (error) {
+    return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
+  }
+}

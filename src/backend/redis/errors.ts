@@ -1,0 +1,44 @@
+/**
+ * Errors of the Redis backend. They reach users as the `cause` of the core's `BackendError`
+ * (emitted as an `error` event while the caller gets its result).
+ *
+ * @module
+ */
+
+/**
+ * The Redis connection is down and being re-established: the call failed at once instead of
+ * waiting in a queue (the core falls back to the function). The client reconnects by itself
+ * in the background (ioredis' `retryStrategy`); calls succeed again once it has.
+ */
+export class RedisUnavailableError extends Error {
+  /** A stable, machine-readable code. */
+  readonly code = 'ERR_HERMES_REDIS_UNAVAILABLE';
+  /** The ioredis connection status when the call was refused (`reconnecting`, `close`, `end`). */
+  readonly status: string;
+
+  /**
+   * @param status - the ioredis connection status
+   * @param cause - the last connection error seen, if any
+   */
+  constructor(status: string, cause?: unknown) {
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    super(
+      `Redis is unreachable (connection ${status}${detail}); the call was not sent. ` +
+        `The client reconnects in the background; see the retryStrategy and commandTimeout options.`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = 'RedisUnavailableError';
+    this.status = status;
+  }
+}
+
+/** The backend was closed with `close()`; it sends nothing any more. */
+export class RedisBackendClosedError extends Error {
+  /** A stable, machine-readable code. */
+  readonly code = 'ERR_HERMES_REDIS_CLOSED';
+
+  constructor() {
+    super('This RedisBackend was closed; create a new one (or a new Hermes) to use Redis again.');
+    this.name = 'RedisBackendClosedError';
+  }
+}

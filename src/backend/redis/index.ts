@@ -1,0 +1,29 @@
+/**
+ * `hermes-cache/redis`: the Redis backend. Needs the optional peer dependency `ioredis`
+ * (`npm install ioredis`); nothing else in hermes imports it.
+ *
+ * ```ts
+ * import { Hermes } from 'hermes-cache';
+ * import { RedisBackend } from 'hermes-cache/redis';
+ *
+ * const cache = new Hermes(RedisBackend, { ttl: 600, host: 'localhost', db: 1 });
+ * ```
+ *
+ * The Lua scripts it runs ship in the package's `lua/` folder; {@link listRedisScripts} and
+ * {@link redisScripts} give their names, key counts, sources, SHA1s and parsed headers.
+ *
+ * @module
+ */
+
+export { RedisBackend, type RedisBackendOptions } from './backend.js';
+export { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
+export {
+  listRedisScripts,
+  loadScript,
+  redisScripts,
+  SCRIPTS_DIRECTORY,
+  type RedisScript,
+  type RedisScripts,
+  type ScriptHeader,
+  type ScriptParameter,
+} from './scripts.js';
