@@ -1,0 +1,133 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { RedisBackend } from '../src/backend/redis/index.js';
+import { listRedisScripts } from '../src/backend/redis/scripts.js';
+import { main } from '../src/cli.js';
+import { Hermes } from '../src/index.js';
+import { type RedisServer, startRedisServer } from './helpers/redis-server.js';
+
+/** Runs the CLI in-process, capturing its output. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const code = await main(argv, { out: (t) => lines.push(t) });
+  return { code, out: lines.join('\n') };
+}
+
+/** Runs the built `hermes` executable (dist/bin.js, built by `npm test`) as a user would. */
+function bin(...argv: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['dist/bin.js', ...argv], { encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('hermes CLI', function () {
+  let server: RedisServer;
+  let redis: Redis;
+
+  before(async function () {
+    server = await startRedisServer();
+    redis = new Redis(server.port, '127.0.0.1');
+  });
+
+  after(async function () {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  it('lists every script with its SHA1, KEYS and ARGV, as text and as JSON', async function () {
+    const { code, out } = await cli('scripts');
+    expect(code).to.equal(0);
+    for (const script of listRedisScripts()) {
+      expect(out).to.include(script.sha);
+      expect(out).to.include(script.file);
+    }
+    expect(out).to.match(/KEYS\[1\]\s+entry key/);
+    const json = JSON.parse((await cli('scripts', '--json')).out) as Array<{ name: string; sha: string; keys: unknown[] }>;
+    expect(json.map((s) => s.name).sort()).to.deep.equal(listRedisScripts().map((s) => s.name).sort());
+    expect(json.every((s) => /^[0-9a-f]{40}$/.test(s.sha) && s.keys.length > 0)).to.equal(true);
+  });
+
+  it('shows the exact text the server runs: its SHA1 is the one the server computes', async function () {
+    const { code, out } = await cli('scripts', 'show', 'read');
+    expect(code).to.equal(0);
+    const script = listRedisScripts().find((s) => s.name === 'read');
+    expect(`${out}\n`).to.equal(script?.source);
+    expect(await redis.script('LOAD', `${out}\n`)).to.equal(script?.sha);
+  });
+
+  it('loads the scripts, and check reports which are in the script cache', async function () {
+    await redis.script('FLUSH');
+    const before = await cli('scripts', 'check', '--url', server.url, '--json');
+    expect(before.code).to.equal(3);
+    expect((JSON.parse(before.out) as { allPresent: boolean }).allPresent).to.equal(false);
+    const load = await cli('scripts', 'load', '--url', server.url);
+    expect(load.code).to.equal(0);
+    expect(load.out.split('\n')).to.have.length(listRedisScripts().length);
+    const after = await cli('scripts', 'check', '--url', server.url);
+    expect(after.code).to.equal(0);
+    expect(after.out).not.to.include('missing');
+    expect(after.out.match(/present/g)).to.have.length(listRedisScripts().length);
+  });
+
+  it('inspects a prefix: entries, tags, locks and memory', async function () {
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'cliinspect' });
+    const f = cache.wrap(async function f(n: number) {
+      return 'x'.repeat(100) + String(n);
+    }, { tags: ['a', 'b'] });
+    for (let n = 0; n < 5; n++) await f(n);
+    await redis.set('cliinspect:lock:f:manual', 'token', 'PX', 60_000);
+    await redis.set('cliinspectother:entry:x:1', 'not mine');
+    const { code, out } = await cli('inspect', '--url', server.url, '--prefix', 'cliinspect', '--json');
+    expect(code).to.equal(0);
+    const report = JSON.parse(out) as { keys: Record<string, number>; memoryBytes: { total: number } };
+    expect(report.keys).to.deep.equal({ entries: 5, tags: 2, locks: 1, other: 0 });
+    expect(report.memoryBytes.total).to.be.above(5 * 100);
+    const text = await cli('inspect', '--url', server.url, '--prefix', 'cliinspect');
+    expect(text.out).to.match(/entries\s+5/);
+    await cache.close();
+  });
+
+  it('cleans by tag and cleans a whole prefix, leaving other prefixes alone', async function () {
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'cliclean' });
+    let calls = 0;
+    const f = cache.wrap(async function f(n: number) {
+      calls++;
+      return n;
+    }, { tags: ['t'] });
+    await f(1);
+    await f(1);
+    expect(calls).to.equal(1);
+    const byTag = await cli('clean', '--url', server.url, '--prefix', 'cliclean', '--tag', 't');
+    expect(byTag.code).to.equal(0);
+    await f(1);
+    expect(calls).to.equal(2);
+    await redis.set('clicleanother:entry:x:1', 'keep');
+    const all = await cli('clean', '--url', server.url, '--prefix', 'cliclean', '--json');
+    expect(all.code).to.equal(0);
+    expect((JSON.parse(all.out) as { removedKeys: number }).removedKeys).to.equal(2); // entry + tag
+    expect(await redis.keys('cliclean:*')).to.deep.equal([]);
+    expect(await redis.get('clicleanother:entry:x:1')).to.equal('keep');
+    await cache.close();
+  });
+
+  it('exits non-zero with a one-line message on a bad URL, an unreachable server, bad usage', function () {
+    const bad = bin('inspect', '--url', 'http://localhost');
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr.trim().split('\n')).to.have.length(1);
+    expect(bad.stderr).to.match(/redis:\/\//);
+    const unreachable = bin('scripts', 'check', '--url', 'redis://127.0.0.1:1');
+    expect(unreachable.status).to.equal(1);
+    expect(unreachable.stderr.trim()).to.match(/^hermes: cannot reach Redis at 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect(bin('frobnicate').status).to.equal(2);
+    expect(bin('inspect').stderr).to.match(/--url is required/);
+    expect(bin('scripts', 'show', 'nope').stderr).to.match(/no script named 'nope'/);
+  });
+
+  it('has --help for every command', function () {
+    for (const command of [[], ['scripts'], ['inspect'], ['clean']]) {
+      const result = bin(...command, '--help');
+      expect(result.status, command.join(' ')).to.equal(0);
+      expect(result.stdout).to.match(/Usage:/);
+    }
+  });
+});
