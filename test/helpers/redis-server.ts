@@ -45,7 +45,7 @@ function create(port: number | undefined, args: readonly string[]): Promise<Redi
  */
 export async function startRedisServer(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
   const args = options.args ?? [];
-  let server: RedisMemoryServer | undefined = await create(options.port, args);
+  const server = await create(options.port, args);
   const port = await server.getPort();
   const host = '127.0.0.1';
   return {
@@ -53,31 +53,29 @@ export async function startRedisServer(options: { port?: number; args?: readonly
     port,
     url: `redis://${host}:${port}`,
     get running() {
-      const info = server?.getInstanceInfo();
+      const info = server.getInstanceInfo();
       const child = info ? info.childProcess : undefined;
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
     async kill() {
-      const current = server;
-      if (!current) return;
-      const info = current.getInstanceInfo();
+      const info = server.getInstanceInfo();
       const child = info ? info.childProcess : undefined;
       if (child && child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         child.kill('SIGKILL');
         await exited;
       }
-      await current.stop(); // cleans up the watchdog process and the temporary folder
-      server = undefined;
+      await server.stop(); // cleans up the watchdog process and the temporary folder
     },
     async restart() {
-      if (server) await server.stop();
-      server = await create(port, args);
+      await server.stop();
+      // The same RedisMemoryServer starts on the port it remembers (a new one would not:
+      // get-port keeps recently returned ports locked for a while).
+      await server.start();
+      if ((await server.getPort()) !== port) throw new Error(`redis-server restarted on another port than ${port}`);
     },
     async stop() {
-      const current = server;
-      server = undefined;
-      if (current) await current.stop();
+      await server.stop();
     },
   };
 }

@@ -135,7 +135,14 @@ export class RedisBackend implements Backend {
   #lockStart = '';
   #channel = '';
 
-  /** @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions} */
+  /** A backend for `localhost:6379`, database 0. */
+  constructor();
+  /**
+   * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}
+   */
+  constructor(options: RedisBackendOptions);
+  // (Two overloads rather than an optional parameter: `new Hermes(RedisBackend, options)`
+  // infers the options type from the last one.)
   constructor(options: RedisBackendOptions = {}) {
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
     const { client, url, ...rest } = options;

@@ -1,0 +1,503 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { BackendError, CorruptEntryError, EntryCodec, Hermes, type HermesError, OptionError } from '../../src/index.js';
+import { RedisBackend, RedisBackendClosedError, type RedisBackendOptions, redisScripts } from '../../src/backend/redis/index.js';
+import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
+import { CommandLog, type LoggedCommand } from './command-log.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let prefixCounter = 0;
+const newPrefix = (name: string): string => `${name}${process.pid}x${++prefixCounter}`;
+
+/** The script an EVALSHA called, by SHA1. */
+function scriptOf(command: LoggedCommand): string | undefined {
+  if (command.name !== 'evalsha') return undefined;
+  return Object.values(redisScripts()).find((s) => s.sha === command.args[0])?.name;
+}
+
+describe('RedisBackend', function () {
+  let server: RedisServer;
+  let admin: Redis;
+  let log: CommandLog;
+  const closers: (() => Promise<unknown>)[] = [];
+
+  before(async function () {
+    server = await startRedisServer();
+    admin = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+    await admin.connect();
+    log = await CommandLog.open(server);
+  });
+
+  after(async function () {
+    await log.close();
+    await admin.quit();
+    await server.stop();
+  });
+
+  afterEach(async function () {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  /** A cache on the shared server, closed after the test; errors collected. */
+  function newCache(options: Partial<RedisBackendOptions> & Record<string, unknown> = {}): { cache: Hermes<RedisBackendOptions>; errors: HermesError[]; backend: RedisBackend } {
+    const cache = new Hermes(RedisBackend, { host: server.host, port: server.port, prefix: newPrefix('rb'), ...options });
+    const errors: HermesError[] = [];
+    cache.on('error', (error) => errors.push(error));
+    closers.push(() => cache.close());
+    return { cache, errors, backend: cache.backend as RedisBackend };
+  }
+
+  describe('reads and writes', function () {
+    it('misses, then hits, keeping binary and compressed payloads intact', async function () {
+      const { cache, errors } = newCache();
+      let calls = 0;
+      const blob = randomBytes(5000);
+      const text = 'hermes '.repeat(2000); // compressible: stored deflated
+      const fetch = cache.wrap(async function fetch(kind: string) {
+        calls++;
+        return kind === 'blob' ? blob : kind === 'text' ? text : { kind, at: new Date(5) };
+      }, { tags: ['t1', 't2'] });
+      for (const kind of ['blob', 'text', 'obj']) {
+        const first = await fetch(kind);
+        expect(await fetch(kind)).to.deep.equal(first);
+      }
+      expect(calls).to.equal(3);
+      expect(await fetch('blob')).to.deep.equal(blob);
+      expect(await fetch('text')).to.equal(text);
+      const stored = await admin.getBuffer(fetch.key('text'));
+      expect(stored?.toString('latin1', 0, 4)).to.equal('h1jz');
+      expect(stored?.length).to.be.below(text.length / 4);
+      expect(errors).to.deep.equal([]);
+    });
+
+    it('computes the same tag hash as the codec: entries written by one backend hit in another', async function () {
+      const { cache, backend } = newCache();
+      const value = cache.wrap(async function value(n: number) {
+        return n;
+      }, { tags: ['a', 'b', 'c'] });
+      await value(1);
+      const dump = await backend.dump();
+      const versions = ['a', 'b', 'c'].map((t) => dump[`${cache.keyspace.prefix}:tag:${t}`] as string);
+      expect(new Set(versions).size).to.equal(3); // each created tag has its own version
+      const { tagHash } = await import('../../src/codec.js');
+      const reply = await backend.read({ entryKey: value.key(1), tagKeys: ['a', 'b', 'c'].map((t) => cache.keyspace.tagKey(t)), lockKey: 'x', lockToken: undefined, lockTtlMs: 1 });
+      expect(reply.entry).to.be.instanceOf(Buffer);
+      expect(reply.tagHash).to.equal(tagHash(versions));
+    });
+
+    it('opens no connection when constructed and attached; connects on first use', async function () {
+      const before = ((await admin.client('LIST')) as string).trim().split('\n').length;
+      const { cache, backend } = newCache();
+      cache.wrap(async function idle() {
+        return 1;
+      });
+      expect(backend.client.status).to.equal('wait');
+      expect(((await admin.client('LIST')) as string).trim().split('\n').length).to.equal(before);
+      await cache.clean(['nothing']);
+      expect(backend.client.status).to.equal('ready');
+    });
+
+    it("rejects ioredis' keyPrefix and a bad commandTimeout with an OptionError naming the option", function () {
+      expect(() => new RedisBackend({ keyPrefix: 'x:' })).to.throw(OptionError).with.property('option', 'keyPrefix');
+      expect(() => new RedisBackend({ commandTimeout: -1 })).to.throw(OptionError).with.property('option', 'commandTimeout');
+    });
+
+    it('connects with a url', async function () {
+      const cache = new Hermes(RedisBackend, { url: server.url, prefix: newPrefix('url') });
+      closers.push(() => cache.close());
+      let calls = 0;
+      const f = cache.wrap(async function f() {
+        return ++calls;
+      });
+      expect(await f()).to.equal(1);
+      expect(await f()).to.equal(1);
+    });
+
+    it('uses a given client and leaves it open on close()', async function () {
+      const client = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+      closers.push(() => client.quit());
+      const backend = new RedisBackend({ client });
+      const cache = new Hermes(backend, { prefix: newPrefix('given') });
+      const f = cache.wrap(async function f() {
+        return 'v';
+      });
+      expect(await f()).to.equal('v');
+      expect(await f()).to.equal('v');
+      await cache.close();
+      expect(client.status).to.equal('ready');
+      expect(await client.ping()).to.equal('PONG');
+      await backend.close(); // idempotent
+      await expectRejection(backend.read({ entryKey: 'k', tagKeys: [], lockKey: 'l', lockToken: undefined, lockTtlMs: 1 }), RedisBackendClosedError);
+    });
+
+    it('dump() shows entries decoded, tags as versions, locks as tokens, corrupt entries as errors', async function () {
+      const { cache, backend } = newCache();
+      const prefix = cache.keyspace.prefix;
+      const item = cache.wrap(async function item(n: number) {
+        return { n };
+      }, { tags: ['x'] });
+      await item(1);
+      await admin.set(`${prefix}:lock:item:held`, 'token-1', 'PX', 10_000);
+      await admin.set(`${prefix}:entry:item:junk`, 'not an entry');
+      const dump = await backend.dump();
+      expect(dump[item.key(1)]).to.deep.equal({ n: 1 });
+      expect(dump[`${prefix}:tag:x`]).to.be.a('string').with.length.above(8);
+      expect(dump[`${prefix}:lock:item:held`]).to.equal('token-1');
+      expect(dump[`${prefix}:entry:item:junk`]).to.be.instanceOf(CorruptEntryError);
+      expect(Object.keys(dump)).to.have.length(4);
+    });
+  });
+
+  describe('round trips, counted with MONITOR', function () {
+    it('a hit, tagged or not, is 1 request; a miss 2; invalidate 1; clean(tags) 1', async function () {
+      const { cache } = newCache();
+      let calls = 0;
+      const plain = cache.wrap(async function plain(n: number) {
+        calls++;
+        return n;
+      });
+      const tagged = cache.wrap(async function tagged(n: number) {
+        calls++;
+        return n;
+      }, { tags: ['math', 'power', 'avg'] });
+      // Warm-up: the connection and every script known to the server.
+      await plain(0);
+      await tagged(0);
+      await plain.invalidate(0);
+      await cache.clean(['math']);
+      await tagged(0);
+
+      const hit = await log.record(() => tagged(0));
+      expect(hit.map(scriptOf)).to.deep.equal(['read']);
+      const plainMiss = await log.record(() => plain(1));
+      expect(plainMiss.map(scriptOf)).to.deep.equal(['read', 'write']);
+      const plainHit = await log.record(() => plain(1));
+      expect(plainHit.map(scriptOf)).to.deep.equal(['read']);
+      const taggedMiss = await log.record(() => tagged(2));
+      expect(taggedMiss.map(scriptOf)).to.deep.equal(['read', 'write']);
+      const invalidation = await log.record(() => tagged.invalidate(2));
+      expect(invalidation.map(scriptOf)).to.deep.equal(['invalidate']);
+      const cleaning = await log.record(() => cache.clean(['math', 'power']));
+      expect(cleaning.map(scriptOf)).to.deep.equal(['cleanTags']);
+      expect(calls).to.equal(5); // 0 and 0 tagged, 0 tagged again after clean(['math']), 1, 2
+
+      // The call sites agree with the scripts: fixed key counts as the file names say, as many
+      // ARGV as the headers document.
+      for (const command of [...hit, ...plainMiss, ...taggedMiss, ...invalidation, ...cleaning]) {
+        const script = Object.values(redisScripts()).find((s) => s.sha === command.args[0]);
+        if (!script) throw new Error(`unknown script ${command.args[0]}`);
+        const numberOfKeys = Number(command.args[1]);
+        if (script.numberOfKeys !== undefined) expect(numberOfKeys, script.file).to.equal(script.numberOfKeys);
+        expect(command.args.length - 2 - numberOfKeys, script.file).to.equal(script.header.argv.length);
+      }
+    });
+
+    it('reloads the scripts after SCRIPT FLUSH: EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA, and a hit', async function () {
+      const { cache, errors } = newCache();
+      let calls = 0;
+      const f = cache.wrap(async function f(n: number) {
+        calls++;
+        return n * 10;
+      }, { tags: ['t'] });
+      expect(await f(4)).to.equal(40);
+      await admin.script('FLUSH');
+      let result: unknown;
+      const commands = await log.record(async () => {
+        result = await f(4);
+      });
+      expect(result).to.equal(40);
+      expect(calls).to.equal(1); // served from the cache, not recomputed
+      expect(errors).to.deep.equal([]);
+      const read = redisScripts().read;
+      expect(commands.map((c) => [c.name, c.args[0]])).to.deep.equal([
+        ['evalsha', read.sha], // answered NOSCRIPT
+        ['script', 'LOAD'],
+        ['evalsha', read.sha],
+      ]);
+      expect(unescapeMonitor(commands[1]?.args[1] ?? '')).to.equal(read.source);
+      // Loaded once: the next call is a single EVALSHA again.
+      expect((await log.record(() => f(4))).map((c) => c.name)).to.deep.equal(['evalsha']);
+    });
+  });
+
+  describe('clean()', function () {
+    it('removes only keys under the prefix, with SCAN and UNLINK, never FLUSHDB', async function () {
+      const prefix = `gl*b?[${process.pid}]`; // glob characters must be matched literally
+      const { cache } = newCache({ prefix });
+      const f = cache.wrap(async function f(n: number) {
+        return n;
+      }, { tags: ['a'] });
+      for (let n = 0; n < 30; n++) await f(n);
+      const foreign = ['foreign:key', `glXb?[${process.pid}]:entry:f:x`, `${prefix}x:entry:f:1`, prefix];
+      for (const key of foreign) await admin.set(key, 'keep');
+      const commands = await log.record(() => cache.clean());
+      expect(commands.map((c) => c.name)).to.not.include('flushdb');
+      expect(commands.map((c) => c.name)).to.include.members(['scan', 'unlink']);
+      const left = await admin.keys(`*`);
+      expect(left.filter((k) => k.startsWith(`${prefix}:`))).to.deep.equal([]);
+      for (const key of foreign) expect(await admin.get(key), key).to.equal('keep');
+      await admin.del(...foreign);
+    });
+  });
+
+  describe('stampede protection across processes', function () {
+    it('50 callers on two backends compute a cold key once, woken by pub/sub, not by polling or timeout', async function () {
+      const prefix = newPrefix('stampede');
+      const backends = [0, 1].map(() => new RedisBackend({ host: server.host, port: server.port }));
+      for (const backend of backends) closers.push(() => backend.close());
+      let calls = 0;
+      // 25 caches per backend: no in-process sharing between callers, every waiter waits on the lock.
+      const callers = Array.from({ length: 50 }, (_, i) => {
+        const cache = new Hermes(backends[i % 2] as RedisBackend, { prefix, lockWait: 20_000, lockTimeout: 20_000 });
+        return cache.wrap(async function slow(n: number) {
+          calls++;
+          await sleep(200);
+          return n + 1;
+        });
+      });
+      await backends[0]?.cleanTags([`${prefix}:tag:warm`]); // connect and load the scripts first
+      await backends[1]?.cleanTags([`${prefix}:tag:warm`]);
+      let results: unknown[] = [];
+      const started = Date.now();
+      const commands = await log.record(async () => {
+        results = await Promise.all(callers.map((call) => call(1)));
+      }, { withLua: true });
+      const elapsed = Date.now() - started;
+      expect(results).to.deep.equal(Array(50).fill(2));
+      expect(calls).to.equal(1);
+      expect(elapsed).to.be.below(1500); // the waits would last 20 s without a wake-up
+      const fromClients = commands.filter((c) => c.source !== 'lua');
+      const reads = fromClients.filter((c) => scriptOf(c) === 'read').length;
+      expect(reads).to.be.at.most(100); // one read each, one more after the wake-up: no polling
+      expect(commands.filter((c) => c.source === 'lua' && c.name === 'publish')).to.have.length(1);
+      expect(fromClients.filter((c) => c.name === 'subscribe')).to.have.length(2); // one per backend
+    });
+
+    it('a crashed lock holder blocks the others no longer than the lock TTL', async function () {
+      const { cache } = newCache({ lockWait: 20_000 });
+      let calls = 0;
+      const f = cache.wrap(async function f(n: number) {
+        calls++;
+        return n;
+      });
+      const lockKey = cache.keyspace.lockKeyOf(f.key(1));
+      expect(await admin.set(lockKey, 'crashed-process', 'PX', 600, 'NX')).to.equal('OK');
+      const started = Date.now();
+      expect(await f(1)).to.equal(1);
+      const elapsed = Date.now() - started;
+      expect(calls).to.equal(1);
+      expect(elapsed).to.be.within(450, 2000);
+    });
+
+    it('a release published before the waiter subscribed still wakes it', async function () {
+      const { holder, waiter, lockKey } = twoBackends();
+      expect((await holder.read(readOf(lockKey, 'holder'))).locked).to.equal(true);
+      expect((await waiter.read(readOf(lockKey, 'waiter'))).locked).to.equal(false);
+      await holder.release(lockKey, 'holder'); // published while nobody listens
+      const started = Date.now();
+      expect(await waiter.waitForRelease(lockKey, 10_000)).to.equal(true);
+      expect(Date.now() - started).to.be.below(1000);
+    });
+
+    it('a release that arrives between the read and the wait counts as a wake-up', async function () {
+      const { holder, waiter, lockKey, prefix } = twoBackends();
+      // Subscribe the waiter first, with a wait on another lock that is not held.
+      await holder.read(readOf(`${prefix}:lock:other`, 'holder'));
+      await waiter.read(readOf(`${prefix}:lock:other`, 'waiter'));
+      const first = waiter.waitForRelease(`${prefix}:lock:other`, 10_000);
+      await holder.release(`${prefix}:lock:other`, 'holder');
+      expect(await first).to.equal(true);
+
+      expect((await holder.read(readOf(lockKey, 'holder'))).locked).to.equal(true);
+      expect((await waiter.read(readOf(lockKey, 'waiter'))).locked).to.equal(false);
+      await holder.release(lockKey, 'holder');
+      await sleep(100); // the message reaches the waiter's process before it starts waiting
+      const started = Date.now();
+      expect(await waiter.waitForRelease(lockKey, 10_000)).to.equal(true);
+      expect(Date.now() - started).to.be.below(50);
+    });
+
+    it('waits no longer than the lock lives; times out with false; close() ends waits with false', async function () {
+      const { holder, waiter, lockKey, prefix } = twoBackends();
+      await holder.read({ ...readOf(lockKey, 'holder'), lockTtlMs: 300 });
+      await waiter.read(readOf(lockKey, 'waiter'));
+      let started = Date.now();
+      expect(await waiter.waitForRelease(lockKey, 10_000)).to.equal(true);
+      expect(Date.now() - started).to.be.within(200, 1000);
+
+      const longLock = `${prefix}:lock:long`;
+      await holder.read({ ...readOf(longLock, 'holder'), lockTtlMs: 10_000 });
+      await waiter.read(readOf(longLock, 'waiter'));
+      started = Date.now();
+      expect(await waiter.waitForRelease(longLock, 200)).to.equal(false);
+      expect(Date.now() - started).to.be.within(150, 1000);
+
+      await waiter.read(readOf(longLock, 'waiter'));
+      const pending = waiter.waitForRelease(longLock, 10_000);
+      await sleep(20);
+      started = Date.now();
+      await waiter.close();
+      expect(await pending).to.equal(false);
+      expect(Date.now() - started).to.be.below(500);
+    });
+
+    function twoBackends(): { holder: RedisBackend; waiter: RedisBackend; lockKey: string; prefix: string } {
+      const prefix = newPrefix('wait');
+      const holder = new RedisBackend({ host: server.host, port: server.port });
+      const waiter = new RedisBackend({ host: server.host, port: server.port });
+      for (const backend of [holder, waiter]) {
+        backend.attach({ prefix, codec: new EntryCodec() });
+        closers.push(() => backend.close());
+      }
+      return { holder, waiter, lockKey: `${prefix}:lock:f:1`, prefix };
+    }
+
+    function readOf(lockKey: string, token: string): Parameters<RedisBackend['read']>[0] {
+      const entryKey = lockKey.replace(':lock:', ':entry:');
+      return { entryKey, tagKeys: [], lockKey, lockToken: token, lockTtlMs: 10_000 };
+    }
+  });
+
+  describe('as an ACL user confined to the prefix', function () {
+    it('wraps, invalidates, cleans tags and clears with keys ~{prefix}:* and channels &{prefix}:*', async function () {
+      const prefix = newPrefix('acl');
+      const user = `hermes-${prefix}`;
+      await admin.call(
+        'ACL', 'SETUSER', user, 'reset', 'on', '>secret', `~${prefix}:*`, `&${prefix}:*`,
+        '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+        '+set', '+del', '+pttl', '+ping', '+hello', '+info',
+      );
+      const options = { host: server.host, port: server.port, username: user, password: 'secret' };
+      const errors: HermesError[] = [];
+      const cache = new Hermes(RedisBackend, { ...options, prefix, failOpen: false, lockWait: 10_000 });
+      cache.on('error', (error) => errors.push(error));
+      const peer = new Hermes(RedisBackend, { ...options, prefix, failOpen: false, lockWait: 10_000 });
+      closers.push(() => cache.close(), () => peer.close());
+      let calls = 0;
+      const fn = async (n: number): Promise<number> => {
+        calls++;
+        await sleep(100);
+        return n * 2;
+      };
+      const f = cache.wrap(fn, { name: 'f', tags: ['t'] });
+      const g = peer.wrap(fn, { name: 'f', tags: ['t'] });
+      await admin.script('FLUSH'); // the user loads the scripts itself
+      const [a, b] = await Promise.all([f(1), (async () => (await sleep(20), g(1)))()]);
+      expect([a, b, calls]).to.deep.equal([2, 2, 1]); // the peer waited on the lock, woken by pub/sub
+      await f.invalidate(1);
+      expect(await f(1)).to.equal(2);
+      expect(calls).to.equal(2);
+      await cache.clean(['t']);
+      expect(await f(1)).to.equal(2);
+      expect(calls).to.equal(3);
+      await cache.clean();
+      expect(await admin.keys(`${prefix}:*`)).to.deep.equal([]);
+      expect(errors).to.deep.equal([]);
+
+      // The confinement is real: the same user under another prefix is refused.
+      const outside = new Hermes(RedisBackend, { ...options, prefix: `${prefix}-outside`, failOpen: false });
+      closers.push(() => outside.close());
+      const h = outside.wrap(fn, { name: 'h' });
+      const error = await expectRejection(h(1), BackendError);
+      expect(String((error.cause as Error).message)).to.match(/NOPERM/);
+      await admin.call('ACL', 'DELUSER', user);
+    });
+  });
+
+  describe('failing open', function () {
+    let own: RedisServer;
+
+    before(async function () {
+      own = await startRedisServer();
+    });
+
+    after(async function () {
+      await own.stop();
+    });
+
+    it('answers from the function within commandTimeout while the server is down, then caches again', async function () {
+      this.timeout(30_000);
+      const cache = new Hermes(RedisBackend, { host: own.host, port: own.port, prefix: newPrefix('down'), commandTimeout: 300 });
+      closers.push(() => cache.close());
+      const errors: HermesError[] = [];
+      cache.on('error', (error) => errors.push(error));
+      let calls = 0;
+      const f = cache.wrap(async function f(n: number) {
+        calls++;
+        return n;
+      }, { tags: ['t'] });
+      expect(await f(1)).to.equal(1);
+      expect(await f(1)).to.equal(1);
+      expect(calls).to.equal(1);
+
+      await own.kill();
+      for (let i = 0; i < 5; i++) {
+        const started = Date.now();
+        expect(await f(1)).to.equal(1);
+        expect(Date.now() - started, `call ${i}`).to.be.below(500);
+      }
+      expect(calls).to.equal(6);
+      expect(errors.length).to.be.at.least(5);
+      expect(errors.every((e) => e instanceof BackendError)).to.equal(true);
+      // The backend calls themselves reject within the timeout.
+      const started = Date.now();
+      await expectRejection(cache.backend.read({ entryKey: 'k', tagKeys: [], lockKey: 'l', lockToken: undefined, lockTtlMs: 1 }), Error);
+      expect(Date.now() - started).to.be.below(500);
+
+      await own.restart();
+      const deadline = Date.now() + 10_000;
+      let cached = false;
+      while (!cached && Date.now() < deadline) {
+        const before = calls;
+        await f(2);
+        await f(2);
+        cached = calls === before + 1;
+        if (!cached) await sleep(100);
+      }
+      expect(cached, 'caching resumed after the server came back').to.equal(true);
+      const n = calls;
+      expect(await f(2)).to.equal(2);
+      expect(calls).to.equal(n);
+    });
+
+    it('does not hang when the server stops answering (CLIENT PAUSE): each call takes at most commandTimeout', async function () {
+      const cache = new Hermes(RedisBackend, { host: own.host, port: own.port, prefix: newPrefix('pause'), commandTimeout: 250, lockTimeout: 500 });
+      closers.push(() => cache.close());
+      const errors: HermesError[] = [];
+      cache.on('error', (error) => errors.push(error));
+      const f = cache.wrap(async function f(n: number) {
+        return n;
+      });
+      await cache.clean(['warm']);
+      const control = new Redis({ host: own.host, port: own.port, lazyConnect: true });
+      closers.push(() => control.quit());
+      await control.connect();
+      await control.client('PAUSE', 1500, 'ALL');
+      const started = Date.now();
+      expect(await f(7)).to.equal(7);
+      expect(Date.now() - started).to.be.within(200, 600);
+      expect(errors.some((e) => e instanceof BackendError && /timed out/.test(String((e.cause as Error).message)))).to.equal(true);
+      await sleep(1400); // let the pause end before closing
+    });
+  });
+});
+
+/** Undoes the escaping MONITOR applies to arguments (`\\n`, `\\"`, `\\xHH`, …). */
+function unescapeMonitor(text: string): string {
+  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', '"': '"', '\\': '\\' };
+  return text.replace(/\\(x[0-9a-f]{2}|[nrtab"\\])/g, (_, code: string) =>
+    code.startsWith('x') ? String.fromCharCode(parseInt(code.slice(1), 16)) : (simple[code] as string),
+  );
+}
+
+async function expectRejection<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(type);
+    return error as E;
+  }
+  throw new Error(`expected a rejection with ${type.name}`);
+}
