@@ -343,6 +343,19 @@ describe('RedisBackend', function () {
       expect(Date.now() - started).to.be.below(500);
     });
 
+    it('wakes its waiters when the subscriber connection was lost and re-established', async function () {
+      const { holder, waiter, lockKey } = twoBackends();
+      await holder.read(readOf(lockKey, 'holder'));
+      await waiter.read(readOf(lockKey, 'waiter'));
+      const pending = waiter.waitForRelease(lockKey, 10_000);
+      await sleep(50); // subscribed
+      // Releases published while the subscriber is away are lost: its waiters re-read instead.
+      expect(await admin.client('KILL', 'TYPE', 'pubsub')).to.be.at.least(1);
+      const started = Date.now();
+      expect(await pending).to.equal(true);
+      expect(Date.now() - started).to.be.below(2000);
+    });
+
     function twoBackends(): { holder: RedisBackend; waiter: RedisBackend; lockKey: string; prefix: string } {
       const prefix = newPrefix('wait');
       const holder = new RedisBackend({ host: server.host, port: server.port });

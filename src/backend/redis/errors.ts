@@ -37,6 +37,7 @@ export class RedisBackendClosedError extends Error {
   /** A stable, machine-readable code. */
   readonly code = 'ERR_HERMES_REDIS_CLOSED';
 
+  /** Says that the backend was closed and what to do instead. */
   constructor() {
     super('This RedisBackend was closed; create a new one (or a new Hermes) to use Redis again.');
     this.name = 'RedisBackendClosedError';
