@@ -162,7 +162,7 @@ interface Wrapped {
  *
  * Construction has no side effects: the backend is built and connected on first use.
  */
-export class Hermes<BackendOptions extends object = MemoryBackendOptions> extends EventEmitter<HermesEvents> {
+export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<HermesEvents> {
   /** The key names of this cache. */
   readonly keyspace: Keyspace;
   /** The codec entries are stored with. */
@@ -184,9 +184,16 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
    *   options that are not `Hermes`' own; omitted, the in-process {@link MemoryBackend}
    * @param options - the cache's options ({@link HermesOptions}) and the backend's
    */
+  constructor(backend?: Backend, options?: HermesOptions);
+  // Two overloads for backend classes, not one union: TypeScript infers the backend's options
+  // type from a constructor whose parameter is optional only through the first, and from one
+  // whose parameter is required only through the second.
+  constructor(backend: BackendClass<BackendOptions | undefined>, options?: HermesOptions & Partial<BackendOptions>);
+  // eslint-disable-next-line @typescript-eslint/unified-signatures
+  constructor(backend: BackendClass<BackendOptions>, options?: HermesOptions & Partial<BackendOptions>);
   constructor(
-    backend?: Backend | BackendClass<BackendOptions>,
-    options: HermesOptions & Partial<NoInfer<BackendOptions>> = {},
+    backend?: Backend | BackendClass<BackendOptions | undefined> | BackendClass<BackendOptions>,
+    options: HermesOptions & Partial<BackendOptions> = {},
   ) {
     super();
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
@@ -208,9 +215,9 @@ export class Hermes<BackendOptions extends object = MemoryBackendOptions> extend
     for (const [k, v] of Object.entries(options)) if (!OWN_OPTIONS.has(k)) backendOptions[k] = v;
     this.#backendOptions = backendOptions as BackendOptions;
     if (backend === undefined) {
-      this.#backendClass = MemoryBackend;
+      this.#backendClass = MemoryBackend as unknown as BackendClass<BackendOptions>;
     } else if (typeof backend === 'function') {
-      this.#backendClass = backend;
+      this.#backendClass = backend; // always called with options
     } else if (isBackend(backend)) {
       this.#backendClass = undefined;
       this.backend = backend;

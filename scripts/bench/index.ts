@@ -9,6 +9,7 @@
 import os from 'node:os';
 import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
+import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
 
 const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -31,6 +32,13 @@ if (run('memory')) {
   if (hit) {
     console.log(`\nTarget: an untagged hit at most 2× the floor — ${hit.ratio <= 2 ? 'met' : 'NOT met'} (${fmt(hit.ratio, 2)}×).\n`);
   }
+}
+
+if (run('redis')) {
+  console.log('## Redis hit throughput (RedisBackend through ioredis, one connection, loopback)\n');
+  const rows = await benchRedis();
+  console.log(formatRedisTable(rows));
+  console.log(`\nTarget: ${redisVerdicts(rows).join('; ')}.\n`);
 }
 
 if (run('memcached')) {

@@ -170,7 +170,7 @@ export interface Backend {
  * A backend class, as given to `new Hermes(BackendClass, options)`: constructed lazily, on
  * first use, with the options that are not the cache's own.
  */
-export interface BackendClass<Options extends object = object> {
+export interface BackendClass<Options = object> {
   /** @param options - the backend's own options */
   new (options: Options): Backend;
 }

@@ -61,7 +61,7 @@ export async function startRedisServer(options: { port?: number; args?: readonly
       const info = server.getInstanceInfo();
       const child = info ? info.childProcess : undefined;
       if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
         child.kill('SIGKILL');
         await exited;
       }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { BackendError, CorruptEntryError, EntryCodec, Hermes, type HermesError, OptionError } from '../../src/index.js';
-import { RedisBackend, RedisBackendClosedError, type RedisBackendOptions, redisScripts } from '../../src/backend/redis/index.js';
+import { listRedisScripts, RedisBackend, RedisBackendClosedError, type RedisBackendOptions, redisScripts } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 import { CommandLog, type LoggedCommand } from './command-log.js';
 
@@ -14,7 +14,7 @@ const newPrefix = (name: string): string => `${name}${process.pid}x${++prefixCou
 /** The script an EVALSHA called, by SHA1. */
 function scriptOf(command: LoggedCommand): string | undefined {
   if (command.name !== 'evalsha') return undefined;
-  return Object.values(redisScripts()).find((s) => s.sha === command.args[0])?.name;
+  return listRedisScripts().find((s) => s.sha === command.args[0])?.name;
 }
 
 describe('RedisBackend', function () {
@@ -85,6 +85,20 @@ describe('RedisBackend', function () {
       const reply = await backend.read({ entryKey: value.key(1), tagKeys: ['a', 'b', 'c'].map((t) => cache.keyspace.tagKey(t)), lockKey: 'x', lockToken: undefined, lockTtlMs: 1 });
       expect(reply.entry).to.be.instanceOf(Buffer);
       expect(reply.tagHash).to.equal(tagHash(versions));
+    });
+
+    it("works with ioredis' enableAutoPipelining (EVALSHA keeps its command name)", async function () {
+      const { cache, errors } = newCache({ enableAutoPipelining: true });
+      let calls = 0;
+      const fn = cache.wrap(async function piped(n: number) {
+        calls++;
+        return n * 3;
+      }, { tags: ['t'] });
+      const first = await Promise.all(Array.from({ length: 20 }, (_, i) => fn(i % 5)));
+      const second = await Promise.all(Array.from({ length: 20 }, (_, i) => fn(i % 5)));
+      expect(second).to.deep.equal(first);
+      expect(calls).to.equal(5);
+      expect(errors).to.deep.equal([]);
     });
 
     it('opens no connection when constructed and attached; connects on first use', async function () {
@@ -186,7 +200,7 @@ describe('RedisBackend', function () {
       // The call sites agree with the scripts: fixed key counts as the file names say, as many
       // ARGV as the headers document.
       for (const command of [...hit, ...plainMiss, ...taggedMiss, ...invalidation, ...cleaning]) {
-        const script = Object.values(redisScripts()).find((s) => s.sha === command.args[0]);
+        const script = listRedisScripts().find((s) => s.sha === command.args[0]);
         if (!script) throw new Error(`unknown script ${command.args[0]}`);
         const numberOfKeys = Number(command.args[1]);
         if (script.numberOfKeys !== undefined) expect(numberOfKeys, script.file).to.equal(script.numberOfKeys);
@@ -250,7 +264,7 @@ describe('RedisBackend', function () {
       let calls = 0;
       // 25 caches per backend: no in-process sharing between callers, every waiter waits on the lock.
       const callers = Array.from({ length: 50 }, (_, i) => {
-        const cache = new Hermes(backends[i % 2] as RedisBackend, { prefix, lockWait: 20_000, lockTimeout: 20_000 });
+        const cache = new Hermes(backends[i % 2], { prefix, lockWait: 20_000, lockTimeout: 20_000 });
         return cache.wrap(async function slow(n: number) {
           calls++;
           await sleep(200);
@@ -414,7 +428,7 @@ describe('RedisBackend', function () {
       closers.push(() => outside.close());
       const h = outside.wrap(fn, { name: 'h' });
       const error = await expectRejection(h(1), BackendError);
-      expect(String((error.cause as Error).message)).to.match(/NOPERM/);
+      expect((error.cause as Error).message).to.match(/NOPERM/);
       await admin.call('ACL', 'DELUSER', user);
     });
   });
@@ -491,7 +505,7 @@ describe('RedisBackend', function () {
       const started = Date.now();
       expect(await f(7)).to.equal(7);
       expect(Date.now() - started).to.be.within(200, 600);
-      expect(errors.some((e) => e instanceof BackendError && /timed out/.test(String((e.cause as Error).message)))).to.equal(true);
+      expect(errors.some((e) => e instanceof BackendError && /timed out/.test((e.cause as Error).message))).to.equal(true);
       await sleep(1400); // let the pause end before closing
     });
   });

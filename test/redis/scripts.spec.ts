@@ -94,7 +94,7 @@ describe('Redis scripts (lua/)', function () {
         const [name] = splitArguments(call);
         expect(name, `${script.file}: redis.call(${call})`).to.match(/^'[A-Za-z|]+'$/);
         const command = (name as string).slice(1, -1);
-        const [info] = (await redis.command('INFO', command)) as unknown[];
+        const [info] = (await redis.command('INFO', command));
         expect(info, `${script.file}: ${command} is not a Redis command`).to.be.an('array');
       }
     }

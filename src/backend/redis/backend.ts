@@ -135,14 +135,10 @@ export class RedisBackend implements Backend {
   #lockStart = '';
   #channel = '';
 
-  /** A backend for `localhost:6379`, database 0. */
-  constructor();
   /**
-   * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}
+   * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}.
+   *   Omitted: `localhost:6379`, database 0.
    */
-  constructor(options: RedisBackendOptions);
-  // (Two overloads rather than an optional parameter: `new Hermes(RedisBackend, options)`
-  // infers the options type from the last one.)
   constructor(options: RedisBackendOptions = {}) {
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
     const { client, url, ...rest } = options;
@@ -375,7 +371,7 @@ export class RedisBackend implements Backend {
     if (subscriber) subscriber.disconnect();
     if (this.#ownsClient) {
       const client = this.client;
-      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      if (client.status === 'ready') await client.quit().catch(() => { client.disconnect(); });
       else client.disconnect();
     }
     this.client.off('error', this.#onClientError);
@@ -403,12 +399,12 @@ export class RedisBackend implements Backend {
   async #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
     const client = this.#usableClient();
     try {
-      return await client.callBuffer('EVALSHA', args);
+      return await evalshaBuffer(client, args);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
     }
     const loading = client.script('LOAD', script.source);
-    const retry = client.callBuffer('EVALSHA', args);
+    const retry = evalshaBuffer(client, args);
     try {
       await loading;
     } catch (error) {
@@ -514,4 +510,14 @@ function decodeForDump(codec: EntryCodec, key: string, bytes: Buffer): unknown {
   } catch (error) {
     return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
   }
+}
+
+/**
+ * EVALSHA with Buffer replies. ioredis has `evalshaBuffer` at run time but not in its types;
+ * `callBuffer('EVALSHA', …)` would do the same, except under `enableAutoPipelining`, where
+ * ioredis 6 drops the command name of `call`/`callBuffer` (the server then sees the SHA1 as the
+ * command).
+ */
+function evalshaBuffer(client: Redis, args: (string | number | Buffer)[]): Promise<unknown> {
+  return (client as unknown as { evalshaBuffer(...a: (string | number | Buffer)[]): Promise<unknown> }).evalshaBuffer(...args);
 }
