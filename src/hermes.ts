@@ -448,7 +448,31 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       lockToken: uniqueToken(),
       lockTtlMs: this.#lockTimeout,
     };
-    const promise = this.#load(backend, wrapped, thisArg, args, request, undefined);
+    let promise: Promise<unknown>;
+    if (backend.readSync) {
+      promise = this.#load(backend, wrapped, thisArg, args, request, undefined);
+    } else {
+      // Remote store: a hit is the read's promise and one reaction, no async frames.
+      let read: Promise<ReadReply>;
+      try {
+        read = backend.read(request);
+      } catch (error) {
+        read = Promise.reject(error);
+      }
+      promise = read.then(
+        (reply) => {
+          if (reply.entry === undefined) return this.#load(backend, wrapped, thisArg, args, request, reply);
+          const record = this.#decode(entryKey, reply.entry);
+          if (record !== undefined) return record.value;
+          // Corrupt bytes: compute and overwrite them.
+          return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, undefined);
+        },
+        (error: unknown) => {
+          this.#absorb(new BackendError('read', entryKey, error));
+          return wrapped.fn.apply(thisArg, args); // fall open: uncached
+        },
+      );
+    }
     this.#inflight.set(entryKey, promise);
     const forget = (): void => {
       if (this.#inflight.get(entryKey) === promise) this.#inflight.delete(entryKey);

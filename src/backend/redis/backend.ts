@@ -69,6 +69,15 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   commandTimeout?: number | undefined;
   /**
+   * Commands issued in the same tick (concurrent reads, mostly) are written to the socket
+   * together, in groups of at most this many: fewer write syscalls for the client and batched
+   * reads for the server, while each read stays one request with its own reply. `1` writes
+   * every command on its own, as ioredis does. Measured on loopback at 64 concurrent hits
+   * (`npm run bench -- redis`), 8 to 32 serve best; a lone command is never delayed.
+   * @default 16
+   */
+  writeBatch?: number | undefined;
+  /**
    * How long to wait before reconnecting after the connection was lost, by attempt number
    * (ioredis' option). The backend reconnects forever: calls fail fast meanwhile and succeed
    * again once the server answers.
@@ -134,6 +143,10 @@ export class RedisBackend implements Backend {
   // The channel of the last lock key's prefix, memoised for the hot path.
   #lockStart = '';
   #channel = '';
+  /** The socket corked by {@link RedisBackend.#coalesce} until the next tick, if any. */
+  #corked: Redis['stream'] | undefined;
+  #batched = 0;
+  readonly #writeBatch: number;
 
   /**
    * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}.
@@ -141,7 +154,11 @@ export class RedisBackend implements Backend {
    */
   constructor(options: RedisBackendOptions = {}) {
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-    const { client, url, ...rest } = options;
+    const { client, url, writeBatch, ...rest } = options;
+    this.#writeBatch = writeBatch ?? 16;
+    if (!Number.isSafeInteger(this.#writeBatch) || this.#writeBatch < 1) {
+      throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${String(writeBatch)}`);
+    }
     if (rest.keyPrefix !== undefined && rest.keyPrefix !== '') {
       throw new OptionError(
         'keyPrefix',
@@ -189,27 +206,29 @@ export class RedisBackend implements Backend {
   }
 
   /** One EVALSHA of `read.lua`: tags, tag hash, entry and (on a miss) the lock, atomically. */
-  async read(request: ReadRequest): Promise<ReadReply> {
+  read(request: ReadRequest): Promise<ReadReply> {
     const { entryKey, lockKey, tagKeys, lockToken } = request;
     const script = this.#scripts.read;
     const args: (string | number)[] = [script.sha, 2 + tagKeys.length, entryKey, lockKey];
     for (let i = 0; i < tagKeys.length; i++) args.push(tagKeys[i] as string);
-    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken());
+    // The lock token is unique per call: it also seeds the versions of tags this read creates.
+    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : (lockToken ?? uniqueToken()));
     const sentAt = Date.now();
-    const reply = await this.#evalsha(script, args);
-    if (Buffer.isBuffer(reply)) {
-      // A hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
-      return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false };
-    }
-    if (!Array.isArray(reply) || reply.length !== 3 || !Buffer.isBuffer(reply[0])) {
-      throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
-    }
-    const locked = reply[1] === 1;
-    if (!locked && lockToken !== undefined) {
-      if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
-      this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
-    }
-    return { entry: undefined, tagHash: reply[0].toString('latin1'), locked };
+    return this.#evalsha(script, args).then((reply) => {
+      if (Buffer.isBuffer(reply)) {
+        // A hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
+        return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false };
+      }
+      if (!Array.isArray(reply) || reply.length !== 3 || !Buffer.isBuffer(reply[0])) {
+        throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+      }
+      const locked = reply[1] === 1;
+      if (!locked && lockToken !== undefined) {
+        if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
+        this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
+      }
+      return { entry: undefined, tagHash: reply[0].toString('latin1'), locked };
+    });
   }
 
   /** One EVALSHA of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
@@ -396,13 +415,23 @@ export class RedisBackend implements Backend {
    * failover, SCRIPT FLUSH) sends SCRIPT LOAD and EVALSHA again, together, once.
    * `args` is the whole EVALSHA argument list: sha, number of keys, keys, arguments.
    */
-  async #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
-    const client = this.#usableClient();
+  #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
+    let client: Redis;
     try {
-      return await evalshaBuffer(client, args);
+      client = this.#usableClient();
     } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return Promise.reject(error);
     }
+    this.#coalesce(client);
+    // No async frame on the hot path: a hit costs the client's promise and one reaction.
+    return evalshaBuffer(client, args).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.#reloadAndRetry(client, script, args);
+    });
+  }
+
+  /** After NOSCRIPT: SCRIPT LOAD and the EVALSHA again, written together. */
+  async #reloadAndRetry(client: Redis, script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
     const loading = client.script('LOAD', script.source);
     const retry = evalshaBuffer(client, args);
     try {
@@ -412,6 +441,32 @@ export class RedisBackend implements Backend {
       throw error;
     }
     return retry;
+  }
+
+  /**
+   * Coalesces the commands of one tick into few socket writes: the first command of a tick
+   * corks the socket, every `writeBatch`-th command flushes it, and the end of the tick (after
+   * the microtasks that issue the tick's commands) uncorks it. Each read is still one request
+   * with its own reply; under concurrency the requests share write syscalls, and the server
+   * reads them in batches. A lone command is written at the end of its tick, without delay.
+   */
+  #coalesce(client: Redis): void {
+    if (this.#writeBatch <= 1) return;
+    const stream = client.stream as Redis['stream'] | undefined;
+    if (stream === undefined || stream.destroyed) return;
+    if (this.#corked !== stream) {
+      this.#corked = stream;
+      this.#batched = 1;
+      stream.cork();
+      process.nextTick(() => {
+        if (this.#corked === stream) this.#corked = undefined;
+        stream.uncork();
+      });
+    } else if (++this.#batched >= this.#writeBatch) {
+      this.#batched = 0;
+      stream.uncork();
+      stream.cork();
+    }
   }
 
   /** Calls `each` with every batch of keys under `${prefix}:`, in SCAN order. */
