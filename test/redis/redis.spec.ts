@@ -116,7 +116,24 @@ describe('RedisBackend', function () {
     it("rejects ioredis' keyPrefix and a bad commandTimeout with an OptionError naming the option", function () {
       expect(() => new RedisBackend({ keyPrefix: 'x:' })).to.throw(OptionError).with.property('option', 'keyPrefix');
       expect(() => new RedisBackend({ commandTimeout: -1 })).to.throw(OptionError).with.property('option', 'commandTimeout');
+      expect(() => new RedisBackend({ writeBatch: 0 })).to.throw(OptionError).with.property('option', 'writeBatch');
     });
+
+    for (const writeBatch of [1, 3, 16]) {
+      it(`answers 200 concurrent reads of 50 keys each with its own value (writeBatch ${writeBatch})`, async function () {
+        const { cache, errors } = newCache({ writeBatch });
+        let calls = 0;
+        const square = cache.wrap(async function square(n: number) {
+          calls++;
+          return n * n;
+        }, { tags: ['t'] });
+        const inputs = Array.from({ length: 200 }, (_, i) => i % 50);
+        expect(await Promise.all(inputs.map((n) => square(n)))).to.deep.equal(inputs.map((n) => n * n));
+        expect(await Promise.all(inputs.map((n) => square(n)))).to.deep.equal(inputs.map((n) => n * n));
+        expect(calls).to.equal(50);
+        expect(errors).to.deep.equal([]);
+      });
+    }
 
     it('connects with a url', async function () {
       const cache = new Hermes(RedisBackend, { url: server.url, prefix: newPrefix('url') });
