@@ -15,15 +15,20 @@
                               the version seed .. '.' .. n (no TTL), so each is distinct
 
   Output:
-    hit:  a bulk string, the stored entry bytes (header + payload). Its header's tag hash,
-          bytes 5..20, equals the tags' current hash.
+    fresh hit: a bulk string, the stored entry bytes (header + payload). Its header's tag
+          hash, bytes 5..20, equals the tags' current hash, and its fresh-until time,
+          bytes 21..33 (milliseconds since the epoch), is after the server's TIME.
     miss: an array of 3:
           [1] tag hash   bulk string, 16 hex digits: the first 16 of
                          sha1hex(versions joined by ','), 'da39a3ee5e6b4b0d' for no tags
           [2] locked     integer, 1 if this read took the lock with ARGV[1], else 0
           [3] lock TTL   integer, when not locked: the milliseconds the other holder's lock
                          still lives (PTTL: -2 no lock, -1 no expiry); when locked: ARGV[2]
-    A miss is an entry that is absent, shorter than 20 bytes, or whose header tag hash differs.
+    stale hit: an array of 4, the miss' three fields then
+          [4] entry      bulk string, the stored entry bytes: its tag hash matches but its
+                         fresh-until time has passed (kept for grace or
+                         stale-while-revalidate); the lock is tried as on a miss
+    A miss is an entry that is absent, shorter than 33 bytes, or whose header tag hash differs.
     No error replies of its own.
 ]]
 
@@ -47,14 +52,25 @@ else
 end
 
 local entry = redis.call('GET', KEYS[1])
-if entry and string.len(entry) >= 20 and string.sub(entry, 5, 20) == hash then
-  return entry
+local stale = false
+if entry and string.len(entry) >= 33 and string.sub(entry, 5, 20) == hash then
+  local freshUntil = tonumber(string.sub(entry, 21, 33))
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if freshUntil == nil or freshUntil > now then
+    return entry
+  end
+  stale = true
 end
 
+local reply
 local token = ARGV[1]
-if token ~= '' then
-  if redis.call('SET', KEYS[2], token, 'NX', 'PX', ARGV[2]) then
-    return {hash, 1, tonumber(ARGV[2])}
-  end
+if token ~= '' and redis.call('SET', KEYS[2], token, 'NX', 'PX', ARGV[2]) then
+  reply = {hash, 1, tonumber(ARGV[2])}
+else
+  reply = {hash, 0, redis.call('PTTL', KEYS[2])}
 end
-return {hash, 0, redis.call('PTTL', KEYS[2])}
+if stale then
+  reply[4] = entry
+end
+return reply

@@ -235,3 +235,18 @@ export function tagHash(versions: readonly string[]): string {
   if (versions.length === 0) return UNTAGGED_HASH;
   return createHash('sha1').update(versions.join(',')).digest('hex').slice(0, 16);
 }
+
+/**
+ * The fresh-until time in an encoded entry's header (milliseconds since the epoch), read
+ * without decoding the payload; `undefined` for bytes that are not a header.
+ */
+export function freshUntilOf(bytes: Uint8Array): number | undefined {
+  if (bytes.length < HEADER_LENGTH) return undefined;
+  let freshUntil = 0;
+  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
+    const digit = (bytes[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    freshUntil = freshUntil * 10 + digit;
+  }
+  return freshUntil;
+}

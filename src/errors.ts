@@ -14,7 +14,8 @@ export type HermesErrorCode =
   | 'ERR_HERMES_ARGUMENT'
   | 'ERR_HERMES_BACKEND'
   | 'ERR_HERMES_CORRUPT_ENTRY'
-  | 'ERR_HERMES_SERIALIZE';
+  | 'ERR_HERMES_SERIALIZE'
+  | 'ERR_HERMES_TIMEOUT';
 
 /** Base class of every hermes error. */
 export class HermesError extends Error {
@@ -167,5 +168,29 @@ export class SerializationError extends HermesError {
       { cause },
     );
     this.key = key;
+  }
+}
+
+/**
+ * A computation passed its `timeout.hard` and the caller had no stale value to fall back on.
+ * The computation goes on: its result is still cached when it completes.
+ */
+export class TimeoutError extends HermesError {
+  /** The entry key whose computation timed out. */
+  readonly key: string;
+  /** The timeout that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * @param key - the entry key
+   * @param timeoutMs - the timeout that passed
+   */
+  constructor(key: string, timeoutMs: number) {
+    super(
+      'ERR_HERMES_TIMEOUT',
+      `Computing '${key}' took longer than ${timeoutMs} ms (timeout.hard); the result will still be cached when it completes.`,
+    );
+    this.key = key;
+    this.timeoutMs = timeoutMs;
   }
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import type { Backend, BackendClass, ReadReply, ReadRequest, StoredEntry } from './backend/backend.js';
 import { MemoryBackend, type MemoryBackendOptions } from './backend/memory.js';
@@ -15,9 +16,11 @@ import {
   type BackendOperation,
   CorruptEntryError,
   HermesError,
+  type HermesErrorCode,
   NameConflictError,
   OptionError,
   SerializationError,
+  TimeoutError,
 } from './errors.js';
 import { canonicalArgs, hashString, Keyspace, uniqueToken } from './keys.js';
 
@@ -56,6 +59,74 @@ export interface HermesOptions extends CodecOptions {
    * @default true
    */
   failOpen?: boolean | undefined;
+  /**
+   * Fail-safe, in seconds: an entry is kept `ttl + grace`; past `ttl` it is stale. The caller
+   * that gets the lock recomputes; if the function throws or passes `timeout.soft`, the stale
+   * value is returned (and written back fresh for a few seconds, so that the next callers do
+   * not hammer a failing function) and a `stale` event says why. Callers that do not get the
+   * lock are served the stale value at once instead of waiting. Entries invalidated by
+   * `invalidate` or a tag are never served, stale or not. `wrap` can override it.
+   * @default 0
+   */
+  grace?: number | undefined;
+  /**
+   * Stale-while-revalidate, in seconds: within this window past `ttl` every caller gets the
+   * stale value at once, and one caller — across all processes, through the lock — refreshes
+   * the entry in the background. `wrap` can override it.
+   * @default 0
+   */
+  staleWhileRevalidate?: number | undefined;
+  /**
+   * Function timeouts in milliseconds. Past `soft`, a caller with a stale value (see `grace`)
+   * gets it while the computation goes on in the background to refresh the entry. Past
+   * `hard`, the caller gets a {@link TimeoutError}; the computation's eventual result is still
+   * cached. `wrap` can override it.
+   * @default no timeouts
+   */
+  timeout?: TimeoutOptions | undefined;
+  /**
+   * TTL jitter, as a fraction of the TTL: each entry's TTL is shortened by a random amount up
+   * to `jitter × ttl`, so that entries written together do not all expire at once. `0`
+   * disables it. `wrap` can override it.
+   * @default 0.1
+   */
+  jitter?: number | undefined;
+  /**
+   * Deadline of every backend call of a wrapped function (read, write), in milliseconds:
+   * past it the call falls open to the function with an `error` event. Not applied to the
+   * in-process backend, which cannot hang.
+   * @default 250
+   */
+  backendTimeout?: number | undefined;
+  /**
+   * After `failures` consecutive backend failures, wrapped calls skip the backend for
+   * `cooldown` milliseconds (they run the function, counted as `fallbacks`), then one call
+   * probes it; a success closes the breaker. `false` disables it.
+   * @default { failures: 5, cooldown: 1000 }
+   */
+  circuitBreaker?: CircuitBreakerOptions | false | undefined;
+}
+
+/** Function timeouts, in milliseconds: see {@link HermesOptions.timeout}. */
+export interface TimeoutOptions {
+  /** Past this, a caller with a stale value gets it; the computation goes on. */
+  soft?: number | undefined;
+  /** Past this, the caller gets a {@link TimeoutError}; the result is still cached. */
+  hard?: number | undefined;
+}
+
+/** See {@link HermesOptions.circuitBreaker}. */
+export interface CircuitBreakerOptions {
+  /**
+   * Consecutive backend failures that open the breaker.
+   * @default 5
+   */
+  failures?: number | undefined;
+  /**
+   * Milliseconds the breaker stays open before one call probes the backend.
+   * @default 1000
+   */
+  cooldown?: number | undefined;
 }
 
 /** Options of {@link Hermes.wrap} and {@link Hermes.cached}. */
@@ -83,6 +154,14 @@ export interface WrapOptions<Args extends unknown[] = unknown[]> {
    * @default the function's name (`ClassName.method` for decorated methods)
    */
   name?: string | undefined;
+  /** Grace in seconds for this function: see {@link HermesOptions.grace}. @default the cache's */
+  grace?: number | undefined;
+  /** Stale-while-revalidate in seconds: see {@link HermesOptions.staleWhileRevalidate}. @default the cache's */
+  staleWhileRevalidate?: number | undefined;
+  /** Function timeouts: see {@link HermesOptions.timeout}. @default the cache's */
+  timeout?: TimeoutOptions | undefined;
+  /** TTL jitter fraction: see {@link HermesOptions.jitter}. @default the cache's */
+  jitter?: number | undefined;
 }
 
 /** A wrapped function: `fn`'s parameters, a Promise of its result, and cache controls. */
@@ -106,6 +185,47 @@ export interface HermesEvents {
    * {@link CorruptEntryError} or a {@link SerializationError}. The caller got its result.
    */
   error: [error: HermesError];
+  /** A call served from the cache. */
+  hit: [event: { key: string; stale: false }];
+  /** A call that found no usable entry (before it computes or waits). */
+  miss: [event: { key: string }];
+  /**
+   * A stale value served: `locked` (another caller refreshes it), `revalidating` (this caller
+   * refreshes it in the background), `timeout` (the refresh passed `timeout.soft`), `error`
+   * (the refresh threw; `error` holds why).
+   */
+  stale: [event: { key: string; reason: StaleReason; error: unknown }];
+  /** A computation of the function finished, or threw (`ok: false`). */
+  compute: [event: { key: string; durationMs: number; ok: boolean }];
+  /** A caller waited for another caller's computation (`woken`: by its release, else timed out). */
+  wait: [event: { key: string; waitedMs: number; woken: boolean }];
+  /** A call ran the function without the cache: the read failed, or the circuit breaker is open. */
+  fallback: [event: { key: string; reason: 'read-failed' | 'circuit-open' }];
+}
+
+/** Why a stale value was served; see the `stale` event. */
+export type StaleReason = 'locked' | 'revalidating' | 'timeout' | 'error';
+
+/** Counters of a {@link Hermes}, from {@link Hermes.stats}. */
+export interface HermesStats {
+  /** Calls served from the cache (fresh). */
+  hits: number;
+  /** Calls that found no usable entry. */
+  misses: number;
+  /** Stale values served (grace, stale-while-revalidate). */
+  staleServed: number;
+  /** Waits for another caller's computation, and their total duration in milliseconds. */
+  lockWaits: number;
+  /** Total milliseconds spent waiting for other callers' computations. */
+  lockWaitMs: number;
+  /** Calls of the wrapped functions made to compute a value. */
+  computations: number;
+  /** Calls answered with a {@link TimeoutError}. */
+  timeouts: number;
+  /** Calls that ran the function without the cache (backend failed, breaker open). */
+  fallbacks: number;
+  /** Absorbed cache-layer errors (the `error` events), by code. */
+  errors: Partial<Record<HermesErrorCode, number>>;
 }
 
 /**
@@ -129,6 +249,12 @@ const OWN_OPTIONS = new Set([
   'lockTimeout',
   'lockWait',
   'failOpen',
+  'grace',
+  'staleWhileRevalidate',
+  'timeout',
+  'jitter',
+  'backendTimeout',
+  'circuitBreaker',
   'serializer',
   'compressor',
   'compressThreshold',
@@ -145,8 +271,62 @@ interface Wrapped {
   readonly tags: readonly string[];
   readonly tagKeys: readonly string[];
   readonly ttlMs: number;
+  /** Grace and stale-while-revalidate windows, and how long past `ttl` entries are kept. */
+  readonly graceMs: number;
+  readonly swrMs: number;
+  readonly keepMs: number;
+  /** Function timeouts; 0 when unset. */
+  readonly softMs: number;
+  readonly hardMs: number;
+  readonly jitter: number;
   readonly key: ((...args: unknown[]) => string) | undefined;
   readonly memo: Map<string, string>;
+}
+
+/** One call in flight: what every step after the read needs. */
+interface Call {
+  readonly wrapped: Wrapped;
+  readonly thisArg: unknown;
+  readonly args: unknown[];
+  readonly backend: Backend;
+  readonly request: ReadRequest;
+}
+
+/** How long a stale value is written back fresh after its refresh failed (grace). */
+const STALE_RETRY_MS = 5000;
+
+/**
+ * Tracing channels (`node:diagnostics_channel`) around reads, writes and computations, so
+ * that OpenTelemetry or any tracer can hook in: subscribe to `hermes:read`, `hermes:write`,
+ * `hermes:compute`. The context carries `key` and `name`.
+ */
+const readChannel = tracingChannel<object, { key: string; name: string }>('hermes:read');
+const writeChannel = tracingChannel<object, { key: string; name: string }>('hermes:write');
+const computeChannel = tracingChannel<object, { key: string; name: string }>('hermes:compute');
+
+/** Runs `fn` inside a tracing channel when anybody listens, directly otherwise. */
+function traced<T>(channel: TracingChannel<object, { key: string; name: string }>, fn: () => Promise<T>, context: { key: string; name: string }): Promise<T> {
+  if (!channel.start.hasSubscribers && !channel.asyncEnd.hasSubscribers && !channel.error.hasSubscribers) return fn();
+  return channel.tracePromise(fn, context);
+}
+
+/** Rejects if `promise` has not settled within `ms` (the backend deadline). */
+function withDeadline<T>(promise: Promise<T>, ms: number, operation: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${operation} timed out after ${ms} ms (backendTimeout)`));
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
@@ -178,6 +358,23 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   readonly #names = new Map<string, unknown>();
   readonly #inflight = new Map<string, Promise<unknown>>();
   #warned = false;
+  readonly #backendTimeout: number;
+  readonly #circuit: { failures: number; cooldown: number } | undefined;
+  readonly #breaker = { failures: 0, openUntil: 0, probing: false };
+  readonly #defaults: Pick<Wrapped, 'graceMs' | 'swrMs' | 'softMs' | 'hardMs' | 'jitter'>;
+  readonly #counters: HermesStats = {
+    hits: 0,
+    misses: 0,
+    staleServed: 0,
+    lockWaits: 0,
+    lockWaitMs: 0,
+    computations: 0,
+    timeouts: 0,
+    fallbacks: 0,
+    errors: {},
+  };
+  /** Whether anybody listens to the per-call events (hit, miss, compute, wait, fallback). */
+  #observed = false;
 
   /**
    * @param backend - a backend instance, or a backend class constructed lazily with the
@@ -208,6 +405,37 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     this.#failOpen = options.failOpen ?? true;
     if (typeof this.#failOpen !== 'boolean') throw new OptionError('failOpen', 'failOpen must be a boolean');
     validateCodecOptions(options);
+    const [softMs, hardMs] = options.timeout === undefined ? [0, 0] : validateTimeout(options.timeout);
+    this.#defaults = {
+      graceMs: options.grace === undefined ? 0 : validateSeconds(options.grace, 'grace'),
+      swrMs: options.staleWhileRevalidate === undefined ? 0 : validateSeconds(options.staleWhileRevalidate, 'staleWhileRevalidate'),
+      softMs,
+      hardMs,
+      jitter: options.jitter === undefined ? 0.1 : validateJitter(options.jitter),
+    };
+    this.#backendTimeout = validateMs(options.backendTimeout ?? 250, 'backendTimeout', 1);
+    const circuit = options.circuitBreaker ?? {};
+    if (circuit === false) {
+      this.#circuit = undefined;
+    } else {
+      if (typeof circuit !== 'object') throw new OptionError('circuitBreaker', 'circuitBreaker must be false or { failures, cooldown }');
+      const failures = circuit.failures ?? 5;
+      if (!Number.isSafeInteger(failures) || failures < 1) {
+        throw new OptionError('circuitBreaker', 'circuitBreaker.failures must be a positive integer');
+      }
+      this.#circuit = { failures, cooldown: validateMs(circuit.cooldown ?? 1000, 'circuitBreaker', 1) };
+    }
+    const perCall = new Set<string | symbol>(['hit', 'miss', 'compute', 'wait', 'fallback']);
+    const recount = (): void => {
+      this.#observed = [...perCall].some((event) => this.listenerCount(event as keyof HermesEvents) > 0);
+    };
+    const emitter = this as unknown as EventEmitter; // the typed map has no listener events
+    emitter.on('newListener', (event: string | symbol) => {
+      if (perCall.has(event)) this.#observed = true;
+    });
+    emitter.on('removeListener', (event: string | symbol) => {
+      if (perCall.has(event)) queueMicrotask(recount);
+    });
     this.keyspace = new Keyspace(prefix);
     this.codec = new EntryCodec(options);
 
@@ -334,13 +562,33 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       tags,
       tagKeys: tags.map((tag) => this.keyspace.tagKey(tag)),
       ttlMs: options.ttl === undefined ? this.ttlMs : validateTtl(options.ttl, 'ttl'),
+      ...this.#policy(options),
       key: options.key,
       memo: new Map(),
     };
   }
 
+  /** The stale, timeout and jitter settings of a function: its own options over the cache's. */
+  #policy(options: WrapOptions): Pick<Wrapped, 'graceMs' | 'swrMs' | 'keepMs' | 'softMs' | 'hardMs' | 'jitter'> {
+    const d = this.#defaults;
+    const graceMs = options.grace === undefined ? d.graceMs : validateSeconds(options.grace, 'grace');
+    const swrMs =
+      options.staleWhileRevalidate === undefined ? d.swrMs : validateSeconds(options.staleWhileRevalidate, 'staleWhileRevalidate');
+    const [softMs, hardMs] = options.timeout === undefined ? [d.softMs, d.hardMs] : validateTimeout(options.timeout);
+    const jitter = options.jitter === undefined ? d.jitter : validateJitter(options.jitter);
+    return { graceMs, swrMs, keepMs: Math.max(graceMs, swrMs), softMs, hardMs, jitter };
+  }
+
+  /**
+   * A snapshot of the cache's counters since it was created: hits, misses, stale values
+   * served, lock waits and their total time, computations, timeouts, fallbacks, and absorbed
+   * errors by code.
+   */
+  stats(): HermesStats {
+    return { ...this.#counters, errors: { ...this.#counters.errors } };
+  }
+
   #makeCachedFunction<Args extends unknown[], Result>(wrapped: Wrapped): CachedFunction<Args, Result> {
-     
     const hermes = this;
     const cachedFunction = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       return hermes.#call(wrapped, this, args);
@@ -429,48 +677,57 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
 
     const backend = this.backend;
     if (backend.readSync) {
-      // In-process store: a hit is served without a promise hop, a lock token or a lock key.
+      // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
         peek = backend.readSync({ entryKey, tagKeys: wrapped.tagKeys, lockKey: '', lockToken: undefined, lockTtlMs: 0 });
       } catch {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
-      if (peek?.entry !== undefined) {
+      if (peek?.entry !== undefined && !peek.stale) {
         const record = this.#decode(entryKey, peek.entry);
-        if (record !== undefined) return Promise.resolve(record.value);
+        if (record !== undefined) {
+          this.#counters.hits++;
+          if (this.#observed) this.emit('hit', { key: entryKey, stale: false });
+          return Promise.resolve(record.value);
+        }
       }
     }
-    const request: ReadRequest = {
-      entryKey,
-      tagKeys: wrapped.tagKeys,
-      lockKey: this.keyspace.lockKeyOf(entryKey),
-      lockToken: uniqueToken(),
-      lockTtlMs: this.#lockTimeout,
+    const call: Call = {
+      wrapped,
+      thisArg,
+      args,
+      backend,
+      request: {
+        entryKey,
+        tagKeys: wrapped.tagKeys,
+        lockKey: this.keyspace.lockKeyOf(entryKey),
+        lockToken: uniqueToken(),
+        lockTtlMs: this.#lockTimeout,
+      },
     };
     let promise: Promise<unknown>;
-    if (backend.readSync) {
-      promise = this.#load(backend, wrapped, thisArg, args, request, undefined);
+    if (!this.#breakerAllows()) {
+      // The backend failed repeatedly: skip it until the breaker's cooldown ends.
+      promise = this.#fallBack(call, 'circuit-open');
     } else {
-      // Remote store: a hit is the read's promise and one reaction, no async frames.
-      let read: Promise<ReadReply>;
-      try {
-        read = backend.read(request);
-      } catch (error) {
-        read = Promise.reject(error);
-      }
-      promise = read.then(
+      // A fresh hit is the read's promise and one reaction, no async frames.
+      promise = this.#read(call).then(
         (reply) => {
-          if (reply.entry === undefined) return this.#load(backend, wrapped, thisArg, args, request, reply);
-          const record = this.#decode(entryKey, reply.entry);
-          if (record !== undefined) return record.value;
-          // Corrupt bytes: compute and overwrite them.
-          return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, undefined);
+          this.#breakerSuccess();
+          if (reply.entry !== undefined && !reply.stale) {
+            const record = this.#decode(entryKey, reply.entry);
+            if (record !== undefined) {
+              this.#counters.hits++;
+              if (this.#observed) this.emit('hit', { key: entryKey, stale: false });
+              return record.value;
+            }
+            // Corrupt bytes: compute and overwrite them.
+            return this.#produce(call, reply.tagHash, undefined, undefined);
+          }
+          return this.#resolve(call, reply, Date.now() + this.#lockWait);
         },
-        (error: unknown) => {
-          this.#absorb(new BackendError('read', entryKey, error));
-          return wrapped.fn.apply(thisArg, args); // fall open: uncached
-        },
+        (error: unknown) => this.#readFailed(call, error),
       );
     }
     this.#inflight.set(entryKey, promise);
@@ -481,64 +738,196 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     return promise;
   }
 
-  async #load(
-    backend: Backend,
-    wrapped: Wrapped,
-    thisArg: unknown,
-    args: unknown[],
-    request: ReadRequest,
-    firstReply: ReadReply | undefined,
-  ): Promise<unknown> {
-    const { entryKey, lockKey } = request;
-    const deadline = Date.now() + this.#lockWait;
-    let reply = firstReply;
-    for (;;) {
-      if (reply === undefined) {
-        try {
-          reply = await backend.read(request);
-        } catch (error) {
-          this.#absorb(new BackendError('read', entryKey, error));
-          return wrapped.fn.apply(thisArg, args); // fall open: uncached
-        }
-      }
-      if (reply.entry !== undefined) {
-        const record = this.#decode(entryKey, reply.entry);
-        if (record !== undefined) return record.value;
-        // Corrupt bytes: compute and overwrite them.
-        return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, undefined);
-      }
-      if (reply.locked) {
-        return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, request.lockToken);
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        // Waited long enough for another caller: compute without the lock.
-        return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, undefined);
-      }
+  /** One read, under the backend deadline, traced on `hermes:read`. */
+  #read(call: Call): Promise<ReadReply> {
+    const { backend, request } = call;
+    const run = (): Promise<ReadReply> => {
+      let read: Promise<ReadReply>;
       try {
-        await backend.waitForRelease(lockKey, remaining);
+        read = backend.read(request);
       } catch (error) {
-        this.#absorb(new BackendError('wait', lockKey, error));
-        return this.#compute(backend, wrapped, thisArg, args, request, reply.tagHash, undefined);
+        return Promise.reject(error);
       }
-      reply = undefined;
+      return backend.readSync ? read : withDeadline(read, this.#backendTimeout, 'read');
+    };
+    return traced(readChannel, run, { key: request.entryKey, name: call.wrapped.name });
+  }
+
+  /** A read failed: fall open to the function, uncached. */
+  #readFailed(call: Call, error: unknown): Promise<unknown> {
+    this.#breakerFailure();
+    this.#absorb(new BackendError('read', call.request.entryKey, error));
+    return this.#fallBack(call, 'read-failed');
+  }
+
+  /** Runs the function without the cache: the backend failed or its breaker is open. */
+  #fallBack(call: Call, reason: 'read-failed' | 'circuit-open'): Promise<unknown> {
+    this.#counters.fallbacks++;
+    if (this.#observed) this.emit('fallback', { key: call.request.entryKey, reason });
+    try {
+      return Promise.resolve(call.wrapped.fn.apply(call.thisArg, call.args));
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
-  async #compute(
-    backend: Backend,
-    wrapped: Wrapped,
-    thisArg: unknown,
-    args: unknown[],
-    request: ReadRequest,
-    tagHash: string,
-    lockToken: string | undefined,
-  ): Promise<unknown> {
+  /** Everything after a read that was not a fresh hit: stale values, locks, waits. */
+  async #resolve(call: Call, first: ReadReply, deadline: number): Promise<unknown> {
+    const { wrapped, request } = call;
+    let reply = first;
+    let counted = false;
+    for (;;) {
+      if (reply.entry !== undefined) {
+        const record = this.#decode(request.entryKey, reply.entry);
+        const token = reply.locked ? request.lockToken : undefined;
+        if (record === undefined) return this.#produce(call, reply.tagHash, token, undefined);
+        if (!reply.stale) {
+          this.#counters.hits++;
+          if (this.#observed) this.emit('hit', { key: request.entryKey, stale: false });
+          return record.value;
+        }
+        if (wrapped.keepMs > 0) return this.#serveStale(call, record, reply);
+        // Past its fresh time without grace or stale-while-revalidate: a miss.
+      }
+      if (!counted) {
+        counted = true;
+        this.#counters.misses++;
+        if (this.#observed) this.emit('miss', { key: request.entryKey });
+      }
+      if (reply.locked) return this.#produce(call, reply.tagHash, request.lockToken, undefined);
+      const remaining = deadline - Date.now();
+      // Waited long enough for another caller: compute without the lock.
+      if (remaining <= 0) return this.#produce(call, reply.tagHash, undefined, undefined);
+      const started = Date.now();
+      let woken: boolean;
+      try {
+        woken = await call.backend.waitForRelease(request.lockKey, remaining);
+      } catch (error) {
+        this.#absorb(new BackendError('wait', request.lockKey, error));
+        return this.#produce(call, reply.tagHash, undefined, undefined);
+      }
+      const waited = Date.now() - started;
+      this.#counters.lockWaits++;
+      this.#counters.lockWaitMs += waited;
+      if (this.#observed) this.emit('wait', { key: request.entryKey, waitedMs: waited, woken });
+      try {
+        reply = await this.#read(call);
+      } catch (error) {
+        return this.#readFailed(call, error);
+      }
+    }
+  }
+
+  /**
+   * A stale value (past its fresh time, within grace or stale-while-revalidate). Without the
+   * lock: served at once. With it, within stale-while-revalidate: served at once while this
+   * caller refreshes in the background. Within grace: recomputed now, the stale value served
+   * if the function fails or passes its soft timeout.
+   */
+  #serveStale(call: Call, record: EntryRecord, reply: ReadReply): unknown {
+    const { wrapped, request } = call;
+    if (!reply.locked) return this.#stale(call, record, 'locked', undefined);
+    if (Date.now() - record.freshUntil <= wrapped.swrMs) {
+      const refresh = this.#compute(call, reply.tagHash, request.lockToken);
+      refresh.catch((error: unknown) => this.#keepStale(call, record, reply.tagHash, error));
+      return this.#stale(call, record, 'revalidating', undefined);
+    }
+    return this.#produce(call, reply.tagHash, request.lockToken, record);
+  }
+
+  /** Counts and reports a stale value served; returns it. */
+  #stale(call: Call, record: EntryRecord, reason: StaleReason, error: unknown): unknown {
+    this.#counters.staleServed++;
+    if (this.listenerCount('stale') > 0) this.emit('stale', { key: call.request.entryKey, reason, error });
+    return record.value;
+  }
+
+  /**
+   * The function failed while a stale value was at hand: the stale value is written back
+   * fresh for a short while (`STALE_RETRY_MS`, within what is left of the grace window) so
+   * that the next callers are served it instead of calling a failing function again.
+   */
+  #keepStale(call: Call, record: EntryRecord, tagHash: string, error: unknown): unknown {
+    const { wrapped, request, backend } = call;
+    const now = Date.now();
+    const keepUntil = record.freshUntil + wrapped.keepMs;
+    const retryMs = Math.min(STALE_RETRY_MS, wrapped.ttlMs);
+    if (keepUntil > now) {
+      const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value };
+      try {
+        const entry = backend.storesBytes ? this.codec.encode(rewritten) : rewritten;
+        const ttlMs = Math.max(retryMs, keepUntil - now);
+        backend
+          .write({ entryKey: request.entryKey, entry, ttlMs, lockKey: request.lockKey, lockToken: undefined })
+          .catch((e: unknown) => {
+            this.#absorbQuietly(new BackendError('write', request.entryKey, e));
+          });
+      } catch {
+        // The value was encoded before; a failure now only skips the rewrite.
+      }
+    }
+    return this.#stale(call, record, 'error', error);
+  }
+
+  /**
+   * Computes and stores a value, and waits for it under the function timeouts: past `soft`,
+   * a caller with a stale value gets it (the computation goes on and refreshes the entry);
+   * past `hard`, the caller gets a {@link TimeoutError} (the result is still cached). A
+   * function that throws with a stale value at hand serves the stale value.
+   */
+  #produce(call: Call, tagHash: string, lockToken: string | undefined, stale: EntryRecord | undefined): Promise<unknown> {
+    const computation = this.#compute(call, tagHash, lockToken);
+    const { softMs, hardMs } = call.wrapped;
+    if (stale === undefined && hardMs === 0) return computation;
+    const limitMs = stale !== undefined ? softMs || hardMs : hardMs;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const timer =
+        limitMs > 0
+          ? setTimeout(() => {
+              if (settled) return;
+              settled = true;
+              if (stale !== undefined) {
+                resolve(this.#stale(call, stale, 'timeout', undefined));
+              } else {
+                this.#counters.timeouts++;
+                reject(new TimeoutError(call.request.entryKey, limitMs));
+              }
+            }, limitMs)
+          : undefined;
+      computation.then(
+        (value) => {
+          if (timer) clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (timer) clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          if (stale !== undefined) resolve(this.#keepStale(call, stale, tagHash, error));
+          else reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * Runs the function and stores its result with the tag hash captured before it ran (an
+   * invalidation meanwhile makes the entry invalid at birth), releasing the lock. Rejects
+   * with the function's error, having released the lock and stored nothing.
+   */
+  async #compute(call: Call, tagHash: string, lockToken: string | undefined): Promise<unknown> {
+    const { wrapped, request, backend } = call;
     const { entryKey, lockKey } = request;
+    this.#counters.computations++;
+    const started = Date.now();
     let value: unknown;
     try {
-      value = await wrapped.fn.apply(thisArg, args);
+      value = await traced(computeChannel, async () => wrapped.fn.apply(call.thisArg, call.args), { key: entryKey, name: wrapped.name });
     } catch (error) {
+      if (this.#observed) this.emit('compute', { key: entryKey, durationMs: Date.now() - started, ok: false });
       if (lockToken !== undefined) {
         try {
           await backend.release(lockKey, lockToken);
@@ -548,9 +937,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       }
       throw error;
     }
-    // The tag hash was captured before the function ran: if a tag was invalidated meanwhile,
-    // this entry is written invalid and never served.
-    const record: EntryRecord = { tagHash, freshUntil: Date.now() + wrapped.ttlMs, value };
+    if (this.#observed) this.emit('compute', { key: entryKey, durationMs: Date.now() - started, ok: true });
+    // TTL jitter spreads the expiries of entries written together.
+    const freshMs = wrapped.jitter > 0 ? Math.max(1, Math.round(wrapped.ttlMs * (1 - wrapped.jitter * Math.random()))) : wrapped.ttlMs;
+    const record: EntryRecord = { tagHash, freshUntil: Date.now() + freshMs, value };
     let entry: StoredEntry = record;
     if (backend.storesBytes) {
       try {
@@ -565,9 +955,16 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         return value;
       }
     }
+    const ttlMs = freshMs + wrapped.keepMs;
     try {
-      await backend.write({ entryKey, entry, ttlMs: wrapped.ttlMs, lockKey, lockToken });
+      const write = (): Promise<boolean> => {
+        const writing = backend.write({ entryKey, entry, ttlMs, lockKey, lockToken });
+        return backend.readSync ? writing : withDeadline(writing, this.#backendTimeout, 'write');
+      };
+      await traced(writeChannel, write, { key: entryKey, name: wrapped.name });
+      this.#breakerSuccess();
     } catch (error) {
+      this.#breakerFailure();
       // Free the waiters now rather than at the lock's expiry, if the store still answers.
       if (lockToken !== undefined) await backend.release(lockKey, lockToken).catch(() => undefined);
       this.#absorb(new BackendError('write', entryKey, error));
@@ -585,6 +982,30 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       );
       return undefined;
     }
+  }
+
+  /** Whether wrapped calls may use the backend: the circuit breaker is closed, or probing. */
+  #breakerAllows(): boolean {
+    const breaker = this.#breaker;
+    if (breaker.openUntil === 0) return true;
+    if (Date.now() < breaker.openUntil || breaker.probing) return false;
+    breaker.probing = true; // half-open: one call probes the backend
+    return true;
+  }
+
+  #breakerSuccess(): void {
+    const breaker = this.#breaker;
+    breaker.failures = 0;
+    breaker.openUntil = 0;
+    breaker.probing = false;
+  }
+
+  #breakerFailure(): void {
+    const breaker = this.#breaker;
+    if (this.#circuit === undefined) return;
+    breaker.failures++;
+    breaker.probing = false;
+    if (breaker.failures >= this.#circuit.failures) breaker.openUntil = Date.now() + this.#circuit.cooldown;
   }
 
   async #invalidate(wrapped: Wrapped, args: readonly unknown[]): Promise<void> {
@@ -611,6 +1032,8 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
 
   /** Emits an absorbed error; without listeners, warns once per cache instead of crashing. */
   #absorbQuietly(error: HermesError): void {
+    const errors = this.#counters.errors;
+    errors[error.code] = (errors[error.code] ?? 0) + 1;
     if (this.listenerCount('error') > 0) {
       this.emit('error', error);
     } else if (!this.#warned) {
@@ -652,6 +1075,32 @@ function validateTtl(ttl: unknown, option: string): number {
   return Math.max(1, Math.round(ttl * 1000));
 }
 
+function validateSeconds(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new OptionError(option, `${option} must be a number of seconds >= 0, got ${String(value)}`);
+  }
+  return Math.round(value * 1000);
+}
+
+function validateJitter(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= 1) {
+    throw new OptionError('jitter', `jitter must be a fraction of the TTL in [0, 1), got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `[soft, hard]` in milliseconds, 0 when unset. */
+function validateTimeout(timeout: unknown): [number, number] {
+  if (timeout === null || typeof timeout !== 'object') throw new OptionError('timeout', 'timeout must be { soft?, hard? } in milliseconds');
+  const { soft, hard } = timeout as TimeoutOptions;
+  const softMs = soft === undefined ? 0 : validateMs(soft, 'timeout', 1);
+  const hardMs = hard === undefined ? 0 : validateMs(hard, 'timeout', 1);
+  if (softMs > 0 && hardMs > 0 && softMs > hardMs) {
+    throw new OptionError('timeout', `timeout.soft (${softMs} ms) must not exceed timeout.hard (${hardMs} ms)`);
+  }
+  return [softMs, hardMs];
+}
+
 function validateMs(value: unknown, option: string, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new OptionError(option, `${option} must be a number of milliseconds >= ${min}, got ${String(value)}`);
@@ -678,6 +1127,10 @@ function validateWrapOptions(options: WrapOptions): void {
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
     throw new OptionError('name', 'name must be a non-empty string');
   }
+  if (options.grace !== undefined) validateSeconds(options.grace, 'grace');
+  if (options.staleWhileRevalidate !== undefined) validateSeconds(options.staleWhileRevalidate, 'staleWhileRevalidate');
+  if (options.timeout !== undefined) validateTimeout(options.timeout);
+  if (options.jitter !== undefined) validateJitter(options.jitter);
 }
 
 function validateCodecOptions(options: CodecOptions): void {

@@ -55,8 +55,18 @@ export interface ReadReply {
    * Memcached backend does with its per-prefix namespace version.
    */
   readonly tagHash: string;
-  /** Whether this read took the entry's lock with the request's token (only ever on a miss). */
+  /**
+   * Whether this read took the entry's lock with the request's token: on a miss, or on a
+   * stale hit (the caller that holds the lock refreshes the entry).
+   */
   readonly locked: boolean;
+  /**
+   * `true` when {@link ReadReply.entry} matched its tags but is past its fresh-until time
+   * (the header's field, compared with the store's clock where it has one): a value that may
+   * still be served under `grace` or `staleWhileRevalidate`. A stale read tries to take the
+   * lock like a miss. `false` on a fresh hit and on a miss.
+   */
+  readonly stale: boolean;
 }
 
 /** One write of one entry: see {@link Backend.write}. */
@@ -98,8 +108,10 @@ export interface Backend {
   /**
    * Reads an entry, atomically and in one round trip: fetches the entry and the current
    * versions of its tags, creates the versions that are missing (a fresh random value each),
-   * hashes them ({@link tagHash}), and compares with the entry's stored tag hash. Equal: a hit.
-   * Otherwise a miss, and when `lockToken` is given it tries to take the lock
+   * hashes them ({@link tagHash}), and compares with the entry's stored tag hash. Equal and
+   * before its fresh-until time: a hit. Equal but past it: a stale hit, returned with
+   * `stale: true`, and when `lockToken` is given the read tries to take the lock. Otherwise a
+   * miss, and when `lockToken` is given it tries to take the lock
    * (`SET lockKey token NX PX lockTtlMs`).
    */
   read(request: ReadRequest): Promise<ReadReply>;

@@ -7,7 +7,7 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import { type EntryCodec, type EntryRecord, tagHash } from '../codec.js';
+import { type EntryCodec, type EntryRecord, freshUntilOf, tagHash } from '../codec.js';
 import { CorruptEntryError, OptionError } from '../errors.js';
 import { uniqueToken } from '../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
@@ -136,11 +136,16 @@ export class MemoryBackend implements Backend {
     }
     const stored = lru.get(request.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
-      return { entry: stored, tagHash: hash, locked: false };
+      const freshUntil = stored instanceof Uint8Array ? freshUntilOf(stored) : stored.freshUntil;
+      if (freshUntil === undefined || freshUntil > Date.now()) return { entry: stored, tagHash: hash, locked: false, stale: false };
+      // Past its fresh time but kept for grace / stale-while-revalidate: stale, and lockable.
+      let locked = false;
+      if (request.lockToken !== undefined) locked = this.#tryLock(request.lockKey, request.lockToken, request.lockTtlMs);
+      return { entry: stored, tagHash: hash, locked, stale: true };
     }
     let locked = false;
     if (request.lockToken !== undefined) locked = this.#tryLock(request.lockKey, request.lockToken, request.lockTtlMs);
-    return { entry: undefined, tagHash: hash, locked };
+    return { entry: undefined, tagHash: hash, locked, stale: false };
   }
 
   /** Stores an entry unless its lock was lost, and releases the lock, waking waiters. */

@@ -282,7 +282,8 @@ describe('MemcachedBackend with a server killed mid-run', function () {
     let server = await startMemcached();
     const { port } = server;
     const backend = new MemcachedBackend({ servers: server.address, retryInterval: 100, timeout: 300, connectTimeout: 300 });
-    const cache = new Hermes(backend, { prefix: nextPrefix() });
+    // The circuit breaker opens after 5 failures; its cooldown is shortened to the reconnection's.
+    const cache = new Hermes(backend, { prefix: nextPrefix(), circuitBreaker: { cooldown: 100 } });
     const errors: HermesError[] = [];
     cache.on('error', (e) => errors.push(e));
     let calls = 0;

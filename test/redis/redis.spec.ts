@@ -411,7 +411,7 @@ describe('RedisBackend', function () {
       await admin.call(
         'ACL', 'SETUSER', user, 'reset', 'on', '>secret', `~${prefix}:*`, `&${prefix}:*`,
         '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
-        '+set', '+del', '+pttl', '+ping', '+hello', '+info',
+        '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info',
       );
       const options = { host: server.host, port: server.port, username: user, password: 'secret' };
       const errors: HermesError[] = [];

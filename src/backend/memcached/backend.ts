@@ -28,7 +28,7 @@
 
 import { MemcacheClient } from 'memcache-client';
 import type { EntryCodec } from '../../codec.js';
-import { tagHash } from '../../codec.js';
+import { freshUntilOf, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash } from '../../codec.js';
 import { CorruptEntryError, OptionError } from '../../errors.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
@@ -103,9 +103,6 @@ export interface MemcachedBackendOptions {
 
 /** The suffix of the per-prefix namespace version key: `{prefix}:namespace`. */
 const NAMESPACE_SUFFIX = ':namespace';
-const HEADER_LENGTH = 33;
-const TAG_HASH_OFFSET = 4;
-const FRESH_UNTIL_OFFSET = 20;
 
 interface Waiter {
   done(woken: boolean): void;
@@ -251,11 +248,17 @@ export class MemcachedBackend implements Backend {
         this.#trackAll(request.tagKeys, plan.keys);
       }
       const stored = found[entryMcKey]?.value;
-      if (stored !== undefined && isValidFor(stored, hash)) {
-        return { entry: stored as Buffer, tagHash: hash, locked: false };
+      const state = stored === undefined ? 'invalid' : entryState(stored, hash);
+      if (state === 'fresh') return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
+      if (state === 'stale') {
+        // Past its fresh time, kept for grace / stale-while-revalidate: served with the lock
+        // decision (the lock costs the miss' second request).
+        if (request.lockToken === undefined) return { entry: stored as Buffer, tagHash: hash, locked: false, stale: true };
+        const reply = await this.#miss(server, request, versionKeys, found, undefined);
+        return { ...reply, entry: stored as Buffer, stale: true };
       }
     }
-    if (missing === undefined && request.lockToken === undefined) return { entry: undefined, tagHash: hash, locked: false };
+    if (missing === undefined && request.lockToken === undefined) return { entry: undefined, tagHash: hash, locked: false, stale: false };
     return this.#miss(server, request, versionKeys, found, missing);
   }
 
@@ -311,7 +314,7 @@ export class MemcachedBackend implements Backend {
       plan.hash = hash;
       this.#trackAll(request.tagKeys, plan.keys);
     }
-    return { entry: undefined, tagHash: hash, locked };
+    return { entry: undefined, tagHash: hash, locked, stale: false };
   }
 
   /**
@@ -616,20 +619,17 @@ function noop(): void {
 }
 
 /**
- * Whether stored bytes are an entry written under `hash` that is still fresh: the header's
- * tag hash (bytes 4..20) equals `hash` and its fresh-until time (bytes 20..33, milliseconds)
- * is in the future on this process's clock. Anything else, foreign bytes included, is a miss.
+ * What stored bytes are for an entry written under `hash`: `'fresh'` when the header's tag
+ * hash (bytes 4..20) equals `hash` and its fresh-until time (bytes 20..33, milliseconds) is in
+ * the future on this process's clock, `'stale'` when the hash matches but that time has
+ * passed, `'invalid'` otherwise (foreign bytes included): a miss.
  */
-function isValidFor(stored: unknown, hash: string): boolean {
-  if (!Buffer.isBuffer(stored) || stored.length < HEADER_LENGTH) return false;
-  for (let i = 0; i < 16; i++) if (stored[TAG_HASH_OFFSET + i] !== hash.charCodeAt(i)) return false;
-  let freshUntil = 0;
-  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
-    const digit = (stored[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) return false;
-    freshUntil = freshUntil * 10 + digit;
-  }
-  return freshUntil > Date.now();
+function entryState(stored: unknown, hash: string): 'fresh' | 'stale' | 'invalid' {
+  if (!Buffer.isBuffer(stored) || stored.length < HEADER_LENGTH) return 'invalid';
+  for (let i = 0; i < 16; i++) if (stored[TAG_HASH_OFFSET + i] !== hash.charCodeAt(i)) return 'invalid';
+  const freshUntil = freshUntilOf(stored);
+  if (freshUntil === undefined) return 'invalid';
+  return freshUntil > Date.now() ? 'fresh' : 'stale';
 }
 
 function asBuffer(entry: StoredEntry): Buffer {

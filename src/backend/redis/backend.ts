@@ -216,10 +216,10 @@ export class RedisBackend implements Backend {
     const sentAt = Date.now();
     return this.#evalsha(script, args).then((reply) => {
       if (Buffer.isBuffer(reply)) {
-        // A hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
-        return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false };
+        // A fresh hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
+        return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false, stale: false };
       }
-      if (!Array.isArray(reply) || reply.length !== 3 || !Buffer.isBuffer(reply[0])) {
+      if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
         throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
       }
       const locked = reply[1] === 1;
@@ -227,7 +227,9 @@ export class RedisBackend implements Backend {
         if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
         this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
       }
-      return { entry: undefined, tagHash: reply[0].toString('latin1'), locked };
+      const staleEntry: unknown = reply[3];
+      if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
+      return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
     });
   }
 
