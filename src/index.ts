@@ -6,7 +6,17 @@
  */
 
 export { Hermes } from './hermes.js';
-export type { CachedFunction, CachedMethodDecorator, HermesEvents, HermesOptions, WrapOptions } from './hermes.js';
+export type {
+  CachedFunction,
+  CachedMethodDecorator,
+  CircuitBreakerOptions,
+  HermesEvents,
+  HermesOptions,
+  HermesStats,
+  StaleReason,
+  TimeoutOptions,
+  WrapOptions,
+} from './hermes.js';
 export { MemoryBackend } from './backend/memory.js';
 export type { MemoryBackendOptions } from './backend/memory.js';
 export type {
@@ -37,5 +47,6 @@ export {
   NameConflictError,
   OptionError,
   SerializationError,
+  TimeoutError,
 } from './errors.js';
 export type { BackendOperation, HermesErrorCode } from './errors.js';

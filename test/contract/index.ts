@@ -5,7 +5,7 @@
  */
 
 import { expect } from 'chai';
-import { type Backend, CorruptEntryError, Hermes, type HermesError } from '../../src/index.js';
+import { type Backend, CorruptEntryError, Hermes, type HermesError, TimeoutError } from '../../src/index.js';
 
 /** How the contract suite builds and pokes at a backend. */
 export interface BackendContractOptions {
@@ -286,6 +286,146 @@ export function registerBackendContract(options: BackendContractOptions): void {
       expect(await pending).to.equal('v1:1');
       expect(await profile(1)).to.equal('v2:1');
       expect(await profile(1)).to.equal('v2:1');
+    });
+
+    describe('stale values (grace, stale-while-revalidate, timeouts)', function () {
+      const stale = (extra: Record<string, unknown>): Hermes => {
+        const c = new Hermes(backend, { prefix, ttl: 0.2, jitter: 0, ...extra });
+        c.on('error', (error) => errors.push(error));
+        return c;
+      };
+
+      it('grace: serves the stale value when the refresh throws, says why, and spares the failing function', async function () {
+        const cache2 = stale({ grace: 30 });
+        const reasons: string[] = [];
+        cache2.on('stale', (event) => reasons.push(event.reason));
+        let calls = 0;
+        const price = cache2.wrap(async function price(sku: string) {
+          calls++;
+          if (calls > 1) throw new Error('upstream down');
+          return `${sku}:v1`;
+        });
+        expect(await price('a')).to.equal('a:v1');
+        await sleep(300); // past ttl, within grace
+        expect(await price('a')).to.equal('a:v1');
+        expect(calls).to.equal(2);
+        expect(reasons).to.deep.equal(['error']);
+        // Written back fresh for a while: the next callers do not call the failing function.
+        expect(await price('a')).to.equal('a:v1');
+        expect(calls).to.equal(2);
+        expect(cache2.stats().staleServed).to.equal(1);
+      });
+
+      it('grace never serves an entry invalidated by a tag or by invalidate()', async function () {
+        const cache2 = stale({ grace: 30 });
+        let calls = 0;
+        const fn = cache2.wrap(async function report(n: number) {
+          calls++;
+          if (calls > 2) throw new Error('down');
+          return n;
+        }, { tags: ['r'] });
+        await fn(1);
+        await fn(2);
+        await sleep(300);
+        await cache2.clean(['r']);
+        const viaTag = await fn(1).then(() => 'served', (e: unknown) => (e as Error).message);
+        expect(viaTag).to.equal('down');
+        await fn.invalidate(2);
+        const viaInvalidate = await fn(2).then(() => 'served', (e: unknown) => (e as Error).message);
+        expect(viaInvalidate).to.equal('down');
+      });
+
+      it('grace: callers without the lock get the stale value at once while one caller refreshes', async function () {
+        const cache2 = stale({ grace: 30 });
+        const peerBackend = await options.createPeer(backend);
+        if (peerBackend !== backend) opened.push(peerBackend);
+        const peer = new Hermes(peerBackend, { prefix, ttl: 0.2, jitter: 0, grace: 30 });
+        let calls = 0;
+        const fn = async (): Promise<string> => {
+          calls++;
+          if (calls > 1) await sleep(300);
+          return `v${calls}`;
+        };
+        const a = cache2.wrap(fn, { name: 'slowRefresh' });
+        const b = peer.wrap(fn, { name: 'slowRefresh' });
+        expect(await a()).to.equal('v1');
+        await sleep(300);
+        const refreshing = a(); // takes the lock, recomputes for 300 ms
+        await sleep(30);
+        const started = Date.now();
+        expect(await b()).to.equal('v1'); // no lock: stale at once
+        expect(Date.now() - started).to.be.below(200);
+        expect(await refreshing).to.equal('v2');
+        expect(await b()).to.equal('v2');
+        expect(calls).to.equal(2);
+      });
+
+      it('stale-while-revalidate: every caller gets the stale value at once; one refresh in total', async function () {
+        const cache2 = stale({ staleWhileRevalidate: 30, ttl: 0.6 });
+        const peerBackend = await options.createPeer(backend);
+        if (peerBackend !== backend) opened.push(peerBackend);
+        const peer = new Hermes(peerBackend, { prefix, ttl: 0.6, jitter: 0, staleWhileRevalidate: 30 });
+        let calls = 0;
+        const fn = async (): Promise<string> => {
+          calls++;
+          await sleep(calls > 1 ? 150 : 0);
+          return `v${calls}`;
+        };
+        const a = cache2.wrap(fn, { name: 'swr' });
+        const b = peer.wrap(fn, { name: 'swr' });
+        expect(await a()).to.equal('v1');
+        await sleep(700);
+        const started = Date.now();
+        const served = await Promise.all([a(), a(), b(), b(), a(), b()]);
+        expect(Date.now() - started).to.be.below(120); // nobody waited for the 150 ms refresh
+        expect(served).to.deep.equal(Array(6).fill('v1'));
+        await sleep(300); // the refresh is written, and fresh for 0.6 s
+        expect(await a()).to.equal('v2');
+        expect(await b()).to.equal('v2');
+        expect(calls).to.equal(2);
+      });
+
+      it('timeout.soft serves the stale value and lets the refresh finish in the background', async function () {
+        const cache2 = stale({ grace: 30, timeout: { soft: 50 }, ttl: 0.6 });
+        const reasons: string[] = [];
+        cache2.on('stale', (event) => reasons.push(event.reason));
+        let calls = 0;
+        const fn = cache2.wrap(async function softly() {
+          calls++;
+          if (calls > 1) await sleep(300);
+          return `v${calls}`;
+        });
+        expect(await fn()).to.equal('v1');
+        await sleep(700);
+        const started = Date.now();
+        expect(await fn()).to.equal('v1');
+        expect(Date.now() - started).to.be.within(40, 250);
+        expect(reasons).to.deep.equal(['timeout']);
+        await sleep(400); // the refresh (300 ms) is written, fresh for 0.6 s
+        expect(await fn()).to.equal('v2');
+        expect(calls).to.equal(2);
+      });
+
+      it('timeout.hard rejects with a TimeoutError and still caches the result', async function () {
+        const cache2 = stale({ timeout: { hard: 50 }, ttl: 60 });
+        let calls = 0;
+        const fn = cache2.wrap(async function hard() {
+          calls++;
+          await sleep(200);
+          return 'late';
+        });
+        const started = Date.now();
+        const error = await fn().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(TimeoutError);
+        expect(Date.now() - started).to.be.below(180);
+        await sleep(300);
+        expect(await fn()).to.equal('late');
+        expect(calls).to.equal(1);
+        expect(cache2.stats().timeouts).to.equal(1);
+      });
     });
 
     if (options.writeRaw) {
