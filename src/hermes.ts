@@ -676,6 +676,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     if (inflight !== undefined) return inflight;
 
     const backend = this.backend;
+    let corrupt: ReadReply | undefined;
     if (backend.readSync) {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
@@ -691,6 +692,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
           if (this.#observed) this.emit('hit', { key: entryKey, stale: false });
           return Promise.resolve(record.value);
         }
+        corrupt = peek; // reported once by #decode; recomputed and overwritten below
       }
     }
     const call: Call = {
@@ -707,7 +709,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       },
     };
     let promise: Promise<unknown>;
-    if (!this.#breakerAllows()) {
+    if (corrupt !== undefined) {
+      promise = this.#produce(call, corrupt.tagHash, undefined, undefined);
+    } else if (!this.#breakerAllows()) {
       // The backend failed repeatedly: skip it until the breaker's cooldown ends.
       promise = this.#fallBack(call, 'circuit-open');
     } else {

@@ -352,3 +352,186 @@ describe('Hermes', function () {
     expect(await waiting).to.be.a('number'); // woken and served, not left hanging
   });
 });
+
+describe('Hermes resilience and observability', function () {
+  /** A MemoryBackend seen as a remote store: reads can hang or fail, and are counted. */
+  class RemoteLike extends MemoryBackend {
+    hang = false;
+    fail = false;
+    reads = 0;
+    constructor() {
+      super({ serialize: true });
+    }
+    override readSync = undefined as unknown as MemoryBackend['readSync'];
+    override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
+      this.reads++;
+      if (this.fail) throw new Error('connection refused');
+      if (this.hang) return new Promise(() => undefined);
+      return super.read(...args);
+    }
+  }
+
+  it('gives every backend read a deadline (backendTimeout) and falls open', async function () {
+    const backend = new RemoteLike();
+    const cache = new Hermes(backend, { backendTimeout: 80 });
+    const errors: HermesError[] = [];
+    cache.on('error', (e) => errors.push(e));
+    const fn = cache.wrap(async function slowStore(n: number) {
+      return n + 1;
+    });
+    backend.hang = true;
+    const started = Date.now();
+    expect(await fn(1)).to.equal(2);
+    expect(Date.now() - started).to.be.within(60, 600);
+    expect(errors[0]).to.be.instanceOf(BackendError);
+    expect((errors[0]?.cause as Error).message).to.match(/timed out after 80 ms/);
+    expect(cache.stats().fallbacks).to.equal(1);
+  });
+
+  it('opens the circuit breaker after repeated failures, skips the backend, then probes it', async function () {
+    const backend = new RemoteLike();
+    const cache = new Hermes(backend, { circuitBreaker: { failures: 3, cooldown: 150 } });
+    const fallbacks: string[] = [];
+    cache.on('error', () => undefined);
+    cache.on('fallback', (e) => fallbacks.push(e.reason));
+    let calls = 0;
+    const fn = cache.wrap(async function guarded() {
+      calls++;
+      return calls;
+    });
+    backend.fail = true;
+    for (let i = 0; i < 3; i++) await fn();
+    expect(backend.reads).to.equal(3);
+    for (let i = 0; i < 5; i++) await fn(); // open: the backend is not asked
+    expect(backend.reads).to.equal(3);
+    expect(fallbacks).to.deep.equal([...(Array(3).fill('read-failed') as string[]), ...(Array(5).fill('circuit-open') as string[])]);
+    backend.fail = false;
+    await sleep(200);
+    await fn(); // half-open: one probe, which succeeds and closes the breaker
+    expect(backend.reads).to.equal(4);
+    const before = calls;
+    expect(await fn()).to.equal(before); // cached again
+    expect(cache.stats().fallbacks).to.equal(8);
+  });
+
+  it('counts hits, misses, computations, waits and errors in stats()', async function () {
+    const backend = new MemoryBackend();
+    const cache = new Hermes(backend);
+    const peer = new Hermes(backend);
+    const f = async (n: number): Promise<number> => {
+      await sleep(30);
+      return n;
+    };
+    const a = cache.wrap(f, { name: 'counted' });
+    const b = peer.wrap(f, { name: 'counted' });
+    await Promise.all([a(1), b(1)]); // a computes, b waits for it
+    await a(1);
+    await a(2);
+    const stats = cache.stats();
+    expect(stats).to.deep.include({ hits: 1, misses: 2, computations: 2, fallbacks: 0, timeouts: 0, staleServed: 0 });
+    expect(peer.stats()).to.deep.include({ lockWaits: 1, computations: 0, hits: 1 });
+    expect(peer.stats().lockWaitMs).to.be.within(5, 1000);
+    const corrupt = new Hermes(new MemoryBackend({ serialize: true }));
+    corrupt.on('error', () => undefined);
+    const c = corrupt.wrap(async function c() {
+      return 1;
+    });
+    (corrupt.backend as MemoryBackend).setRaw(c.key(), Buffer.from('h1j0da39a3ee5e6b4b0d9999999999999{bad', 'latin1'));
+    await c();
+    expect(corrupt.stats().errors).to.deep.equal({ ERR_HERMES_CORRUPT_ENTRY: 1 });
+  });
+
+  it('emits hit, miss, compute, wait and fallback events only to listeners', async function () {
+    const backend = new MemoryBackend();
+    const cache = new Hermes(backend);
+    const seen: string[] = [];
+    for (const event of ['hit', 'miss', 'compute', 'wait', 'fallback'] as const) {
+      cache.on(event, (e: { key: string }) => seen.push(`${event}:${e.key.split(':')[2] ?? ''}`));
+    }
+    const fn = cache.wrap(async function observed() {
+      return 1;
+    });
+    await fn();
+    await fn();
+    expect(seen).to.deep.equal(['miss:observed', 'compute:observed', 'hit:observed']);
+  });
+
+  it('traces reads, writes and computations on node:diagnostics_channel', async function () {
+    const { tracingChannel } = await import('node:diagnostics_channel');
+    const events: string[] = [];
+    const subscribers = (name: string) => ({
+      start: (ctx: unknown) => events.push(`${name}:start:${(ctx as { name: string }).name}`),
+      end: () => undefined,
+      asyncStart: () => undefined,
+      asyncEnd: () => events.push(`${name}:end`),
+      error: () => events.push(`${name}:error`),
+    });
+    const channels = ['hermes:read', 'hermes:write', 'hermes:compute'].map((name) => {
+      const channel = tracingChannel(name);
+      const handlers = subscribers(name.split(':')[1] as string);
+      channel.subscribe(handlers);
+      return () => { channel.unsubscribe(handlers); };
+    });
+    try {
+      const cache = new Hermes(new RemoteLike());
+      const fn = cache.wrap(async function traced() {
+        return 1;
+      });
+      await fn();
+      expect(events).to.deep.equal([
+        'read:start:traced',
+        'read:end',
+        'compute:start:traced',
+        'compute:end',
+        'write:start:traced',
+        'write:end',
+      ]);
+    } finally {
+      for (const unsubscribe of channels) unsubscribe();
+    }
+  });
+
+  it('spreads the TTLs of entries written together by up to jitter × ttl', async function () {
+    const backend = new MemoryBackend();
+    const cache = new Hermes(backend, { ttl: 100, jitter: 0.5 });
+    const fn = cache.wrap(async function spread(n: number) {
+      return n;
+    });
+    const before = Date.now();
+    for (let n = 0; n < 50; n++) await fn(n);
+    const freshUntil: number[] = [];
+    for (let n = 0; n < 50; n++) {
+      const reply = await backend.read({ entryKey: fn.key(n), tagKeys: [], lockKey: '', lockToken: undefined, lockTtlMs: 1 });
+      freshUntil.push((reply.entry as { freshUntil: number }).freshUntil - before);
+    }
+    expect(Math.min(...freshUntil)).to.be.at.least(50_000 - 100);
+    expect(Math.max(...freshUntil)).to.be.at.most(100_000 + 100);
+    expect(Math.max(...freshUntil) - Math.min(...freshUntil)).to.be.above(10_000); // spread, not equal
+    const none = new Hermes(new MemoryBackend(), { ttl: 100, jitter: 0 });
+    const g = none.wrap(async function exact() {
+      return 1;
+    });
+    const t0 = Date.now();
+    await g();
+    const exact = await none.backend.read({ entryKey: g.key(), tagKeys: [], lockKey: '', lockToken: undefined, lockTtlMs: 1 });
+    expect((exact.entry as { freshUntil: number }).freshUntil - t0).to.be.within(100_000, 100_050);
+  });
+
+  it('validates grace, staleWhileRevalidate, timeout, jitter, backendTimeout and circuitBreaker', function () {
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ grace: -1 }, 'grace'],
+      [{ staleWhileRevalidate: 'x' }, 'staleWhileRevalidate'],
+      [{ timeout: { soft: 500, hard: 100 } }, 'timeout'],
+      [{ timeout: { hard: 0 } }, 'timeout'],
+      [{ jitter: 1 }, 'jitter'],
+      [{ backendTimeout: 0 }, 'backendTimeout'],
+      [{ circuitBreaker: { failures: 0 } }, 'circuitBreaker'],
+    ];
+    for (const [options, option] of bad) {
+      expect(() => new Hermes(undefined, options), option)
+        .to.throw(OptionError)
+        .with.property('option', option);
+    }
+    expect(() => new Hermes().wrap(async () => 1, { name: 'g', grace: -2 })).to.throw(OptionError, /grace/);
+  });
+});
