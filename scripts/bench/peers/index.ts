@@ -5,7 +5,7 @@
  * ports. Writes `bench/results.md` and `bench/chart.svg`.
  *
  *   npm run bench:peers                  # everything (about 6 minutes on 2 cores)
- *   npm run bench:peers -- --rounds 3    # fewer rounds (default 7) of --ms 400 each
+ *   npm run bench:peers -- --rounds 3    # fewer rounds (default 11) of --ms 300 each
  *
  * Every figure is the median of interleaved rounds after a warm-up round: within a scenario,
  * round r of every library runs before round r+1 of any, so machine noise hits all alike.
@@ -45,7 +45,7 @@ import {
   nsPerAwaitedCall,
   nsPerSyncCall,
   redisCommandStats,
-  usecBetween,
+  redisCpuSeconds,
   throughput,
 } from './measure.js';
 import { memoryOf, type MemoryRow } from './memory.js';
@@ -56,9 +56,9 @@ const argValue = (name: string, fallback: number): number => {
   const at = process.argv.indexOf(name);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 };
-const ROUNDS = argValue('--rounds', 7);
-const ROUND_MS = argValue('--ms', 400);
-const COUNT_SAMPLE = 100;
+const ROUNDS = argValue('--rounds', 11);
+const ROUND_MS = argValue('--ms', 300);
+const COUNT_SAMPLE = 200;
 const IN_PROCESS_CALLS = 50_000;
 
 /** A scenario: one operation, a concurrency, the feature it needs. */
@@ -90,7 +90,7 @@ interface Cost {
   readonly requests: number;
   readonly roundTrips: number | undefined;
   readonly executed: number;
-  /** Microseconds Redis spent executing the commands (`INFO commandstats` usec), per operation. */
+  /** redis-server CPU microseconds per operation (`INFO cpu`), I/O included. */
   readonly serverUsec: number | undefined;
 }
 
@@ -119,6 +119,7 @@ const version = (pkg: string): string => {
 };
 
 const started = Date.now();
+const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
 log('starting redis-server and memcached');
 const redis = await startRedisServer();
 const memcached = await startMemcached();
@@ -165,15 +166,17 @@ try {
       await run(); // warm: connections, scripts, an L1 filled for the hit scenarios
       await sleep(30);
       const redisBefore = await redisCommandStats(admin);
+      const cpuBefore = await redisCpuSeconds(admin);
       const mcBefore = await memcachedStats(memcached.port);
       respProxy.reset();
       mcProxy.reset();
       await run();
       await sleep(30); // background writes and bus messages land
       const onRedis = factory.server === 'redis';
+      const cpuAfter = await redisCpuSeconds(admin);
       const redisAfter = await redisCommandStats(admin);
       const cost: Cost = {
-        serverUsec: onRedis ? usecBetween(redisBefore, redisAfter) / COUNT_SAMPLE : undefined,
+        serverUsec: onRedis ? ((cpuAfter - cpuBefore) * 1e6) / COUNT_SAMPLE : undefined,
         requests: (onRedis ? respProxy.commands() : mcProxy.total()) / COUNT_SAMPLE,
         roundTrips: onRedis ? respProxy.counts.roundTrips / COUNT_SAMPLE : undefined,
         executed: onRedis
@@ -292,7 +295,7 @@ lines.push('# hermes beside its peers and the raw limit');
 lines.push('');
 lines.push(`- command: \`${command}\` (${ROUNDS} interleaved rounds of ${ROUND_MS} ms after a warm-up round; medians)`);
 lines.push(`- date: ${new Date().toISOString()} · run time ${fmt((Date.now() - started) / 60_000, 1)} min`);
-lines.push(`- machine: ${machine}; client and servers share the cores`);
+lines.push(`- machine: ${machine}; client and servers share the cores; load average ${loadAtStart} at the start, ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at the end`);
 lines.push(`- versions: ${versions}`);
 lines.push(`- workload: a 100-byte string value, ${fmt(HIT_KEYS)} keys per key space, tagged entries carry 3 tags, TTL 1 h; one library instance (its own connections) per row; all on 127.0.0.1`);
 lines.push('');
@@ -304,15 +307,15 @@ for (const name of names) {
   lines.push(`| ${name} | ${SCENARIOS.map((s) => { const v = opsOf(name, s.id); return v === undefined ? `n/a (${missingWhy.get(`${name}|${s.id}`) ?? ''})` : fmt(v); }).join(' | ')} |`);
 }
 lines.push('');
-lines.push('## Cost per operation: requests sent · round trips · commands executed · server µs');
+lines.push('## Cost per operation: requests sent · round trips · commands executed · redis-server CPU µs');
 lines.push('');
-lines.push('Counted at concurrency 1 over 100 operations after a warm pass over the same keys, through a');
+lines.push(`Counted at concurrency 1 over ${COUNT_SAMPLE} operations after a warm pass over the same keys, through a`);
 lines.push('counting proxy in front of the server (requests: top-level commands the client sent, pipelined');
 lines.push('ones counted one each; round trips: bursts the client wrote after the server last wrote on that');
 lines.push('connection) and by the server itself (Redis `INFO commandstats` deltas, commands run inside Lua');
-lines.push('scripts included; memcached `stats`: every key of a get counts, plus sets and deletes); server µs: the');
-lines.push('microseconds Redis spent executing them (`INFO commandstats` usec, scripts included). Memcached round trips');
-lines.push('and server time are not measured (—).');
+lines.push('scripts included; memcached `stats`: every key of a get counts, plus sets and deletes); redis-server CPU:');
+lines.push('`INFO cpu` (user + sys) growth per operation, network I/O included, at concurrency 1. Memcached round');
+lines.push('trips and server CPU are not measured (—).');
 lines.push('');
 const costScenarios = SCENARIOS.filter((s) => s.concurrency !== 64 || !s.feature.endsWith('it'));
 lines.push(`| library | ${costScenarios.map((s) => s.title.replace(', concurrency 1', '').replace(', concurrency 64', '')).join(' | ')} |`);

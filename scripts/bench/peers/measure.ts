@@ -50,39 +50,34 @@ export function nsPerSyncCall(calls: number, body: (i: number) => unknown): numb
   return ns;
 }
 
-/** `INFO commandstats`: calls and microseconds spent, by command (script-internal ones included). */
+/** `INFO commandstats`: calls by command (commands run inside scripts included). */
 export interface RedisCommandStats {
   readonly calls: ReadonlyMap<string, number>;
-  readonly usec: ReadonlyMap<string, number>;
 }
 
 /** Reads `INFO commandstats`. */
 export async function redisCommandStats(admin: Redis): Promise<RedisCommandStats> {
   const info = await admin.info('commandstats');
   const calls = new Map<string, number>();
-  const usec = new Map<string, number>();
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
-    calls.set(match[1] as string, Number(match[2]));
-    usec.set(match[1] as string, Number(match[3]));
-  }
-  return { calls, usec };
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1] as string, Number(match[2]));
+  return { calls };
 }
 
-/** Sum of a counter's growth between two snapshots, the INFO command itself excluded. */
-function growth(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): number {
+/** Commands executed between two snapshots, the INFO commands themselves excluded. */
+export function commandsBetween(before: RedisCommandStats, after: RedisCommandStats): number {
   let total = 0;
-  for (const [command, n] of after) if (command !== 'info') total += n - (before.get(command) ?? 0);
+  for (const [command, n] of after.calls) if (command !== 'info') total += n - (before.calls.get(command) ?? 0);
   return total;
 }
 
-/** Commands executed between two snapshots (INFO excluded). */
-export function commandsBetween(before: RedisCommandStats, after: RedisCommandStats): number {
-  return growth(before.calls, after.calls);
-}
-
-/** Microseconds the server spent executing commands between two snapshots (INFO excluded). */
-export function usecBetween(before: RedisCommandStats, after: RedisCommandStats): number {
-  return growth(before.usec, after.usec);
+/**
+ * CPU seconds redis-server has used (`INFO cpu`: used_cpu_user + used_cpu_sys), network I/O
+ * and protocol parsing included. (`INFO commandstats` usec would count a script's inner
+ * commands twice: once in the script's own time and again under their own names.)
+ */
+export async function redisCpuSeconds(admin: Redis): Promise<number> {
+  const info = await admin.info('cpu');
+  return Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1]) + Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1]);
 }
 
 /** Memcached `stats` counters, read on a fresh connection. */

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { redisScripts } from '../../../src/backend/redis/scripts.js';
 import { startRedisServer } from '../../../test/helpers/redis-server.js';
 import { HIT_KEYS, NETWORK_LIBRARIES } from './libraries.js';
-import { redisCommandStats, throughput, usecBetween } from './measure.js';
+import { redisCpuSeconds, throughput } from './measure.js';
 
 interface ProfileNode {
   id: number;
@@ -62,12 +62,7 @@ if (process.argv[2] === '--summary') {
     }
     const library = factory.make(servers);
     await throughput(concurrency, 1000, (i) => library.get(i % HIT_KEYS, tagged)); // warm-up
-    const serverCpu = async (): Promise<number> => {
-      const info = await admin.info('cpu');
-      return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
-    };
-    const before = await redisCommandStats(admin);
-    const cpuBefore = await serverCpu();
+    const cpuBefore = await redisCpuSeconds(admin);
     const clientBefore = process.cpuUsage();
     const start = performance.now();
     let calls = 0;
@@ -77,12 +72,10 @@ if (process.argv[2] === '--summary') {
     });
     const elapsed = performance.now() - start;
     const client = process.cpuUsage(clientBefore);
-    const cpuAfter = await serverCpu();
-    const after = await redisCommandStats(admin);
-    const usec = usecBetween(before, after);
+    const cpuAfter = await redisCpuSeconds(admin);
     console.log(
       `${name} ${scenario}: ${perSecond.toFixed(0)} calls/s; per call: client CPU ${((client.user + client.system) / calls).toFixed(1)} µs, ` +
-        `redis-server CPU ${(((cpuAfter - cpuBefore) * 1e6) / calls).toFixed(1)} µs (of which executing commands ${(usec / calls).toFixed(1)} µs); ` +
+        `redis-server CPU ${(((cpuAfter - cpuBefore) * 1e6) / calls).toFixed(1)} µs; ` +
         `client busy ${((client.user + client.system) / 10 / elapsed).toFixed(0)}%, server busy ${(((cpuAfter - cpuBefore) * 1e5) / elapsed).toFixed(0)}% of the wall time`,
     );
     await library.close();

@@ -20,6 +20,8 @@ export interface RespCounts {
   readonly commands: Map<string, number>;
   /** Round trips, as defined in this module's documentation. */
   roundTrips: number;
+  /** TCP reads the proxy made from clients (a lower bound of the client's write calls). */
+  chunks: number;
 }
 
 /** A running proxy. */
@@ -88,7 +90,7 @@ class RespRequestParser {
 
 /** Starts a RESP-counting proxy to redis-server on `targetPort` (127.0.0.1). */
 export function startRespCountingProxy(targetPort: number): Promise<RespCountingProxy> {
-  const counts: RespCounts = { commands: new Map(), roundTrips: 0 };
+  const counts: RespCounts = { commands: new Map(), roundTrips: 0, chunks: 0 };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, '127.0.0.1');
@@ -102,6 +104,7 @@ export function startRespCountingProxy(targetPort: number): Promise<RespCounting
     });
     client.on('data', (chunk: Buffer) => {
       upstream.write(chunk);
+      counts.chunks++;
       if (serverSpokeLast) {
         counts.roundTrips++;
         serverSpokeLast = false;
@@ -132,6 +135,7 @@ export function startRespCountingProxy(targetPort: number): Promise<RespCounting
         reset() {
           counts.commands.clear();
           counts.roundTrips = 0;
+          counts.chunks = 0;
         },
         close: () =>
           new Promise<void>((done) => {
