@@ -261,6 +261,7 @@ const OWN_OPTIONS = new Set([
 ]);
 
 const ARGS_MEMO_SIZE = 2048;
+const ARGS_MEMO_MAX_LENGTH = 1024;
 
 type AnyFunction = (...args: never[]) => unknown;
 
@@ -659,8 +660,11 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     let entryKey = memo.get(canonical);
     if (entryKey === undefined) {
       entryKey = this.keyspace.entryKey(wrapped.name, hashString(canonical));
-      if (memo.size >= ARGS_MEMO_SIZE) memo.clear();
-      memo.set(canonical, entryKey);
+      // Only short argument lists are memoised: a memo of huge canonical strings would pin them.
+      if (canonical.length <= ARGS_MEMO_MAX_LENGTH) {
+        if (memo.size >= ARGS_MEMO_SIZE) memo.clear();
+        memo.set(canonical, entryKey);
+      }
     }
     return entryKey;
   }
@@ -832,8 +836,8 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     const { wrapped, request } = call;
     if (!reply.locked) return this.#stale(call, record, 'locked', undefined);
     if (Date.now() - record.freshUntil <= wrapped.swrMs) {
-      const refresh = this.#compute(call, reply.tagHash, request.lockToken);
-      refresh.catch((error: unknown) => this.#keepStale(call, record, reply.tagHash, error));
+      const refresh = this.#compute(call, reply.tagHash, request.lockToken, record);
+      refresh.catch((error: unknown) => this.#stale(call, record, 'error', error));
       return this.#stale(call, record, 'revalidating', undefined);
     }
     return this.#produce(call, reply.tagHash, request.lockToken, record);
@@ -847,40 +851,13 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   }
 
   /**
-   * The function failed while a stale value was at hand: the stale value is written back
-   * fresh for a short while (`STALE_RETRY_MS`, within what is left of the grace window) so
-   * that the next callers are served it instead of calling a failing function again.
-   */
-  #keepStale(call: Call, record: EntryRecord, tagHash: string, error: unknown): unknown {
-    const { wrapped, request, backend } = call;
-    const now = Date.now();
-    const keepUntil = record.freshUntil + wrapped.keepMs;
-    const retryMs = Math.min(STALE_RETRY_MS, wrapped.ttlMs);
-    if (keepUntil > now) {
-      const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value };
-      try {
-        const entry = backend.storesBytes ? this.codec.encode(rewritten) : rewritten;
-        const ttlMs = Math.max(retryMs, keepUntil - now);
-        backend
-          .write({ entryKey: request.entryKey, entry, ttlMs, lockKey: request.lockKey, lockToken: undefined })
-          .catch((e: unknown) => {
-            this.#absorbQuietly(new BackendError('write', request.entryKey, e));
-          });
-      } catch {
-        // The value was encoded before; a failure now only skips the rewrite.
-      }
-    }
-    return this.#stale(call, record, 'error', error);
-  }
-
-  /**
    * Computes and stores a value, and waits for it under the function timeouts: past `soft`,
    * a caller with a stale value gets it (the computation goes on and refreshes the entry);
    * past `hard`, the caller gets a {@link TimeoutError} (the result is still cached). A
    * function that throws with a stale value at hand serves the stale value.
    */
   #produce(call: Call, tagHash: string, lockToken: string | undefined, stale: EntryRecord | undefined): Promise<unknown> {
-    const computation = this.#compute(call, tagHash, lockToken);
+    const computation = this.#compute(call, tagHash, lockToken, stale);
     const { softMs, hardMs } = call.wrapped;
     if (stale === undefined && hardMs === 0) return computation;
     const limitMs = stale !== undefined ? softMs || hardMs : hardMs;
@@ -910,7 +887,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
           if (timer) clearTimeout(timer);
           if (settled) return;
           settled = true;
-          if (stale !== undefined) resolve(this.#keepStale(call, stale, tagHash, error));
+          if (stale !== undefined) resolve(this.#stale(call, stale, 'error', error));
           else reject(error);
         },
       );
@@ -918,11 +895,41 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   }
 
   /**
+   * The refresh of a stale value threw: the stale value is written back fresh for a short while
+   * (`STALE_RETRY_MS`, within what is left of its grace window) so that the next callers are
+   * served it instead of calling a failing function again. Written with the lock token, in the
+   * same request that releases the lock, so that it can never overwrite a newer value.
+   * Resolves `true` if the lock was released by the write.
+   */
+  async #keepStale(call: Call, record: EntryRecord, tagHash: string, lockToken: string): Promise<boolean> {
+    const { wrapped, request, backend } = call;
+    const now = Date.now();
+    const keepUntil = record.freshUntil + wrapped.keepMs;
+    if (keepUntil <= now) return false;
+    const retryMs = Math.min(STALE_RETRY_MS, wrapped.ttlMs);
+    const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value };
+    try {
+      const entry = backend.storesBytes ? this.codec.encode(rewritten) : rewritten;
+      const ttlMs = Math.max(retryMs, keepUntil - now);
+      await backend.write({ entryKey: request.entryKey, entry, ttlMs, lockKey: request.lockKey, lockToken });
+      return true;
+    } catch (error) {
+      this.#absorbQuietly(new BackendError('write', request.entryKey, error));
+      return false;
+    }
+  }
+
+  /**
    * Runs the function and stores its result with the tag hash captured before it ran (an
    * invalidation meanwhile makes the entry invalid at birth), releasing the lock. Rejects
    * with the function's error, having released the lock and stored nothing.
    */
-  async #compute(call: Call, tagHash: string, lockToken: string | undefined): Promise<unknown> {
+  async #compute(
+    call: Call,
+    tagHash: string,
+    lockToken: string | undefined,
+    stale: EntryRecord | undefined,
+  ): Promise<unknown> {
     const { wrapped, request, backend } = call;
     const { entryKey, lockKey } = request;
     this.#counters.computations++;
@@ -932,6 +939,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       value = await traced(computeChannel, async () => wrapped.fn.apply(call.thisArg, call.args), { key: entryKey, name: wrapped.name });
     } catch (error) {
       if (this.#observed) this.emit('compute', { key: entryKey, durationMs: Date.now() - started, ok: false });
+      if (stale !== undefined && lockToken !== undefined && (await this.#keepStale(call, stale, tagHash, lockToken))) throw error;
       if (lockToken !== undefined) {
         try {
           await backend.release(lockKey, lockToken);

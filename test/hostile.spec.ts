@@ -418,7 +418,7 @@ describe('Hostile and bad input', function () {
       }
     });
 
-    it('MemoryBackend: a value over maxBytes is returned and not kept, without an error event', async function () {
+    it('MemoryBackend: a value over maxBytes is returned and not kept, and an error event says why', async function () {
       for (const backend of [new MemoryBackend({ serialize: true, maxBytes: 100_000 }), new MemoryBackend({ maxBytes: 100_000 })]) {
         const cache = track(new Hermes(backend, { prefix: nextPrefix(), lockWait: 5000 }));
         const errors = listen(cache);
@@ -433,7 +433,8 @@ describe('Hostile and bad input', function () {
         expect(await big()).to.equal(value);
         expect(Date.now() - started).to.be.below(1000);
         expect(calls).to.equal(2);
-        expect(errors).to.deep.equal([]);
+        expect(errors).to.have.length(2);
+        expect(errors.every((e) => e instanceof BackendError && /more than maxBytes/.test((e.cause as Error).message))).to.equal(true);
         const small = cache.wrap(function small() {
           calls++;
           return 'small';

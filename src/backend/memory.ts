@@ -59,6 +59,8 @@ export class MemoryBackend implements Backend {
   /** The last tag hash computed for a tag-key list (the same array for every call of a function). */
   readonly #lastHash = new WeakMap<readonly string[], { versions: string[]; hash: string }>();
   #context: BackendContext | undefined;
+  readonly #maxBytes: number | undefined;
+  readonly #sizeOf: ((value: Stored, key: string) => number) | undefined;
 
   /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
   constructor(options: MemoryBackendOptions = {}) {
@@ -72,23 +74,17 @@ export class MemoryBackend implements Backend {
     }
     this.storesBytes = options.serialize ?? false;
     const sizeOf = options.sizeOf ?? estimateSize;
+    const sizeCalculation = (value: Stored, key: string): number =>
+      Math.max(
+        1,
+        key.length +
+          (typeof value === 'string' ? value.length : value instanceof Uint8Array ? value.length : 40 + sizeOf(value.value)),
+      );
+    this.#maxBytes = maxBytes;
+    this.#sizeOf = maxBytes === undefined ? undefined : sizeCalculation;
     this.#lru = new LRUCache<string, Stored>({
       max: maxEntries,
-      ...(maxBytes === undefined
-        ? {}
-        : {
-            maxSize: maxBytes,
-            sizeCalculation: (value: Stored, key: string) =>
-              Math.max(
-                1,
-                key.length +
-                  (typeof value === 'string'
-                    ? value.length
-                    : value instanceof Uint8Array
-                      ? value.length
-                      : 40 + sizeOf(value.value)),
-              ),
-          }),
+      ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation }),
     });
   }
 
@@ -154,6 +150,13 @@ export class MemoryBackend implements Backend {
     if (lockToken !== undefined) {
       const held = this.#locks.get(request.lockKey);
       if (!held || held.token !== lockToken || held.expiresAt <= Date.now()) return Promise.resolve(false);
+    }
+    const size = this.#sizeOf?.(request.entry, request.entryKey);
+    if (size !== undefined && this.#maxBytes !== undefined && size > this.#maxBytes) {
+      if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
+      return Promise.reject(
+        new Error(`the entry takes ${size} bytes, more than maxBytes (${this.#maxBytes}); it was not cached`),
+      );
     }
     this.#lru.set(request.entryKey, request.entry, { ttl: Math.max(1, Math.ceil(request.ttlMs)) });
     if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
