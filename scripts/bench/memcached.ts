@@ -14,6 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { MemcachedBackend } from '../../src/backend/memcached/index.js';
 import { startMemcached } from '../../test/helpers/memcached-server.js';
 import { startCountingProxy } from '../../test/memcached/counting-proxy.js';
+import { median, throughput } from './measure.js';
 
 /** One row of the Memcached table. */
 export interface MemcachedRow {
@@ -29,26 +30,6 @@ export interface MemcachedRow {
 
 const KEYS = 1000;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
-
-/** Calls per second of `body` run by `concurrency` loops for `ms` milliseconds. */
-async function throughput(concurrency: number, ms: number, body: (i: number) => Promise<unknown>): Promise<number> {
-  let calls = 0;
-  const end = performance.now() + ms;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      let i = worker * 97;
-      while (performance.now() < end) {
-        await body(i++);
-        calls++;
-      }
-    }),
-  );
-  return (calls * 1000) / ms;
-}
 
 type Case = readonly [title: string, call: (port: number) => { run(i: number): Promise<unknown>; close(): Promise<void> }];
 

@@ -14,6 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { redisScripts } from '../../src/backend/redis/scripts.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
+import { median, throughput } from './measure.js';
 
 /** One row of the Redis table. */
 export interface RedisRow {
@@ -32,26 +33,6 @@ export interface RedisRow {
 const KEYS = 1000;
 const TAGS = ['a', 'b', 'c'];
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
-
-/** Calls per second of `body` run by `concurrency` loops for `ms` milliseconds. */
-async function throughput(concurrency: number, ms: number, body: (i: number) => Promise<unknown>): Promise<number> {
-  let calls = 0;
-  const end = performance.now() + ms;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      let i = worker * 97;
-      while (performance.now() < end) {
-        await body(i++);
-        calls++;
-      }
-    }),
-  );
-  return (calls * 1000) / ms;
-}
 
 /** `INFO commandstats` as command → calls. */
 async function commandCalls(admin: Redis): Promise<Map<string, number>> {
