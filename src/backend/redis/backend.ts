@@ -115,6 +115,8 @@ interface PendingWait {
 /** How long release messages are remembered for the missed-wake-up check, in ms (×2 at most). */
 const RELEASE_MEMORY_MS = 10_000;
 const MAX_PENDING_WAITS = 10_000;
+/** The message of ioredis' `commandTimeout` rejections. */
+const COMMAND_TIMED_OUT = 'Command timed out';
 
 /**
  * The Redis backend, `hermes-cache/redis`: `new Hermes(RedisBackend, { host, port, db })`.
@@ -214,23 +216,35 @@ export class RedisBackend implements Backend {
     // The lock token is unique per call: it also seeds the versions of tags this read creates.
     args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : (lockToken ?? uniqueToken()));
     const sentAt = Date.now();
-    return this.#evalsha(script, args).then((reply) => {
-      if (Buffer.isBuffer(reply)) {
-        // A fresh hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
-        return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false, stale: false };
-      }
-      if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
-        throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
-      }
-      const locked = reply[1] === 1;
-      if (!locked && lockToken !== undefined) {
-        if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
-        this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
-      }
-      const staleEntry: unknown = reply[3];
-      if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
-      return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
-    });
+    return this.#evalsha(script, args).then(
+      (reply) => {
+        if (Buffer.isBuffer(reply)) {
+          // A fresh hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
+          return { entry: reply, tagHash: reply.toString('latin1', 4, 20), locked: false, stale: false };
+        }
+        if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
+          throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+        }
+        const locked = reply[1] === 1;
+        if (!locked && lockToken !== undefined) {
+          if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
+          this.#pendingWaits.set(lockKey, { sentAt, lockTtl: Number(reply[2]) });
+        }
+        const staleEntry: unknown = reply[3];
+        if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
+        return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
+      },
+      (error: unknown) => {
+        // Timed out (a hung or overloaded server): the read is still queued and may take the
+        // lock once the server answers, for a caller that has fallen open and will never write
+        // nor release it, blocking every other caller of the key for the whole lock TTL. A
+        // release sent now follows the read on the same connection and frees it.
+        if (lockToken !== undefined && error instanceof Error && error.message === COMMAND_TIMED_OUT) {
+          this.release(lockKey, lockToken).catch(() => undefined);
+        }
+        throw error;
+      },
+    );
   }
 
   /** One EVALSHA of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
