@@ -58,7 +58,7 @@ const argValue = (name: string, fallback: number): number => {
 };
 const ROUNDS = argValue('--rounds', 11);
 const ROUND_MS = argValue('--ms', 300);
-const COUNT_SAMPLE = 200;
+const COUNT_SAMPLE = 500;
 const IN_PROCESS_CALLS = 50_000;
 
 /** A scenario: one operation, a concurrency, the feature it needs. */
@@ -126,8 +126,10 @@ const memcached = await startMemcached();
 const admin = new Redis(redis.port, '127.0.0.1');
 const respProxy = await startRespCountingProxy(redis.port);
 const mcProxy = await startCountingProxy(memcached.port);
+// Round trips to memcached: a protocol-blind burst counter in front of the command counter.
+const mcBurstProxy = await startRespCountingProxy(mcProxy.port, { parseResp: false });
 const direct = { redisPort: redis.port, memcachedPort: memcached.port };
-const counted = { redisPort: respProxy.port, memcachedPort: mcProxy.port };
+const counted = { redisPort: respProxy.port, memcachedPort: mcBurstProxy.port };
 
 const costs = new Map<string, Cost>(); // `${library}|${scenario.id}`
 const ops = new Map<string, number>();
@@ -170,6 +172,7 @@ try {
       const mcBefore = await memcachedStats(memcached.port);
       respProxy.reset();
       mcProxy.reset();
+      mcBurstProxy.reset();
       await run();
       await sleep(30); // background writes and bus messages land
       const onRedis = factory.server === 'redis';
@@ -178,7 +181,7 @@ try {
       const cost: Cost = {
         serverUsec: onRedis ? ((cpuAfter - cpuBefore) * 1e6) / COUNT_SAMPLE : undefined,
         requests: (onRedis ? respProxy.commands() : mcProxy.total()) / COUNT_SAMPLE,
-        roundTrips: onRedis ? respProxy.counts.roundTrips / COUNT_SAMPLE : undefined,
+        roundTrips: (onRedis ? respProxy.counts.roundTrips : mcBurstProxy.counts.roundTrips) / COUNT_SAMPLE,
         executed: onRedis
           ? commandsBetween(redisBefore, redisAfter) / COUNT_SAMPLE
           : memcachedCommandsBetween(mcBefore, await memcachedStats(memcached.port)) / COUNT_SAMPLE,
@@ -249,6 +252,7 @@ try {
 } finally {
   admin.disconnect();
   await respProxy.close();
+  await mcBurstProxy.close();
   await mcProxy.close();
   await redis.stop();
   await memcached.stop();
@@ -314,8 +318,8 @@ lines.push('counting proxy in front of the server (requests: top-level commands 
 lines.push('ones counted one each; round trips: bursts the client wrote after the server last wrote on that');
 lines.push('connection) and by the server itself (Redis `INFO commandstats` deltas, commands run inside Lua');
 lines.push('scripts included; memcached `stats`: every key of a get counts, plus sets and deletes); redis-server CPU:');
-lines.push('`INFO cpu` (user + sys) growth per operation, network I/O included, at concurrency 1. Memcached round');
-lines.push('trips and server CPU are not measured (—).');
+lines.push('`INFO cpu` (user + sys) growth per operation, network I/O included, at concurrency 1 (not measured for');
+lines.push('memcached: —).');
 lines.push('');
 const costScenarios = SCENARIOS.filter((s) => s.concurrency !== 64 || !s.feature.endsWith('it'));
 lines.push(`| library | ${costScenarios.map((s) => s.title.replace(', concurrency 1', '').replace(', concurrency 64', '')).join(' | ')} |`);

@@ -88,8 +88,13 @@ class RespRequestParser {
   }
 }
 
-/** Starts a RESP-counting proxy to redis-server on `targetPort` (127.0.0.1). */
-export function startRespCountingProxy(targetPort: number): Promise<RespCountingProxy> {
+/**
+ * Starts a RESP-counting proxy to redis-server on `targetPort` (127.0.0.1). With
+ * `parseResp: false` it forwards any protocol and counts only round trips and chunks (in front
+ * of memcached, for example).
+ */
+export function startRespCountingProxy(targetPort: number, options: { parseResp?: boolean } = {}): Promise<RespCountingProxy> {
+  const parseResp = options.parseResp ?? true;
   const counts: RespCounts = { commands: new Map(), roundTrips: 0, chunks: 0 };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -109,7 +114,7 @@ export function startRespCountingProxy(targetPort: number): Promise<RespCounting
         counts.roundTrips++;
         serverSpokeLast = false;
       }
-      parser.feed(chunk);
+      if (parseResp) parser.feed(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
       serverSpokeLast = true;
