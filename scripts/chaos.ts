@@ -1,0 +1,303 @@
+/**
+ * Chaos test (issue 8, point 8): `npm run test:chaos`.
+ *
+ * 64 concurrent callers run wrapped calls for ~20 s against a real redis-server (a few hundred
+ * keys, some tagged) while entries are invalidated (`invalidate`) and tags cleaned
+ * (`clean(tags)`) all the time, the server is killed and restarted twice on the same port, and
+ * `SCRIPT FLUSH` is run once. It asserts:
+ *
+ * - zero rejected calls and zero unhandled rejections;
+ * - zero values served after their invalidation: every wrapped function returns the versions
+ *   (of its key and of its tags) current when its computation started; an invalidation bumps
+ *   the version *before* it is sent, and once it has resolved, its version becomes the floor
+ *   for every call that *starts* afterwards (the floor is read when the call starts). A call
+ *   may return an older version only if it started before the invalidation resolved;
+ * - caching resumes after each restart: the hit ratio is back above 50 % within 5 s;
+ *
+ * and prints the figures as a markdown table. Exits 1 if an assertion fails, 0 otherwise.
+ */
+
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { Hermes, type HermesStats } from '../src/index.js';
+import { RedisBackend, type RedisBackendOptions } from '../src/backend/redis/index.js';
+import { type RedisServer, startRedisServer } from '../test/helpers/redis-server.js';
+
+const DURATION_MS = 20_000;
+const CONCURRENCY = 64;
+const KILLS_AT = [3_500, 11_000]; // ms after the start
+const OUTAGE_MS = 1_500;
+const SCRIPT_FLUSH_AT = 8_000;
+const RECOVERY_LIMIT_MS = 5_000;
+const SAMPLE_MS = 250;
+const KEYS = { plain: 150, one: 100, two: 100 }; // 350 keys: untagged, tagged ['a'], tagged ['a', 'b']
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+console.log('$ npm run test:chaos   # tsx scripts/chaos.ts');
+console.log('');
+
+// Never let a hung run outlive its budget.
+const watchdog = setTimeout(() => {
+  console.error('chaos: did not finish within 55 s');
+  process.exit(2);
+}, 55_000);
+watchdog.unref();
+
+let unhandled = 0;
+process.on('unhandledRejection', (reason) => {
+  unhandled++;
+  console.error('unhandled rejection:', reason);
+});
+
+interface Versions {
+  v: number;
+  a: number;
+  b: number;
+}
+
+/** Current versions: bumped before an invalidation is sent. */
+const current = { key: new Map<string, number>(), a: 0, b: 0 };
+/** Floors: set once an invalidation has resolved; a call that starts later must see at least these. */
+const floor = { key: new Map<string, number>(), a: 0, b: 0 };
+
+const server: RedisServer = await startRedisServer();
+const failures: string[] = [];
+let cache: Hermes<RedisBackendOptions> | undefined;
+try {
+  await run(server);
+} catch (error) {
+  failures.push(`the chaos run itself failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+} finally {
+  await cache?.close();
+  await server.stop();
+}
+if (server.running) failures.push('the redis-server is still running after stop()');
+if (unhandled > 0) failures.push(`${unhandled} unhandled rejection(s)`);
+console.log('');
+if (failures.length > 0) {
+  console.log('FAILED:');
+  for (const failure of failures) console.log(`- ${failure}`);
+  process.exitCode = 1;
+} else {
+  console.log('PASSED: zero rejections, zero values served after their invalidation, caching resumed after each restart.');
+}
+
+async function run(redis: RedisServer): Promise<void> {
+  const hermes = new Hermes(RedisBackend, { host: redis.host, port: redis.port, prefix: 'chaos', ttl: 600 });
+  cache = hermes;
+  const errorsByCause = new Map<string, number>();
+  hermes.on('error', (error) => {
+    const cause = error.cause instanceof Error ? error.cause.message.replace(/'[^']*'/g, "'…'").replace(/:\d+/g, ':…').slice(0, 60) : error.code;
+    errorsByCause.set(cause, (errorsByCause.get(cause) ?? 0) + 1);
+  });
+
+  const fnOf = (group: string): ((k: number) => Promise<Versions>) => {
+    return async (k: number) => {
+      const seen = { v: current.key.get(`${group}:${k}`) ?? 0, a: current.a, b: current.b };
+      await sleep(1); // the work the cache saves: ~1 ms of I/O
+      return seen;
+    };
+  };
+  const functions = {
+    plain: hermes.wrap(fnOf('plain'), { name: 'plain' }),
+    one: hermes.wrap(fnOf('one'), { name: 'one', tags: ['a'] }),
+    two: hermes.wrap(fnOf('two'), { name: 'two', tags: ['a', 'b'] }),
+  };
+  const groups = Object.keys(KEYS) as (keyof typeof KEYS)[];
+
+  const started = performance.now();
+  const end = started + DURATION_MS;
+  const now = (): number => performance.now() - started;
+  const outages: [number, number][] = [];
+  const inOutage = (t: number): boolean => outages.some(([from, to]) => t >= from && t <= to);
+
+  let calls = 0;
+  let rejected = 0;
+  let stale = 0;
+  const staleExamples: string[] = [];
+  const latencies: number[] = [];
+  const outageLatencies: number[] = [];
+
+  async function worker(): Promise<void> {
+    while (performance.now() < end) {
+      const group = groups[Math.floor(Math.random() * groups.length)] as keyof typeof KEYS;
+      const k = Math.floor(Math.random() * KEYS[group]);
+      const id = `${group}:${k}`;
+      const need: Versions = {
+        v: floor.key.get(id) ?? 0,
+        a: group === 'plain' ? 0 : floor.a,
+        b: group === 'two' ? floor.b : 0,
+      };
+      const t0 = performance.now();
+      let got: Versions;
+      try {
+        got = await functions[group](k);
+      } catch (error) {
+        rejected++;
+        if (rejected <= 5) console.error('rejected call:', error);
+        continue;
+      } finally {
+        calls++;
+      }
+      const t1 = performance.now();
+      latencies.push(t1 - t0);
+      if (inOutage(t0 - started) || inOutage(t1 - started)) outageLatencies.push(t1 - t0);
+      const old = got.v < need.v || (group !== 'plain' && got.a < need.a) || (group === 'two' && got.b < need.b);
+      if (old) {
+        stale++;
+        if (staleExamples.length < 5) staleExamples.push(`${id} got ${JSON.stringify(got)}, needed ${JSON.stringify(need)}`);
+      }
+    }
+  }
+
+  let invalidations = 0;
+  let cleans = 0;
+  let invalidationRetries = 0;
+  /** Bumps, then invalidates until it succeeds (a failed invalidation must be retried), then raises the floor. */
+  async function invalidateOne(): Promise<void> {
+    const group = groups[Math.floor(Math.random() * groups.length)] as keyof typeof KEYS;
+    const k = Math.floor(Math.random() * KEYS[group]);
+    const id = `${group}:${k}`;
+    const version = (current.key.get(id) ?? 0) + 1;
+    current.key.set(id, version);
+    while (performance.now() < end + 5_000) {
+      try {
+        await functions[group].invalidate(k);
+        floor.key.set(id, Math.max(floor.key.get(id) ?? 0, version));
+        invalidations++;
+        return;
+      } catch {
+        invalidationRetries++;
+        await sleep(50);
+      }
+    }
+  }
+  async function cleanTag(tag: 'a' | 'b'): Promise<void> {
+    const version = ++current[tag];
+    while (performance.now() < end + 5_000) {
+      try {
+        await hermes.clean([tag]);
+        floor[tag] = Math.max(floor[tag], version);
+        cleans++;
+        return;
+      } catch {
+        invalidationRetries++;
+        await sleep(50);
+      }
+    }
+  }
+  async function invalidator(): Promise<void> {
+    while (performance.now() < end) {
+      await invalidateOne();
+      await sleep(20);
+    }
+  }
+  async function cleaner(): Promise<void> {
+    let i = 0;
+    while (performance.now() < end) {
+      await sleep(1_000);
+      await cleanTag(i++ % 3 === 2 ? 'b' : 'a');
+    }
+  }
+
+  // Hit ratio per sample window, from the stats' deltas.
+  const samples: { t: number; calls: number; hits: number }[] = [];
+  let last = { calls: 0, hits: 0 };
+  const sampler = setInterval(() => {
+    const stats = hermes.stats();
+    samples.push({ t: now(), calls: calls - last.calls, hits: stats.hits - last.hits });
+    last = { calls, hits: stats.hits };
+  }, SAMPLE_MS);
+
+  const events: { t: number; what: string }[] = [];
+  async function chaos(): Promise<void> {
+    const plan = [
+      ...KILLS_AT.map((at) => ({ at, what: 'kill' as const })),
+      { at: SCRIPT_FLUSH_AT, what: 'flush' as const },
+    ].sort((x, y) => x.at - y.at);
+    for (const step of plan) {
+      await sleep(Math.max(0, step.at - now()));
+      if (step.what === 'kill') {
+        const outage: [number, number] = [now(), Infinity]; // open until the restart
+        outages.push(outage);
+        events.push({ t: outage[0], what: 'kill' });
+        await redis.kill();
+        await sleep(OUTAGE_MS);
+        await redis.restart();
+        outage[1] = now();
+        events.push({ t: outage[1], what: 'restart' });
+      } else {
+        const admin = new Redis({ host: redis.host, port: redis.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+        admin.on('error', () => undefined);
+        await admin.connect();
+        await admin.script('FLUSH');
+        admin.disconnect();
+        events.push({ t: now(), what: 'flush' });
+      }
+    }
+  }
+
+  await Promise.all([
+    ...Array.from({ length: CONCURRENCY }, () => worker()),
+    invalidator(),
+    cleaner(),
+    chaos(),
+  ]);
+  clearInterval(sampler);
+  const elapsed = now();
+  const stats: HermesStats = hermes.stats();
+
+  // Recovery: the first sample window after each restart with a hit ratio above 50 %.
+  const recoveries: number[] = [];
+  for (const event of events.filter((e) => e.what === 'restart' || e.what === 'flush')) {
+    const window = samples.find((s) => s.t - SAMPLE_MS >= event.t && s.calls > 0 && s.hits / s.calls > 0.5);
+    const recovery = window === undefined ? Infinity : window.t - event.t;
+    recoveries.push(recovery);
+    if (event.what === 'restart' && !(recovery <= RECOVERY_LIMIT_MS)) {
+      failures.push(`caching did not resume within ${RECOVERY_LIMIT_MS} ms of the restart at ${(event.t / 1000).toFixed(1)} s`);
+    }
+  }
+  const steady = samples.filter((s) => !inOutage(s.t) && !events.some((e) => s.t > e.t && s.t < e.t + 2_000));
+  const steadyRatio = steady.reduce((n, s) => n + s.hits, 0) / Math.max(1, steady.reduce((n, s) => n + s.calls, 0));
+
+  if (rejected > 0) failures.push(`${rejected} rejected call(s)`);
+  if (stale > 0) failures.push(`${stale} value(s) served after their invalidation, e.g. ${staleExamples.join('; ')}`);
+  if (outages.length !== KILLS_AT.length) failures.push(`${outages.length} outages instead of ${KILLS_AT.length}`);
+  if (!events.some((e) => e.what === 'flush')) failures.push('SCRIPT FLUSH was not run');
+  if (invalidations < 100) failures.push(`only ${invalidations} invalidations completed`);
+
+  const errors = Object.entries(stats.errors).map(([code, n]) => `${code}: ${n}`).join(', ') || '0';
+  const rows: [string, string][] = [
+    ['duration', `${(elapsed / 1000).toFixed(1)} s, ${CONCURRENCY} concurrent callers, ${KEYS.plain + KEYS.one + KEYS.two} keys`],
+    ['calls', String(calls)],
+    ['rejected calls', String(rejected)],
+    ['values served after their invalidation', String(stale)],
+    ['hits', `${stats.hits} (${((100 * stats.hits) / Math.max(1, calls)).toFixed(1)} %; ${(100 * steadyRatio).toFixed(1)} % outside outages and recoveries)`],
+    ['misses / computations', `${stats.misses} / ${stats.computations}`],
+    ['errors absorbed, by code', errors],
+    ['fallbacks (function run without the cache)', String(stats.fallbacks)],
+    ['invalidate / clean(tags) completed', `${invalidations} / ${cleans} (${invalidationRetries} failed during outages and were retried)`],
+    ['outages (kill → restart)', outages.map(([a, b]) => `${(a / 1000).toFixed(1)}–${(b / 1000).toFixed(1)} s`).join(', ')],
+    ['SCRIPT FLUSH at', events.filter((e) => e.what === 'flush').map((e) => `${(e.t / 1000).toFixed(1)} s`).join(', ')],
+    ['hit ratio > 50 % again after', recoveries.map((r, i) => `${events.filter((e) => e.what !== 'kill')[i]?.what ?? '?'} ${Number.isFinite(r) ? `${r.toFixed(0)} ms` : 'never'}`).join(', ')],
+    ['latency p50 / p99 / max, overall', `${pct(latencies, 50)} / ${pct(latencies, 99)} / ${pct(latencies, 100)} ms`],
+    ['latency p50 / p99 / max, during outages', `${pct(outageLatencies, 50)} / ${pct(outageLatencies, 99)} / ${pct(outageLatencies, 100)} ms (${outageLatencies.length} calls)`],
+  ];
+  console.log('| figure | value |');
+  console.log('| --- | --- |');
+  for (const [name, value] of rows) console.log(`| ${name} | ${value} |`);
+  if (errorsByCause.size > 0) {
+    console.log('');
+    console.log('| absorbed error (cause) | count |');
+    console.log('| --- | --- |');
+    for (const [cause, n] of [...errorsByCause].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`| ${cause.replace(/\|/g, '\\|')} | ${n} |`);
+  }
+}
+
+function pct(values: number[], p: number): string {
+  if (values.length === 0) return '–';
+  const sorted = Float64Array.from(values).sort();
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return (sorted[index] as number).toFixed(p === 50 ? 2 : 1);
+}
