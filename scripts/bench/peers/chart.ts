@@ -5,6 +5,8 @@
  * in-process hit in nanoseconds per call.
  */
 
+import { readFile, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
@@ -35,6 +37,7 @@ const shortName = (library: string): string =>
     .replace(' / MGET', '/MGET')
     .replace(' of the read script', '')
     .replace(', auto-pipelined', ' (autopipe)')
+    .replace('raw ioredis GET/MGET (autopipe)', 'raw GET/MGET (autopipe)')
     .replace(' / multi-get', '/multi-get')
     .replace('memory + Redis + bus', 'L1 + Redis + bus');
 
@@ -49,8 +52,16 @@ const color = {
   legend: { orient: 'top', labelFontSize: 12 },
 } as const;
 
+/** Everything the chart shows; `bench/chart-data.json` keeps it so the chart can be redrawn. */
+export interface ChartData {
+  readonly bars: readonly ChartBar[];
+  readonly inProcess: readonly ChartInProcessBar[];
+  /** The run: command, date, machine, versions. */
+  readonly subtitle: string;
+}
+
 /** Renders the chart to an SVG string. */
-export async function renderChart(bars: readonly ChartBar[], inProcess: readonly ChartInProcessBar[], subtitle: string): Promise<string> {
+export async function renderChart({ bars, inProcess, subtitle }: ChartData): Promise<string> {
   const libraries = [...new Set(bars.map((b) => shortName(b.library)))];
   const maxOf = new Map<string, number>();
   for (const b of bars) maxOf.set(b.scenario, Math.max(maxOf.get(b.scenario) ?? 0, b.opsPerSecond ?? 0));
@@ -150,4 +161,10 @@ export async function renderChart(bars: readonly ChartBar[], inProcess: readonly
   const svg = await view.toSVG();
   view.finalize();
   return svg;
+}
+
+// `npx tsx scripts/bench/peers/chart.ts` redraws bench/chart.svg from bench/chart-data.json.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const data = JSON.parse(await readFile(new URL('../../../bench/chart-data.json', import.meta.url), 'utf8')) as ChartData;
+  await writeFile(new URL('../../../bench/chart.svg', import.meta.url), await renderChart(data));
 }

@@ -20,7 +20,7 @@ import { redisScripts } from '../../../src/backend/redis/scripts.js';
 import { startRedisServer } from '../../../test/helpers/redis-server.js';
 import { startMemcached } from '../../../test/helpers/memcached-server.js';
 import { startCountingProxy } from '../../../test/memcached/counting-proxy.js';
-import { renderChart, type ChartBar } from './chart.js';
+import { renderChart, type ChartBar, type ChartData } from './chart.js';
 import {
   HIT_KEYS,
   MEMORY_LIBRARIES,
@@ -128,6 +128,12 @@ const respProxy = await startRespCountingProxy(redis.port);
 const mcProxy = await startCountingProxy(memcached.port);
 // Round trips to memcached: a protocol-blind burst counter in front of the command counter.
 const mcBurstProxy = await startRespCountingProxy(mcProxy.port, { parseResp: false });
+// Ctrl-C or a kill stops the servers this run started before exiting.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void Promise.allSettled([redis.stop(), memcached.stop()]).finally(() => process.exit(130));
+  });
+}
 const direct = { redisPort: redis.port, memcachedPort: memcached.port };
 const counted = { redisPort: respProxy.port, memcachedPort: mcBurstProxy.port };
 
@@ -401,11 +407,12 @@ for (const scenario of SCENARIOS) {
     bars.push({ scenario: scenario.title, library: name, opsPerSecond: o, requestsPerOp: costOf(name, scenario.id)?.requests, missing: missingWhy.get(`${name}|${scenario.id}`) });
   }
 }
-const svg = await renderChart(
+const chartData: ChartData = {
   bars,
-  [...inProcessNs].map(([library, nsPerCall]) => ({ library, nsPerCall })),
-  `${command} · ${new Date().toISOString().slice(0, 10)} · ${machine} · node ${process.version}, redis ${redisVersion}`,
-);
-await writeFile(new URL('../../../bench/chart.svg', import.meta.url), svg);
+  inProcess: [...inProcessNs].map(([library, nsPerCall]) => ({ library, nsPerCall })),
+  subtitle: `${command} · ${new Date().toISOString().slice(0, 10)} · ${machine} · node ${process.version}, redis ${redisVersion}`,
+};
+await writeFile(new URL('../../../bench/chart-data.json', import.meta.url), `${JSON.stringify(chartData, null, 1)}\n`);
+await writeFile(new URL('../../../bench/chart.svg', import.meta.url), await renderChart(chartData));
 console.log(lines.join('\n'));
 log('wrote bench/results.md and bench/chart.svg');
