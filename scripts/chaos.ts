@@ -92,6 +92,11 @@ async function run(redis: RedisServer): Promise<void> {
     errorsByCause.set(cause, (errorsByCause.get(cause) ?? 0) + 1);
   });
 
+  const fallbacksByReason = { 'read-failed': 0, 'circuit-open': 0 };
+  hermes.on('fallback', (event) => {
+    fallbacksByReason[event.reason]++;
+  });
+
   const fnOf = (group: string): ((k: number) => Promise<Versions>) => {
     return async (k: number) => {
       const seen = { v: current.key.get(`${group}:${k}`) ?? 0, a: current.a, b: current.b };
@@ -276,7 +281,7 @@ async function run(redis: RedisServer): Promise<void> {
     ['hits', `${stats.hits} (${((100 * stats.hits) / Math.max(1, calls)).toFixed(1)} %; ${(100 * steadyRatio).toFixed(1)} % outside outages and recoveries)`],
     ['misses / computations', `${stats.misses} / ${stats.computations}`],
     ['errors absorbed, by code', errors],
-    ['fallbacks (function run without the cache)', String(stats.fallbacks)],
+    ['fallbacks (function run without the cache)', `${stats.fallbacks}: ${fallbacksByReason['read-failed']} read failed, ${fallbacksByReason['circuit-open']} circuit breaker open`],
     ['invalidate / clean(tags) completed', `${invalidations} / ${cleans} (${invalidationRetries} failed during outages and were retried)`],
     ['outages (kill → restart)', outages.map(([a, b]) => `${(a / 1000).toFixed(1)}–${(b / 1000).toFixed(1)} s`).join(', ')],
     ['SCRIPT FLUSH at', events.filter((e) => e.what === 'flush').map((e) => `${(e.t / 1000).toFixed(1)} s`).join(', ')],
