@@ -312,9 +312,10 @@ function traced<T>(channel: TracingChannel<object, { key: string; name: string }
 }
 
 /** Rejects if `promise` has not settled within `ms` (the backend deadline). */
-function withDeadline<T>(promise: Promise<T>, ms: number, operation: string): Promise<T> {
+function withDeadline<T>(promise: Promise<T>, ms: number, operation: string, onLate?: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
+      onLate?.();
       reject(new Error(`${operation} timed out after ${ms} ms (backendTimeout)`));
     }, ms);
     promise.then(
@@ -756,7 +757,12 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       } catch (error) {
         return Promise.reject(error);
       }
-      return backend.readSync ? read : withDeadline(read, this.#backendTimeout, 'read');
+      if (backend.readSync) return read;
+      return withDeadline(read, this.#backendTimeout, 'read', () => {
+        // The late read may still take the lock for this caller, who falls open and never
+        // writes: a release sent now follows it on the same connection and frees the lock.
+        if (request.lockToken !== undefined) backend.release(request.lockKey, request.lockToken).catch(() => undefined);
+      });
     };
     return traced(readChannel, run, { key: request.entryKey, name: call.wrapped.name });
   }
