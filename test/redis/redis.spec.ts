@@ -225,6 +225,33 @@ describe('RedisBackend', function () {
       }
     });
 
+    it('a stale read is 1 request too: the stale value and the lock decision come in one reply', async function () {
+      const { cache } = newCache({ ttl: 0.2, jitter: 0, grace: 60, staleWhileRevalidate: 60 });
+      let calls = 0;
+      const fn = async (n: number): Promise<string> => {
+        calls++;
+        await sleep(calls > 1 ? 200 : 0);
+        return `v${calls}:${n}`;
+      };
+      // Same prefix for both caches: the second is another process.
+      const a = cache.wrap(fn, { name: 'staleRead', tags: ['s'] });
+      expect(await a(1)).to.equal('v1:1');
+      const b = new Hermes(RedisBackend, { host: server.host, port: server.port, prefix: cache.keyspace.prefix, ttl: 0.2, jitter: 0, staleWhileRevalidate: 60 });
+      closers.push(() => b.close());
+      const bFn = b.wrap(fn, { name: 'staleRead', tags: ['s'] });
+      await b.backend.read({ entryKey: 'warm-up', tagKeys: [], lockKey: 'warm-up', lockToken: undefined, lockTtlMs: 1 }); // connect
+      await sleep(300);
+      // The first stale read takes the lock and refreshes in the background (one read, then the
+      // refresh's write later); the second, without the lock, is served from one read.
+      const first = await log.record(() => a(1));
+      expect(first.map(scriptOf)[0]).to.equal('read');
+      const second = await log.record(() => bFn(1));
+      expect(second.map(scriptOf)).to.deep.equal(['read']);
+      await sleep(300);
+      expect(await bFn(1)).to.equal('v2:1');
+      expect(calls).to.equal(2);
+    });
+
     it('reloads the scripts after SCRIPT FLUSH: EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA, and a hit', async function () {
       const { cache, errors } = newCache();
       let calls = 0;
