@@ -5,7 +5,7 @@
  * ports. Writes `bench/results.md` and `bench/chart.svg`.
  *
  *   npm run bench:peers                  # everything (about 6 minutes on 2 cores)
- *   npm run bench:peers -- --rounds 3    # fewer rounds (default 11) of --ms 300 each
+ *   npm run bench:peers -- --rounds 3    # fewer rounds (default 25) of --ms 130 each
  *
  * Every figure is the median of interleaved rounds after a warm-up round: within a scenario,
  * round r of every library runs before round r+1 of any, so machine noise hits all alike.
@@ -56,8 +56,8 @@ const argValue = (name: string, fallback: number): number => {
   const at = process.argv.indexOf(name);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 };
-const ROUNDS = argValue('--rounds', 11);
-const ROUND_MS = argValue('--ms', 300);
+const ROUNDS = argValue('--rounds', 25);
+const ROUND_MS = argValue('--ms', 130);
 const COUNT_SAMPLE = 500;
 const IN_PROCESS_CALLS = 50_000;
 

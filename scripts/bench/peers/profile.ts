@@ -5,10 +5,14 @@
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx scripts/bench/peers/profile.ts 'hermes (Redis)' thit64 5000
  *   npx tsx scripts/bench/peers/profile.ts --summary /tmp/prof/<file>.cpuprofile
  *
+ * `taskset -c 0 node …` with `PIN_SERVER_CPU=0` (one shared core) or `PIN_SERVER_CPU=1` (a core
+ * each) shows how much the figures depend on where the scheduler puts the client and the server.
+ *
  * Arguments: the library name (as in the table), the scenario id (hit1, hit64, thit1, thit64)
  * and the milliseconds to run. Prints the throughput reached and the server time per call.
  */
 
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { redisScripts } from '../../../src/backend/redis/scripts.js';
@@ -53,6 +57,11 @@ if (process.argv[2] === '--summary') {
   const admin = new Redis(server.port, '127.0.0.1');
   try {
     await admin.script('LOAD', redisScripts().read.source);
+    // PIN_SERVER_CPU=n pins redis-server to CPU n (taskset), to compare a shared core with two.
+    if (process.env.PIN_SERVER_CPU !== undefined) {
+      const pid = /process_id:(\d+)/.exec(await admin.info('server'))?.[1] ?? '';
+      execFileSync('taskset', ['-p', '-c', process.env.PIN_SERVER_CPU, pid], { stdio: 'ignore' });
+    }
     const servers = { redisPort: server.port, memcachedPort: 0 };
     for (const fill of [factory.name.startsWith('limit') ? NETWORK_LIBRARIES.find((f) => f.name === 'hermes (Redis)') : factory]) {
       const library = fill?.make(servers);
