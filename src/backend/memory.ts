@@ -60,6 +60,8 @@ export class MemoryBackend implements Backend {
   readonly #lastHash = new WeakMap<readonly string[], { versions: string[]; hash: string }>();
   #context: BackendContext | undefined;
   readonly #maxBytes: number | undefined;
+  /** Stored entries whose TTL in the LRU ends no later than their fresh time. */
+  readonly #freshForLife = new WeakSet<object>();
   readonly #sizeOf: ((value: Stored, key: string) => number) | undefined;
 
   /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
@@ -132,6 +134,9 @@ export class MemoryBackend implements Backend {
     }
     const stored = lru.get(request.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
+      // Entries kept only for their fresh time (no grace, no stale-while-revalidate) are fresh
+      // as long as the LRU holds them: no clock read on their hits.
+      if (this.#freshForLife.has(stored)) return { entry: stored, tagHash: hash, locked: false, stale: false };
       const freshUntil = stored instanceof Uint8Array ? freshUntilOf(stored) : stored.freshUntil;
       if (freshUntil === undefined || freshUntil > Date.now()) return { entry: stored, tagHash: hash, locked: false, stale: false };
       // Past its fresh time but kept for grace / stale-while-revalidate: stale, and lockable.
@@ -158,7 +163,12 @@ export class MemoryBackend implements Backend {
         new Error(`the entry takes ${size} bytes, more than maxBytes (${this.#maxBytes}); it was not cached`),
       );
     }
-    this.#lru.set(request.entryKey, request.entry, { ttl: Math.max(1, Math.ceil(request.ttlMs)) });
+    const { entry } = request;
+    const ttl = Math.max(1, Math.ceil(request.ttlMs));
+    const freshUntil = entry instanceof Uint8Array ? freshUntilOf(entry) : entry.freshUntil;
+    // (Within 2 ms: the time between computing the fresh time and this write.)
+    if (freshUntil !== undefined && Date.now() + ttl <= freshUntil + 2) this.#freshForLife.add(entry);
+    this.#lru.set(request.entryKey, entry, { ttl });
     if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
     return Promise.resolve(true);
   }
