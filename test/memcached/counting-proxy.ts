@@ -4,7 +4,7 @@
  * It is the request count on the wire, not the client's own idea of it.
  */
 
-import net from 'node:net';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Counts of what went through a {@link CountingProxy} towards the server. */
 export interface WireCounts {
@@ -31,68 +31,42 @@ export interface CountingProxy {
 const STORAGE = new Set(['set', 'add', 'replace', 'append', 'prepend', 'cas']);
 
 /** Starts a counting proxy to memcached on `targetPort`. */
-export function startCountingProxy(targetPort: number): Promise<CountingProxy> {
+export async function startCountingProxy(targetPort: number): Promise<CountingProxy> {
   const counts: { commands: Record<string, number>; getKeys: string[][] } = { commands: {}, getKeys: [] };
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    sockets.add(client);
-    sockets.add(upstream);
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
+  const proxy = await startTcpProxy(targetPort, () => {
     let pending: Buffer = Buffer.alloc(0);
     let skip = 0;
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      for (;;) {
-        if (skip > 0) {
-          const n = Math.min(skip, pending.length);
-          pending = pending.subarray(n);
-          skip -= n;
-          if (skip > 0) break;
+    return {
+      fromClient(chunk: Buffer) {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        for (;;) {
+          if (skip > 0) {
+            const n = Math.min(skip, pending.length);
+            pending = pending.subarray(n);
+            skip -= n;
+            if (skip > 0) break;
+          }
+          const eol = pending.indexOf('\r\n');
+          if (eol < 0) break;
+          const line = pending.toString('latin1', 0, eol);
+          pending = pending.subarray(eol + 2);
+          const words = line.split(' ');
+          const command = words[0] ?? '';
+          counts.commands[command] = (counts.commands[command] ?? 0) + 1;
+          if (command === 'get' || command === 'gets') counts.getKeys.push(words.slice(1));
+          if (STORAGE.has(command)) skip = Number(words[4]) + 2;
         }
-        const eol = pending.indexOf('\r\n');
-        if (eol < 0) break;
-        const line = pending.toString('latin1', 0, eol);
-        pending = pending.subarray(eol + 2);
-        const words = line.split(' ');
-        const command = words[0] ?? '';
-        counts.commands[command] = (counts.commands[command] ?? 0) + 1;
-        if (command === 'get' || command === 'gets') counts.getKeys.push(words.slice(1));
-        if (STORAGE.has(command)) skip = Number(words[4]) + 2;
-      }
-    });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
+      },
     };
-    client.on('error', close);
-    upstream.on('error', close);
-    client.on('close', close);
-    upstream.on('close', close);
   });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        counts,
-        total: () => Object.values(counts.commands).reduce((a, b) => a + b, 0),
-        reset() {
-          for (const key of Object.keys(counts.commands)) counts.commands[key] = 0;
-          counts.getKeys.length = 0;
-        },
-        close: () =>
-          new Promise<void>((done) => {
-            for (const socket of sockets) socket.destroy();
-            server.close(() => {
-              done();
-            });
-          }),
-      });
-    });
-  });
+  return {
+    port: proxy.port,
+    counts,
+    total: () => Object.values(counts.commands).reduce((a, b) => a + b, 0),
+    reset() {
+      for (const key of Object.keys(counts.commands)) counts.commands[key] = 0;
+      counts.getKeys.length = 0;
+    },
+    close: () => proxy.close(),
+  };
 }

@@ -12,7 +12,7 @@
  *   writes nothing in reply.
  */
 
-import net from 'node:net';
+import { startTcpProxy } from '../../../test/helpers/tcp-proxy.js';
 
 /** Counts of what went through a {@link RespCountingProxy} towards the server. */
 export interface RespCounts {
@@ -93,63 +93,37 @@ class RespRequestParser {
  * `parseResp: false` it forwards any protocol and counts only round trips and chunks (in front
  * of memcached, for example).
  */
-export function startRespCountingProxy(targetPort: number, options: { parseResp?: boolean } = {}): Promise<RespCountingProxy> {
+export async function startRespCountingProxy(targetPort: number, options: { parseResp?: boolean } = {}): Promise<RespCountingProxy> {
   const parseResp = options.parseResp ?? true;
   const counts: RespCounts = { commands: new Map(), roundTrips: 0, chunks: 0 };
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    sockets.add(client);
-    sockets.add(upstream);
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
+  const proxy = await startTcpProxy(targetPort, () => {
     let serverSpokeLast = true;
     const parser = new RespRequestParser((name) => {
       counts.commands.set(name, (counts.commands.get(name) ?? 0) + 1);
     });
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      counts.chunks++;
-      if (serverSpokeLast) {
-        counts.roundTrips++;
-        serverSpokeLast = false;
-      }
-      if (parseResp) parser.feed(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      serverSpokeLast = true;
-      client.write(chunk);
-    });
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
+    return {
+      fromClient(chunk: Buffer) {
+        counts.chunks++;
+        if (serverSpokeLast) {
+          counts.roundTrips++;
+          serverSpokeLast = false;
+        }
+        if (parseResp) parser.feed(chunk);
+      },
+      fromServer() {
+        serverSpokeLast = true;
+      },
     };
-    client.on('error', close);
-    upstream.on('error', close);
-    client.on('close', close);
-    upstream.on('close', close);
   });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        counts,
-        commands: () => [...counts.commands.values()].reduce((a, b) => a + b, 0),
-        reset() {
-          counts.commands.clear();
-          counts.roundTrips = 0;
-          counts.chunks = 0;
-        },
-        close: () =>
-          new Promise<void>((done) => {
-            for (const socket of sockets) socket.destroy();
-            server.close(() => {
-              done();
-            });
-          }),
-      });
-    });
-  });
+  return {
+    port: proxy.port,
+    counts,
+    commands: () => [...counts.commands.values()].reduce((a, b) => a + b, 0),
+    reset() {
+      counts.commands.clear();
+      counts.roundTrips = 0;
+      counts.chunks = 0;
+    },
+    close: () => proxy.close(),
+  };
 }
