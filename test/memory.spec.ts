@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Hermes, MemoryBackend, OptionError } from '../src/index.js';
-import { registerBackendContract } from './contract/index.js';
+import { registerBackendContract } from '../src/testing/index.js';
 
 registerBackendContract({
   name: 'MemoryBackend (live values)',

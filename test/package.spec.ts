@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
 /** The built package, imported by its name through the `exports` map, as users import it. */
@@ -27,5 +27,18 @@ describe('the published package (dist/, built by `npm test`)', function () {
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
     expect(out).to.equal('4 4 1\n4 2\n');
+  });
+
+  it('exports the backend contract suite as hermes-cache/testing, runnable by a third-party backend', function () {
+    this.timeout(60_000);
+    const result = spawnSync(
+      process.execPath,
+      ['node_modules/mocha/bin/mocha.js', '--no-config', '--timeout', '20000', 'test/fixtures/third-party-backend.mjs'],
+      { encoding: 'utf8' },
+    );
+    expect(result.status, result.stdout + result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/Backend contract: a third-party backend through hermes-cache\/testing/);
+    const passing = Number(/(\d+) passing/.exec(result.stdout)?.[1]);
+    expect(passing).to.be.above(15);
   });
 });

@@ -1,5 +1,5 @@
 import { MemcachedBackend } from '../../src/backend/memcached/index.js';
-import { registerBackendContract } from '../contract/index.js';
+import { registerBackendContract } from '../../src/testing/index.js';
 import { type MemcachedProcess, startMemcached } from '../helpers/memcached-server.js';
 
 describe('MemcachedBackend on a real memcached', function () {

@@ -1,5 +1,5 @@
 import { RedisBackend } from '../../src/backend/redis/index.js';
-import { registerBackendContract } from '../contract/index.js';
+import { registerBackendContract } from '../../src/testing/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 
 describe('RedisBackend on a real redis-server', function () {

@@ -1,11 +1,17 @@
 /**
- * The backend contract suite: the same mocha tests for every backend. A backend's spec calls
- * {@link registerBackendContract} with a factory; the suite drives the backend through `Hermes`
- * as users do, so it checks the contract and the core's policy on top of it together.
+ * The backend contract suite: the same mocha tests for every backend, hermes' own and
+ * third-party ones (`import { registerBackendContract } from 'hermes-cache/testing'`). A
+ * backend's spec calls {@link registerBackendContract} with a factory inside a mocha run; the
+ * suite drives the backend through `Hermes` as users do, so it checks the contract and the
+ * core's policy on top of it together. Needs `mocha` (its globals) and `chai`.
+ *
+ * @module
  */
 
 import { expect } from 'chai';
-import { type Backend, CorruptEntryError, Hermes, type HermesError, TimeoutError } from '../../src/index.js';
+import type { Backend } from '../backend/backend.js';
+import { CorruptEntryError, type HermesError, TimeoutError } from '../errors.js';
+import { Hermes } from '../hermes.js';
 
 /** How the contract suite builds and pokes at a backend. */
 export interface BackendContractOptions {
