@@ -1,0 +1,34 @@
+import { expect } from 'chai';
+import { Cluster } from 'ioredis';
+import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
+
+describe('Redis Cluster test servers (groundwork for the cluster backend)', function () {
+  this.timeout(60_000);
+  let cluster: RedisCluster;
+
+  before(async function () {
+    cluster = await startRedisCluster(3);
+  });
+
+  after(async function () {
+    await cluster.stop();
+  });
+
+  it('assembles 3 masters that share the 16384 slots and serve keys of every slot', async function () {
+    const client = new Cluster([...cluster.nodes], { lazyConnect: true });
+    try {
+      await client.connect();
+      const masters = client.nodes('master');
+      expect(masters).to.have.length(3);
+      const slots = (await client.cluster('SLOTS')) as Array<[number, number, ...unknown[]]>;
+      const covered = slots.reduce((n, [start, end]) => n + end - start + 1, 0);
+      expect(covered).to.equal(16_384);
+      for (let i = 0; i < 50; i++) await client.set(`k${i}`, String(i));
+      for (let i = 0; i < 50; i++) expect(await client.get(`k${i}`)).to.equal(String(i));
+      const perNode = await Promise.all(masters.map((node) => node.dbsize()));
+      expect(perNode.every((n) => n > 0)).to.equal(true); // the keys spread over every master
+    } finally {
+      client.disconnect();
+    }
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * Starts a real Redis Cluster for tests: `masters` redis-server processes with
+ * `--cluster-enabled yes` on free loopback ports (each port's cluster bus, port + 10000, free
+ * too), assembled with `redis-cli --cluster create`, and waits until every node reports
+ * `cluster_state:ok`. No persistence; everything lives in a temporary folder removed by `stop()`.
+ */
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const BINARY = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ?? 'redis-server';
+const CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p)) ?? 'redis-cli';
+
+/** A running cluster started by {@link startRedisCluster}. */
+export interface RedisCluster {
+  /** The nodes, as ioredis' `Cluster` takes them. */
+  readonly nodes: ReadonlyArray<{ host: string; port: number }>;
+  /** Stops every node and removes the temporary folder; idempotent. */
+  stop(): Promise<void>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => { resolve(false); });
+    server.listen(port, '127.0.0.1', () => server.close(() => { resolve(true); }));
+  });
+}
+
+/** A port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort(taken: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    if (taken.has(port) || taken.has(port + 10_000)) continue;
+    if ((await portFree(port)) && (await portFree(port + 10_000))) {
+      taken.add(port);
+      taken.add(port + 10_000);
+      return port;
+    }
+  }
+  throw new Error('no free port pair for a cluster node');
+}
+
+async function info(port: number, section: string): Promise<string> {
+  const { stdout } = await run(CLI, ['-h', '127.0.0.1', '-p', String(port), 'cluster', section]);
+  return stdout;
+}
+
+/** Starts a cluster of `masters` master nodes (no replicas). */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'hermes-cluster-'));
+  const taken = new Set<number>();
+  const processes: ChildProcess[] = [];
+  const nodes: Array<{ host: string; port: number }> = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      processes.splice(0).map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+            child.once('exit', () => { resolve(); });
+            child.kill('SIGKILL');
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freeClusterPort(taken);
+      const child = spawn(
+        BINARY,
+        [
+          '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
+          '--save', '', '--appendonly', 'no', '--cluster-node-timeout', '2000',
+        ],
+        { stdio: 'ignore' },
+      );
+      processes.push(child);
+      nodes.push({ host: '127.0.0.1', port });
+    }
+    for (const { port } of nodes) {
+      const deadline = Date.now() + 10_000;
+      while (!(await run(CLI, ['-h', '127.0.0.1', '-p', String(port), 'ping']).then((r) => r.stdout.trim() === 'PONG', () => false))) {
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await run(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const states = await Promise.all(nodes.map((n) => info(n.port, 'info')));
+      if (states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${masters}`))) break;
+      if (Date.now() > deadline) throw new Error('the cluster did not reach cluster_state:ok');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { nodes, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
