@@ -305,10 +305,13 @@ const readChannel = tracingChannel<object, { key: string; name: string }>('herme
 const writeChannel = tracingChannel<object, { key: string; name: string }>('hermes:write');
 const computeChannel = tracingChannel<object, { key: string; name: string }>('hermes:compute');
 
-/** Runs `fn` inside a tracing channel when anybody listens, directly otherwise. */
-function traced<T>(channel: TracingChannel<object, { key: string; name: string }>, fn: () => Promise<T>, context: { key: string; name: string }): Promise<T> {
+/**
+ * Runs `fn` inside a tracing channel when anybody listens, directly otherwise (then no context
+ * object is built: this runs on every read).
+ */
+function traced<T>(channel: TracingChannel<object, { key: string; name: string }>, fn: () => Promise<T>, key: string, name: string): Promise<T> {
   if (!channel.start.hasSubscribers && !channel.asyncEnd.hasSubscribers && !channel.error.hasSubscribers) return fn();
-  return channel.tracePromise(fn, context);
+  return channel.tracePromise(fn, { key, name });
 }
 
 /** Rejects if `promise` has not settled within `ms` (the backend deadline). */
@@ -764,7 +767,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         if (request.lockToken !== undefined) backend.release(request.lockKey, request.lockToken).catch(() => undefined);
       });
     };
-    return traced(readChannel, run, { key: request.entryKey, name: call.wrapped.name });
+    return traced(readChannel, run, request.entryKey, call.wrapped.name);
   }
 
   /** A read failed: fall open to the function, uncached. */
@@ -942,7 +945,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     const started = Date.now();
     let value: unknown;
     try {
-      value = await traced(computeChannel, async () => wrapped.fn.apply(call.thisArg, call.args), { key: entryKey, name: wrapped.name });
+      value = await traced(computeChannel, async () => wrapped.fn.apply(call.thisArg, call.args), entryKey, wrapped.name);
     } catch (error) {
       if (this.#observed) this.emit('compute', { key: entryKey, durationMs: Date.now() - started, ok: false });
       if (stale !== undefined && lockToken !== undefined && (await this.#keepStale(call, stale, tagHash, lockToken))) throw error;
@@ -979,7 +982,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         const writing = backend.write({ entryKey, entry, ttlMs, lockKey, lockToken });
         return backend.readSync ? writing : withDeadline(writing, this.#backendTimeout, 'write');
       };
-      await traced(writeChannel, write, { key: entryKey, name: wrapped.name });
+      await traced(writeChannel, write, entryKey, wrapped.name);
       this.#breakerSuccess();
     } catch (error) {
       this.#breakerFailure();

@@ -441,7 +441,7 @@ describe('Hermes resilience and observability', function () {
     expect(corrupt.stats().errors).to.deep.equal({ ERR_HERMES_CORRUPT_ENTRY: 1 });
   });
 
-  it('emits hit, miss, compute, wait and fallback events only to listeners', async function () {
+  it('emits miss, compute and hit events, in order, to their listeners', async function () {
     const backend = new MemoryBackend();
     const cache = new Hermes(backend);
     const seen: string[] = [];

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { ArgumentError, argsHash, canonicalArgs, Keyspace } from '../src/index.js';
 import { encodeKeyPart, encodeName, MAX_ARGUMENT_DEPTH, MAX_KEY_PART_LENGTH } from '../src/keys.js';
+import { percentDecode } from './helpers/percent.js';
 
 describe('argument hashing', function () {
   const distinct: Array<[string, unknown[], unknown[]]> = [
@@ -100,19 +101,6 @@ function redisHashTag(key: string): string {
   return key.slice(open + 1, close);
 }
 
-/** Percent-decodes an encoded name or key part that was not hashed (the inverse of the encoding). */
-function percentDecode(form: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < form.length; i++) {
-    if (form[i] === '%') {
-      bytes.push(parseInt(form.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(form.charAt(i), 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_OR_BRACE = /[\x00-\x1f\x7f{}]/;

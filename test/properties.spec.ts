@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { EntryCodec, type EntryRecord } from '../src/codec.js';
 import { argsHash, canonicalArgs, encodeKeyPart, encodeName, Keyspace, MAX_KEY_PART_LENGTH } from '../src/keys.js';
+import { percentDecode } from './helpers/percent.js';
 
 const RUNS = 300;
 
@@ -221,19 +222,6 @@ describe('Properties: the argument hash', function () {
   });
 });
 
-/** Percent-decodes a form that was not hashed (well-formed text only). */
-function percentDecode(form: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < form.length; i++) {
-    if (form[i] === '%') {
-      bytes.push(parseInt(form.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(form.charAt(i), 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
 
 describe('Properties: names, tags and custom keys in keys', function () {
   this.timeout(60_000);

@@ -23,3 +23,22 @@ export async function throughput(concurrency: number, ms: number, body: (i: numb
   );
   return (calls * 1000) / ms;
 }
+
+/**
+ * Throughput of several subjects at one concurrency: a warm-up round each, then `rounds` rounds
+ * interleaved (round r of every subject before round r+1 of any, so machine noise hits all
+ * alike); the median calls per second of each, in the subjects' order.
+ */
+export async function interleavedThroughput(
+  runs: ReadonlyArray<(i: number) => Promise<unknown>>,
+  concurrency: number,
+  ms: number,
+  rounds: number,
+): Promise<number[]> {
+  const samples = runs.map(() => [] as number[]);
+  for (const run of runs) await throughput(concurrency, ms, run); // warm-up
+  for (let round = 0; round < rounds; round++) {
+    for (let s = 0; s < runs.length; s++) (samples[s] as number[]).push(await throughput(concurrency, ms, runs[s] as (i: number) => Promise<unknown>));
+  }
+  return samples.map((xs) => median(xs));
+}

@@ -14,7 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { MemcachedBackend } from '../../src/backend/memcached/index.js';
 import { startMemcached } from '../../test/helpers/memcached-server.js';
 import { startCountingProxy } from '../../test/memcached/counting-proxy.js';
-import { median, throughput } from './measure.js';
+import { interleavedThroughput } from './measure.js';
 
 /** One row of the Memcached table. */
 export interface MemcachedRow {
@@ -98,13 +98,10 @@ export async function benchMemcached(rounds = 7, ms = 400): Promise<MemcachedRow
 
     const rows: MemcachedRow[] = [];
     for (const concurrency of [1, 64]) {
-      const subjects = cases.map(([title, make]) => ({ title, subject: make(server.port), samples: [] as number[] }));
-      for (const s of subjects) await throughput(concurrency, ms, (i) => s.subject.run(i)); // warm-up
-      for (let round = 0; round < rounds; round++) {
-        for (const s of subjects) s.samples.push(await throughput(concurrency, ms, (i) => s.subject.run(i)));
-      }
-      for (const s of subjects) {
-        rows.push({ case: s.title, concurrency, opsPerSecond: median(s.samples), requestsPerCall: requests.get(s.title) ?? NaN });
+      const subjects = cases.map(([title, make]) => ({ title, subject: make(server.port) }));
+      const medians = await interleavedThroughput(subjects.map((s) => (i: number) => s.subject.run(i)), concurrency, ms, rounds);
+      for (const [index, s] of subjects.entries()) {
+        rows.push({ case: s.title, concurrency, opsPerSecond: medians[index] ?? NaN, requestsPerCall: requests.get(s.title) ?? NaN });
         await s.subject.close();
       }
     }

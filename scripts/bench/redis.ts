@@ -14,7 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { redisScripts } from '../../src/backend/redis/scripts.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
-import { median, throughput } from './measure.js';
+import { interleavedThroughput } from './measure.js';
 
 /** One row of the Redis table. */
 export interface RedisRow {
@@ -127,17 +127,14 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
 
     const rows: RedisRow[] = [];
     for (const concurrency of [1, 64]) {
-      const subjects = cases.map(([title, make]) => ({ title, subject: make(server.port), samples: [] as number[] }));
-      for (const s of subjects) await throughput(concurrency, ms, (i) => s.subject.run(i)); // warm-up
-      for (let round = 0; round < rounds; round++) {
-        for (const s of subjects) s.samples.push(await throughput(concurrency, ms, (i) => s.subject.run(i)));
-      }
-      for (const s of subjects) {
+      const subjects = cases.map(([title, make]) => ({ title, subject: make(server.port) }));
+      const medians = await interleavedThroughput(subjects.map((s) => (i: number) => s.subject.run(i)), concurrency, ms, rounds);
+      for (const [index, s] of subjects.entries()) {
         const count = counts.get(s.title);
         rows.push({
           case: s.title,
           concurrency,
-          opsPerSecond: median(s.samples),
+          opsPerSecond: medians[index] ?? NaN,
           requestsPerCall: count?.requests ?? NaN,
           commandsPerCall: count?.commands ?? NaN,
         });
