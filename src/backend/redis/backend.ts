@@ -24,17 +24,21 @@
  * `unlink`, `get`, `exists`, `publish`, `subscribe`, and inside the scripts `get`, `set`,
  * `del`, `unlink`, `pttl`, `publish`.
  *
- * Standalone servers and Sentinel (through ioredis' own options) are supported; Cluster is
- * not yet.
+ * Standalone servers, Sentinel (through ioredis' own `sentinels` options) and Redis Cluster
+ * (the `cluster` option, or an ioredis `Cluster` as `client`) are supported. On a cluster the
+ * keys are laid out in hash-tag buckets (see `buckets.ts` and the `buckets` option) so that
+ * every script still touches one slot and every read is still one request; `clean(tags)` is
+ * one pipelined request per master, and `clear()` and `dump()` scan every master.
  *
  * @module
  */
 
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import type { EntryCodec } from '../../codec.js';
 import { CorruptEntryError, OptionError } from '../../errors.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
+import { BucketLayout, CLUSTER_SLOTS, slotOf } from './buckets.js';
 import { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
 
@@ -52,14 +56,44 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   url?: string | undefined;
   /**
-   * An existing ioredis client to use instead of opening one. Its own options apply
-   * (including its timeouts and offline queue: give it `commandTimeout` and
-   * `maxRetriesPerRequest` for bounded fail-open), and `close()` does not quit it: its owner
-   * does. The backend still opens one subscriber connection of its own (`client.duplicate()`),
-   * on the first lock wait, and closes that. Must not use ioredis' `keyPrefix`.
+   * An existing ioredis client to use instead of opening one: a `Redis` (standalone or
+   * Sentinel) or a `Cluster`. Its own options apply (including its timeouts and offline queue:
+   * give it `commandTimeout` and `maxRetriesPerRequest` for bounded fail-open), and `close()`
+   * does not quit it: its owner does. The backend still opens one subscriber connection of its
+   * own (`client.duplicate()`), on the first lock wait, and closes that. Must not use ioredis'
+   * `keyPrefix`.
    * @default undefined
    */
-  client?: Redis | undefined;
+  client?: Redis | Cluster | undefined;
+  /**
+   * Connect to a Redis Cluster through these startup nodes (`[{ host, port }, …]`, or
+   * `'host:port'` strings, or ports): ioredis discovers the rest. The connection options beside
+   * it (`username`, `password`, `tls`, `connectTimeout`, `commandTimeout`, …) apply to every
+   * node; `clusterOptions` holds the cluster-wide ones. Keys are laid out in hash-tag buckets
+   * (see `buckets`).
+   * @default undefined (a standalone or Sentinel connection)
+   */
+  cluster?: readonly ClusterNode[] | undefined;
+  /**
+   * ioredis' own cluster options (`scaleReads`, `maxRedirections`, `retryDelayOnTryAgain`,
+   * `natMap`, `slotsRefreshInterval`, `redisOptions`, …), used with `cluster`. The backend
+   * sets `lazyConnect` and, unless given here, reconnects forever like a standalone
+   * connection.
+   * @default undefined
+   */
+  clusterOptions?: ClusterOptions | undefined;
+  /**
+   * On Redis Cluster, how many hash-tag buckets the keys are spread over. Each bucket is one
+   * hash slot holding its entries, their locks and its own copy of each tag's version, so that
+   * a read stays one script on one slot. More buckets spread the load over more masters, more
+   * evenly, and move in smaller parts during a reshard; each bucket adds one key to delete per
+   * tag on `clean(tags)` (sent as one pipelined request per master) and one copy of each tag's
+   * version. Every process sharing a prefix must use the same count: one that uses another
+   * count neither sees nor invalidates the others' copies. Ignored on a standalone server.
+   * An integer from 1 to 16384.
+   * @default 64
+   */
+  buckets?: number | undefined;
   /**
    * The longest a request may take, in milliseconds, before it fails and the core falls back
    * to the function. While the connection is down and being re-established, requests fail at
@@ -126,7 +160,12 @@ export class RedisBackend implements Backend {
   /** Always `true`: Redis stores the encoded entries. */
   readonly storesBytes = true;
   /** The ioredis client the backend sends its commands with (the given `client`, or its own). */
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
+  /**
+   * The bucket layout of the keys on Redis Cluster; `undefined` on a standalone server, where
+   * keys are stored as the cache names them.
+   */
+  readonly buckets: BucketLayout | undefined;
   readonly #ownsClient: boolean;
   readonly #scripts: RedisScripts;
   readonly #contexts = new Map<string, BackendContext>();
@@ -134,7 +173,7 @@ export class RedisBackend implements Backend {
   #lastError: unknown;
   #closed = false;
 
-  #subscriber: Redis | undefined;
+  #subscriber: Redis | Cluster | undefined;
   #subscriberReadies = 0;
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #waiters = new Map<string, Set<Waiter>>();
@@ -147,8 +186,12 @@ export class RedisBackend implements Backend {
   #channel = '';
   /** The socket corked by {@link RedisBackend.#coalesce} until the next tick, if any. */
   #corked: Redis['stream'] | undefined;
+  /** The prefix of the last key placed into a bucket, with its colon (hot-path memo). */
+  #placedPrefix = '';
   #batched = 0;
   readonly #writeBatch: number;
+  /** How long a cluster operation waits for the client to learn the slots, in ms. */
+  readonly #connectWait: number;
 
   /**
    * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}.
@@ -156,7 +199,7 @@ export class RedisBackend implements Backend {
    */
   constructor(options: RedisBackendOptions = {}) {
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-    const { client, url, writeBatch, ...rest } = options;
+    const { client, url, writeBatch, cluster, clusterOptions, buckets, ...rest } = options;
     this.#writeBatch = writeBatch ?? 16;
     if (!Number.isSafeInteger(this.#writeBatch) || this.#writeBatch < 1) {
       throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${String(writeBatch)}`);
@@ -171,9 +214,20 @@ export class RedisBackend implements Backend {
     if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
       throw new OptionError('commandTimeout', `commandTimeout must be a positive number of milliseconds, got ${String(commandTimeout)}`);
     }
+    const bucketCount = buckets ?? 64;
+    if (!Number.isSafeInteger(bucketCount) || bucketCount < 1 || bucketCount > CLUSTER_SLOTS) {
+      throw new OptionError('buckets', `buckets must be an integer from 1 to ${CLUSTER_SLOTS}, got ${String(buckets)}`);
+    }
+    if (cluster !== undefined && (!Array.isArray(cluster) || cluster.length === 0)) {
+      throw new OptionError('cluster', 'cluster must be a non-empty array of startup nodes, e.g. [{ host: "10.0.0.1", port: 7000 }]');
+    }
+    if (cluster !== undefined && (client !== undefined || url !== undefined || rest.sentinels !== undefined)) {
+      throw new OptionError('cluster', 'cluster cannot be combined with client, url or sentinels: give one way to connect');
+    }
+    this.#connectWait = (typeof rest.connectTimeout === 'number' ? rest.connectTimeout : 2000) + commandTimeout;
     if (client !== undefined) {
-      if (!(client instanceof Redis)) {
-        throw new OptionError('client', 'client must be an ioredis Redis instance (Cluster is not supported yet)');
+      if (!(client instanceof Redis) && !(client instanceof Cluster)) {
+        throw new OptionError('client', 'client must be an ioredis Redis or Cluster instance');
       }
       const prefix = client.options.keyPrefix;
       if (prefix !== undefined && prefix !== '') {
@@ -181,6 +235,22 @@ export class RedisBackend implements Backend {
       }
       this.client = client;
       this.#ownsClient = false;
+    } else if (cluster !== undefined) {
+      const { host: _host, port: _port, path: _path, retryStrategy: _retry, enableOfflineQueue: _queue, readOnly: _readOnly, ...nodeOptions } = rest;
+      this.client = new Cluster([...cluster], {
+        clusterRetryStrategy: (times: number) => Math.min(50 * times, 1000),
+        ...clusterOptions,
+        redisOptions: {
+          connectTimeout: 2000,
+          ...nodeOptions,
+          commandTimeout,
+          maxRetriesPerRequest: rest.maxRetriesPerRequest === undefined ? 0 : rest.maxRetriesPerRequest,
+          ...clusterOptions?.redisOptions,
+        },
+        enableOfflineQueue: true,
+        lazyConnect: true,
+      });
+      this.#ownsClient = true;
     } else {
       if (url !== undefined && typeof url !== 'string') throw new OptionError('url', 'url must be a redis:// or rediss:// URL string');
       const clientOptions: RedisOptions = {
@@ -194,22 +264,44 @@ export class RedisBackend implements Backend {
         enableOfflineQueue: true,
         lazyConnect: true,
       };
+      if (rest.sentinels !== undefined && rest.reconnectOnError === undefined) {
+        // After a failover the old primary may answer as a replica before Sentinel disconnects
+        // its clients: reconnect, through the sentinels, to the new primary.
+        clientOptions.reconnectOnError = (error: Error) => error.message.startsWith('READONLY');
+      }
       this.client = url === undefined ? new Redis(clientOptions) : new Redis(url, clientOptions);
       this.#ownsClient = true;
     }
     this.client.on('error', this.#onClientError);
     this.#scripts = redisScripts();
+    this.buckets = this.client instanceof Cluster ? new BucketLayout(bucketCount) : undefined;
   }
 
   /** Binds the backend to a cache's key space; opens nothing. Several prefixes may share a backend. */
   attach(context: BackendContext): void {
+    if (this.buckets !== undefined && /[{}]/.test(context.prefix)) {
+      throw new OptionError(
+        'prefix',
+        `On Redis Cluster the cache's prefix must not contain '{' or '}' (got '${context.prefix}'): hermes places its own hash tags in the keys`,
+      );
+    }
     this.#context = context;
     this.#contexts.set(context.prefix, context);
   }
 
   /** One EVALSHA of `read.lua`: tags, tag hash, entry and (on a miss) the lock, atomically. */
   read(request: ReadRequest): Promise<ReadReply> {
-    const { entryKey, lockKey, tagKeys, lockToken } = request;
+    let { entryKey, lockKey, tagKeys } = request;
+    const lockToken = request.lockToken;
+    const layout = this.buckets;
+    if (layout !== undefined) {
+      // Cluster: the entry, its lock and its bucket's copies of the tags share one slot.
+      const kindEnd = this.#prefixEnd(entryKey, 'entry') + 6;
+      const bucket = layout.bucketOf(entryKey.slice(kindEnd));
+      entryKey = layout.place(entryKey, kindEnd, bucket);
+      lockKey = this.#place(lockKey, 'lock', bucket);
+      tagKeys = tagKeys.map((key) => this.#place(key, 'tag', bucket));
+    }
     const script = this.#scripts.read;
     const args: (string | number)[] = [script.sha, 2 + tagKeys.length, entryKey, lockKey];
     for (let i = 0; i < tagKeys.length; i++) args.push(tagKeys[i] as string);
@@ -240,7 +332,7 @@ export class RedisBackend implements Backend {
         // nor release it, blocking every other caller of the key for the whole lock TTL. A
         // release sent now follows the read on the same connection and frees it.
         if (lockToken !== undefined && error instanceof Error && error.message === COMMAND_TIMED_OUT) {
-          this.release(lockKey, lockToken).catch(() => undefined);
+          this.release(request.lockKey, lockToken).catch(() => undefined);
         }
         throw error;
       },
@@ -249,14 +341,19 @@ export class RedisBackend implements Backend {
 
   /** One EVALSHA of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
   async write(request: WriteRequest): Promise<boolean> {
-    const { entry, lockKey } = request;
+    const { entry } = request;
+    let { entryKey, lockKey } = request;
+    if (this.buckets !== undefined) {
+      entryKey = this.#place(entryKey, 'entry');
+      lockKey = this.#place(lockKey, 'lock');
+    }
     if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: write() takes an encoded entry');
     const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
     const script = this.#scripts.write;
     const reply = await this.#evalsha(script, [
       script.sha,
       2,
-      request.entryKey,
+      entryKey,
       lockKey,
       bytes,
       Math.max(1, Math.ceil(request.ttlMs)),
@@ -268,6 +365,7 @@ export class RedisBackend implements Backend {
 
   /** One EVALSHA of `release-1.lua`: compare-and-delete of the lock, publishing the release. */
   async release(lockKey: string, token: string): Promise<void> {
+    if (this.buckets !== undefined) lockKey = this.#place(lockKey, 'lock');
     const script = this.#scripts.release;
     await this.#evalsha(script, [script.sha, 1, lockKey, token, this.#channelOf(lockKey)]);
   }
@@ -282,6 +380,7 @@ export class RedisBackend implements Backend {
    */
   waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
+    if (this.buckets !== undefined) lockKey = this.#place(lockKey, 'lock');
     const pending = this.#pendingWaits.get(lockKey);
     this.#pendingWaits.delete(lockKey);
     const since = pending?.sentAt ?? Date.now();
@@ -339,15 +438,59 @@ export class RedisBackend implements Backend {
 
   /** One EVALSHA of `invalidate-2.lua`: deletes the entry and its lock, publishing the release. */
   async invalidate(entryKey: string, lockKey: string): Promise<void> {
+    if (this.buckets !== undefined) {
+      entryKey = this.#place(entryKey, 'entry');
+      lockKey = this.#place(lockKey, 'lock');
+    }
     const script = this.#scripts.invalidate;
     await this.#evalsha(script, [script.sha, 2, entryKey, lockKey, this.#channelOf(lockKey)]);
   }
 
-  /** One EVALSHA of `cleanTags.lua`: deletes the tag versions; nothing is sent for no tags. */
+  /**
+   * One EVALSHA of `cleanTags.lua`: deletes the tag versions; nothing is sent for no tags.
+   * On a cluster: deletes each tag's copy in every bucket, one `UNLINK` per bucket, the
+   * buckets of each master sent as one pipeline, all masters in parallel — one request per
+   * master. A bucket whose slot moved meanwhile is retried on its own, redirected.
+   */
   async cleanTags(tagKeys: readonly string[]): Promise<void> {
     if (tagKeys.length === 0) return;
+    if (this.client instanceof Cluster) {
+      await this.#cleanTagsOnCluster(this.client, this.buckets as BucketLayout, tagKeys);
+      return;
+    }
     const script = this.#scripts.cleanTags;
     await this.#evalsha(script, [script.sha, tagKeys.length, ...tagKeys]);
+  }
+
+  async #cleanTagsOnCluster(cluster: Cluster, layout: BucketLayout, tagKeys: readonly string[]): Promise<void> {
+    this.#usableClient();
+    await this.#clusterReady(cluster);
+    const kindEnds = tagKeys.map((key) => this.#prefixEnd(key, 'tag') + 4);
+    const byMaster = new Map<string, string[][]>();
+    for (let bucket = 0; bucket < layout.count; bucket++) {
+      const keys = tagKeys.map((key, i) => layout.place(key, kindEnds[i] ?? 0, bucket));
+      const group = cluster.slots[slotOf(keys[0] as string)]?.join(';') ?? '';
+      let list = byMaster.get(group);
+      if (!list) byMaster.set(group, (list = []));
+      list.push(keys);
+    }
+    const retries: string[][] = [];
+    await Promise.all(
+      [...byMaster.values()].map(async (buckets) => {
+        const pipeline = cluster.pipeline();
+        for (const keys of buckets) pipeline.unlink(...keys);
+        try {
+          const results = (await pipeline.exec()) ?? [];
+          buckets.forEach((keys, i) => {
+            if (results[i]?.[0]) retries.push(keys);
+          });
+        } catch {
+          retries.push(...buckets);
+        }
+      }),
+    );
+    // Moved, asked or failed: each bucket again, through the cluster's own redirections.
+    await Promise.all(retries.map((keys) => cluster.unlink(...keys)));
   }
 
   /**
@@ -360,7 +503,7 @@ export class RedisBackend implements Backend {
     const channel = `${prefix}:unlock`;
     const lockStart = `${prefix}:lock:`;
     await this.#scan(prefix, async (keys) => {
-      const sends: Promise<unknown>[] = [client.unlink(...keys)];
+      const sends: Promise<unknown>[] = bySlot(client, keys).map((group) => client.unlink(...group));
       for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
       await Promise.all(sends);
     });
@@ -377,14 +520,22 @@ export class RedisBackend implements Backend {
     if (!context) throw new Error('RedisBackend is not attached to a cache yet');
     const chosen = prefix ?? context.prefix;
     const client = this.#usableClient();
+    const layout = this.buckets;
     const entryStart = `${chosen}:entry:`;
+    const tagStart = `${chosen}:tag:`;
     const out: Record<string, unknown> = {};
     await this.#scan(chosen, async (keys) => {
       const values = await Promise.all(keys.map((key) => client.getBuffer(key)));
-      keys.forEach((key, i) => {
+      keys.forEach((stored, i) => {
         const value = values[i];
         if (value === null || value === undefined) return; // expired meanwhile
-        out[key] = key.startsWith(entryStart) ? decodeForDump(context.codec, key, value) : value.toString('utf8');
+        const key = layout === undefined ? stored : layout.unplace(stored, chosen);
+        if (key.startsWith(entryStart)) out[key] = decodeForDump(context.codec, key, value);
+        else if (layout !== undefined && key.startsWith(tagStart) && key in out) {
+          // A tag's copies in several buckets: every version, in key order of the buckets.
+          const known = out[key];
+          out[key] = [...(Array.isArray(known) ? (known as string[]) : [known as string]), value.toString('utf8')];
+        } else out[key] = value.toString('utf8');
       });
     });
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -418,7 +569,7 @@ export class RedisBackend implements Backend {
   };
 
   /** The client, or a fast rejection while a lost connection is being re-established. */
-  #usableClient(): Redis {
+  #usableClient(): Redis | Cluster {
     if (this.#closed) throw new RedisBackendClosedError();
     const client = this.client;
     const status = client.status;
@@ -432,7 +583,7 @@ export class RedisBackend implements Backend {
    * `args` is the whole EVALSHA argument list: sha, number of keys, keys, arguments.
    */
   #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
-    let client: Redis;
+    let client: Redis | Cluster;
     try {
       client = this.#usableClient();
     } catch (error) {
@@ -447,7 +598,13 @@ export class RedisBackend implements Backend {
   }
 
   /** After NOSCRIPT: SCRIPT LOAD and the EVALSHA again, written together. */
-  async #reloadAndRetry(client: Redis, script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
+  async #reloadAndRetry(client: Redis | Cluster, script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
+    if (client instanceof Cluster) {
+      // The node that answered NOSCRIPT is not addressable by slot alone during a failover:
+      // load the script on every master (once per script and topology change), then retry.
+      await Promise.all(client.nodes('master').map((node) => node.script('LOAD', script.source)));
+      return evalshaBuffer(client, args);
+    }
     const loading = client.script('LOAD', script.source);
     const retry = evalshaBuffer(client, args);
     try {
@@ -466,8 +623,8 @@ export class RedisBackend implements Backend {
    * with its own reply; under concurrency the requests share write syscalls, and the server
    * reads them in batches. A lone command is written at the end of its tick, without delay.
    */
-  #coalesce(client: Redis): void {
-    if (this.#writeBatch <= 1) return;
+  #coalesce(client: Redis | Cluster): void {
+    if (this.#writeBatch <= 1 || client instanceof Cluster) return;
     const stream = client.stream as Redis['stream'] | undefined;
     if (stream === undefined || stream.destroyed) return;
     if (this.#corked !== stream) {
@@ -485,16 +642,89 @@ export class RedisBackend implements Backend {
     }
   }
 
-  /** Calls `each` with every batch of keys under `${prefix}:`, in SCAN order. */
+  /**
+   * Calls `each` with every batch of keys under `${prefix}:`, in SCAN order; on a cluster,
+   * every master is scanned (in parallel).
+   */
   async #scan(prefix: string, each: (keys: string[]) => Promise<void>): Promise<void> {
     const client = this.#usableClient();
     const pattern = `${escapeGlob(prefix)}:*`;
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await each(keys);
-    } while (cursor !== '0');
+    const scanNode = async (node: Redis): Promise<void> => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await each(keys);
+      } while (cursor !== '0');
+    };
+    if (client instanceof Cluster) {
+      await this.#clusterReady(client);
+      await Promise.all(client.nodes('master').map(scanNode));
+    } else {
+      await scanNode(client);
+    }
+  }
+
+  /** Resolves once the cluster client knows the slots (connecting it if it is lazy). */
+  async #clusterReady(cluster: Cluster): Promise<void> {
+    if (cluster.status === 'ready' && cluster.slots.length > 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cluster.off('ready', onReady);
+        reject(new RedisUnavailableError(cluster.status, this.#lastError));
+      }, this.#connectWait);
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      cluster.once('ready', onReady);
+      if (cluster.status === 'wait') cluster.connect().catch(() => undefined);
+      else if (cluster.status === 'ready') onReady();
+    });
+  }
+
+  /**
+   * The index just after `{prefix}:` in a key of the given kind: the attached prefix it starts
+   * with (the longest one), else the text before the first `:{kind}:`.
+   */
+  #prefixEnd(key: string, kind: 'entry' | 'lock' | 'tag'): number {
+    const memo = this.#placedPrefix;
+    if (memo !== '' && this.#contexts.size <= 1 && key.startsWith(memo)) return memo.length;
+    let prefix: string | undefined;
+    for (const candidate of this.#contexts.keys()) {
+      if (key.startsWith(`${candidate}:${kind}:`) && (prefix === undefined || candidate.length > prefix.length)) prefix = candidate;
+    }
+    if (prefix === undefined) {
+      const at = key.indexOf(`:${kind}:`);
+      if (at < 0) throw new TypeError(`Not a hermes ${kind} key: '${key}'`);
+      return at + 1;
+    }
+    this.#placedPrefix = `${prefix}:`;
+    return prefix.length + 1;
+  }
+
+  /** On a cluster, a key the cache names moved into its bucket (an entry's or lock's own, or `bucket`). */
+  #place(key: string, kind: 'entry' | 'lock' | 'tag', bucket?: number): string {
+    const layout = this.buckets as BucketLayout;
+    const kindEnd = this.#prefixEnd(key, kind) + kind.length + 1;
+    return layout.place(key, kindEnd, bucket ?? layout.bucketOf(key.slice(kindEnd)));
+  }
+
+  /**
+   * The key under which Redis stores what the cache names `key` (an entry, lock or tag key):
+   * the key itself on a standalone server; on a cluster, the key moved into its bucket — for a
+   * tag, into the bucket of the entry named by `entryKey` (each bucket has its own copy).
+   */
+  storedKey(key: string, entryKey?: string): string {
+    if (this.buckets === undefined) return key;
+    for (const kind of ['entry', 'lock', 'tag'] as const) {
+      if (!key.includes(`:${kind}:`)) continue;
+      if (kind !== 'tag') return this.#place(key, kind);
+      if (entryKey === undefined) throw new TypeError('storedKey() of a tag key on a cluster needs the entry key whose bucket is meant');
+      const kindEnd = this.#prefixEnd(entryKey, 'entry') + 6;
+      return this.#place(key, 'tag', this.buckets.bucketOf(entryKey.slice(kindEnd)));
+    }
+    throw new TypeError(`Not a hermes key: '${key}'`);
   }
 
   /** The release channel of a lock key: `{prefix}:unlock` of the attached prefix it is under. */
@@ -533,9 +763,10 @@ export class RedisBackend implements Backend {
     return subscription;
   }
 
-  #openSubscriber(): Redis {
+  #openSubscriber(): Redis | Cluster {
     if (this.#closed) throw new RedisBackendClosedError();
-    const subscriber = this.client.duplicate();
+    const client = this.client;
+    const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
     subscriber.on('error', this.#onClientError);
     subscriber.on('message', (_channel: string, lockKey: string) => {
       this.#onRelease(lockKey);
@@ -571,6 +802,19 @@ export class RedisBackend implements Backend {
   }
 }
 
+/** Keys grouped by hash slot, for multi-key commands on a cluster (one group on a standalone server). */
+function bySlot(client: Redis | Cluster, keys: string[]): string[][] {
+  if (!(client instanceof Cluster)) return [keys];
+  const groups = new Map<number, string[]>();
+  for (const key of keys) {
+    const slot = slotOf(key);
+    const group = groups.get(slot);
+    if (group) group.push(key);
+    else groups.set(slot, [key]);
+  }
+  return [...groups.values()];
+}
+
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
@@ -589,6 +833,6 @@ function decodeForDump(codec: EntryCodec, key: string, bytes: Buffer): unknown {
  * ioredis 6 drops the command name of `call`/`callBuffer` (the server then sees the SHA1 as the
  * command).
  */
-function evalshaBuffer(client: Redis, args: (string | number | Buffer)[]): Promise<unknown> {
+function evalshaBuffer(client: Redis | Cluster, args: (string | number | Buffer)[]): Promise<unknown> {
   return (client as unknown as { evalshaBuffer(...a: (string | number | Buffer)[]): Promise<unknown> }).evalshaBuffer(...args);
 }
