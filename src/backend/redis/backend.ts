@@ -236,8 +236,16 @@ export class RedisBackend implements Backend {
       this.client = client;
       this.#ownsClient = false;
     } else if (cluster !== undefined) {
-      const { host: _host, port: _port, path: _path, retryStrategy: _retry, enableOfflineQueue: _queue, readOnly: _readOnly, ...nodeOptions } = rest;
-      this.client = new Cluster([...cluster], {
+      // Per-node connection options: the cluster decides addresses, retries and queueing.
+      const nodeOptions: RedisOptions = { ...rest };
+      delete nodeOptions.host;
+      delete nodeOptions.port;
+      delete nodeOptions.path;
+      delete nodeOptions.retryStrategy;
+      delete nodeOptions.enableOfflineQueue;
+      delete nodeOptions.readOnly;
+      const startupNodes = (cluster as readonly ClusterNode[]).slice();
+      this.client = new Cluster(startupNodes, {
         clusterRetryStrategy: (times: number) => Math.min(50 * times, 1000),
         ...clusterOptions,
         redisOptions: {
