@@ -9,7 +9,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import type { Redis as RedisClient } from 'ioredis';
+import type { Cluster, Redis as RedisClient } from 'ioredis';
 import { EntryCodec } from './codec.js';
 import { Keyspace } from './keys.js';
 import { listRedisScripts, type RedisScript } from './backend/redis/scripts.js';
@@ -29,6 +29,8 @@ Usage:
 
 Options:
   --url URL      redis://[user:password@]host[:port][/db] or rediss://… (TLS)
+  --cluster      URL is one node of a Redis Cluster: work on every master
+  --buckets N    on a cluster, the caches' bucket count (default: 64), for clean --tag
   --prefix P     the cache's prefix (default: cache)
   --json         machine-readable output
   -h, --help     help for a command (hermes COMMAND --help)
@@ -38,23 +40,26 @@ Exit codes: 0 ok, 1 server error or unreachable, 2 bad usage, 3 scripts missing 
   hermes scripts [--json]              list the scripts: name, file, SHA1, number of keys,
                                        and the KEYS and ARGV their headers document
   hermes scripts show NAME             print the exact Lua text sent with SCRIPT LOAD
-  hermes scripts load --url URL [--json]
-                                       SCRIPT LOAD every script; prints each SHA1
-  hermes scripts check --url URL [--json]
-                                       SCRIPT EXISTS for every script; exit code 3 if any
-                                       is missing (the backend loads missing scripts by
-                                       itself on first use: this is for operators who
-                                       preload or audit)`,
+  hermes scripts load --url URL [--cluster] [--json]
+                                       SCRIPT LOAD every script (on a cluster: on every
+                                       master); prints each SHA1
+  hermes scripts check --url URL [--cluster] [--json]
+                                       SCRIPT EXISTS for every script (on a cluster: on
+                                       every master); exit code 3 if any is missing (the
+                                       backend loads missing scripts by itself on first
+                                       use: this is for operators who preload or audit)`,
   inspect: `Usage:
-  hermes inspect --url URL [--prefix P] [--json]
+  hermes inspect --url URL [--cluster] [--prefix P] [--json]
 
-Scans the keys under P: (SCAN, never KEYS) and reports how many are entries, tags and locks,
-and the memory they use (MEMORY USAGE of every key, pipelined).`,
+Scans the keys under P: (SCAN, never KEYS; on a cluster, on every master) and reports how many
+are entries, tags and locks, and the memory they use (MEMORY USAGE of every key, pipelined).
+On a cluster, each tag counts once per bucket that holds a copy of it.`,
   clean: `Usage:
-  hermes clean --url URL [--prefix P] --tag T [--tag T2 ...] [--json]
-      invalidate every entry carrying any of the tags (one key deleted per tag)
-  hermes clean --url URL [--prefix P] [--json]
-      remove every key under P: (SCAN + UNLINK; never FLUSHDB)`,
+  hermes clean --url URL [--cluster [--buckets N]] [--prefix P] --tag T [--tag T2 ...] [--json]
+      invalidate every entry carrying any of the tags (one key deleted per tag; on a
+      cluster, one per tag and bucket: --buckets must be the caches' bucket count)
+  hermes clean --url URL [--cluster] [--prefix P] [--json]
+      remove every key under P: (SCAN + UNLINK; never FLUSHDB; on a cluster, every master)`,
 };
 
 /** A failure to report in one line, with its exit code. */
@@ -83,6 +88,8 @@ export async function main(argv: readonly string[], io: Io = { out: (t) => proce
       allowPositionals: true,
       options: {
         url: { type: 'string' },
+        cluster: { type: 'boolean', default: false },
+        buckets: { type: 'string' },
         prefix: { type: 'string', default: 'cache' },
         tag: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
@@ -105,6 +112,12 @@ export async function main(argv: readonly string[], io: Io = { out: (t) => proce
   const json = values.json;
   const prefix = values.prefix;
   if (prefix.length === 0) throw new CliError('--prefix must not be empty', 2);
+  const buckets = values.buckets === undefined ? 64 : Number(values.buckets);
+  if (!Number.isSafeInteger(buckets) || buckets < 1 || buckets > 16_384) {
+    throw new CliError(`--buckets must be an integer from 1 to 16384, got '${String(values.buckets)}'`, 2);
+  }
+  if (values.buckets !== undefined && !values.cluster) throw new CliError('--buckets applies to a cluster only (add --cluster)', 2);
+  const open = (): Promise<Connection> => connect(values.url, values.cluster);
 
   switch (command) {
     case 'scripts': {
@@ -114,33 +127,33 @@ export async function main(argv: readonly string[], io: Io = { out: (t) => proce
         return showScript(io, rest[0] as string);
       }
       if (sub === 'load' || sub === 'check') {
-        const client = await connect(values.url);
+        const connection = await open();
         try {
-          return sub === 'load' ? await loadScripts(io, client, json) : await checkScripts(io, client, json);
+          return sub === 'load' ? await loadScripts(io, connection, json) : await checkScripts(io, connection, json);
         } finally {
-          client.disconnect();
+          connection.client.disconnect();
         }
       }
       throw new CliError(`unknown command 'scripts ${sub}' (see hermes scripts --help)`, 2);
     }
     case 'inspect': {
       if (sub !== undefined) throw new CliError(`unexpected argument '${sub}' (see hermes inspect --help)`, 2);
-      const client = await connect(values.url);
+      const connection = await open();
       try {
-        return await inspect(io, client, prefix, json);
+        return await inspect(io, connection, prefix, json);
       } finally {
-        client.disconnect();
+        connection.client.disconnect();
       }
     }
     case 'clean': {
       if (sub !== undefined) throw new CliError(`unexpected argument '${sub}' (see hermes clean --help)`, 2);
       const tags = values.tag ?? [];
       if (tags.some((t) => t.length === 0)) throw new CliError('--tag must not be empty', 2);
-      const client = await connect(values.url);
+      const connection = await open();
       try {
-        return await clean(io, client, prefix, tags, json);
+        return await clean(io, connection, prefix, tags, buckets, json);
       } finally {
-        client.disconnect();
+        connection.client.disconnect();
       }
     }
     default:
@@ -192,28 +205,36 @@ function showScript(io: Io, name: string): number {
   return 0;
 }
 
-async function loadScripts(io: Io, client: RedisClient, json: boolean): Promise<number> {
+async function loadScripts(io: Io, connection: Connection, json: boolean): Promise<number> {
   const loaded: Array<{ name: string; sha: string }> = [];
   for (const script of listRedisScripts()) {
-    const sha = String(await client.script('LOAD', script.source));
-    if (sha !== script.sha) throw new CliError(`server answered SHA1 ${sha} for ${script.name}, expected ${script.sha}`, 1);
-    loaded.push({ name: script.name, sha });
+    for (const node of connection.masters) {
+      const sha = String(await node.script('LOAD', script.source));
+      if (sha !== script.sha) throw new CliError(`server answered SHA1 ${sha} for ${script.name}, expected ${script.sha}`, 1);
+    }
+    loaded.push({ name: script.name, sha: script.sha });
   }
   if (json) io.out(JSON.stringify({ loaded }, null, 2));
   else for (const { name, sha } of loaded) io.out(`loaded  ${name}  ${sha}`);
   return 0;
 }
 
-async function checkScripts(io: Io, client: RedisClient, json: boolean): Promise<number> {
+async function checkScripts(io: Io, connection: Connection, json: boolean): Promise<number> {
   const scripts = listRedisScripts();
-  const exists = (await client.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
-  const report = scripts.map((s, i) => ({ name: s.name, sha: s.sha, present: exists[i] === 1 }));
+  const present = scripts.map(() => true);
+  for (const node of connection.masters) {
+    const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
+    scripts.forEach((_, i) => {
+      if (exists[i] !== 1) present[i] = false;
+    });
+  }
+  const report = scripts.map((s, i) => ({ name: s.name, sha: s.sha, present: present[i] === true }));
   if (json) io.out(JSON.stringify({ scripts: report, allPresent: report.every((r) => r.present) }, null, 2));
   else for (const r of report) io.out(`${r.present ? 'present' : 'missing'}  ${r.name}  ${r.sha}`);
   return report.every((r) => r.present) ? 0 : 3;
 }
 
-/** Every key under `prefix:`, by SCAN in batches. */
+/** Every key under `prefix:` on one server, by SCAN in batches. */
 async function* scanPrefix(client: RedisClient, prefix: string): AsyncGenerator<string[]> {
   const match = `${prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}:*`;
   let cursor = '0';
@@ -224,11 +245,11 @@ async function* scanPrefix(client: RedisClient, prefix: string): AsyncGenerator<
   } while (cursor !== '0');
 }
 
-async function inspect(io: Io, client: RedisClient, prefix: string, json: boolean): Promise<number> {
+async function inspect(io: Io, connection: Connection, prefix: string, json: boolean): Promise<number> {
   const keyspace = new Keyspace(prefix);
   const counts = { entries: 0, tags: 0, locks: 0, other: 0 };
   const bytes = { entries: 0, tags: 0, locks: 0, other: 0 };
-  for await (const keys of scanPrefix(client, prefix)) {
+  for (const client of connection.masters) for await (const keys of scanPrefix(client, prefix)) {
     const pipeline = client.pipeline();
     for (const key of keys) pipeline.memory('USAGE', key);
     const results = (await pipeline.exec()) ?? [];
@@ -255,9 +276,9 @@ async function inspect(io: Io, client: RedisClient, prefix: string, json: boolea
   return 0;
 }
 
-async function clean(io: Io, client: RedisClient, prefix: string, tags: readonly string[], json: boolean): Promise<number> {
+async function clean(io: Io, connection: Connection, prefix: string, tags: readonly string[], buckets: number, json: boolean): Promise<number> {
   const { RedisBackend } = await import('./backend/redis/backend.js');
-  const backend = new RedisBackend({ client });
+  const backend = new RedisBackend({ client: connection.client, buckets });
   backend.attach({ prefix, codec: new EntryCodec() });
   try {
     if (tags.length > 0) {
@@ -267,7 +288,7 @@ async function clean(io: Io, client: RedisClient, prefix: string, tags: readonly
       else io.out(`invalidated every entry tagged ${tags.map((t) => `'${t}'`).join(', ')} under ${prefix}:`);
     } else {
       let before = 0;
-      for await (const keys of scanPrefix(client, prefix)) before += keys.length;
+      for (const client of connection.masters) for await (const keys of scanPrefix(client, prefix)) before += keys.length;
       await backend.clear(prefix);
       if (json) io.out(JSON.stringify({ prefix, removedKeys: before }, null, 2));
       else io.out(`removed ${before} keys under ${prefix}:`);
@@ -278,7 +299,21 @@ async function clean(io: Io, client: RedisClient, prefix: string, tags: readonly
   return 0;
 }
 
-async function connect(url: string | undefined): Promise<RedisClient> {
+/** The two client classes of ioredis, imported when a command needs a server. */
+interface IoRedis {
+  readonly Redis: typeof import('ioredis').Redis;
+  readonly Cluster: typeof import('ioredis').Cluster;
+}
+
+/** What the commands work on: the client, and the servers holding the data (every master). */
+interface Connection {
+  /** A standalone client, or a cluster client. */
+  readonly client: RedisClient | Cluster;
+  /** The servers to scan and load scripts on: the client itself, or every master. */
+  readonly masters: readonly RedisClient[];
+}
+
+async function connect(url: string | undefined, cluster: boolean): Promise<Connection> {
   if (url === undefined) throw new CliError('--url is required, e.g. --url redis://localhost:6379/0', 2);
   let parsed: URL;
   try {
@@ -289,13 +324,15 @@ async function connect(url: string | undefined): Promise<RedisClient> {
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new CliError(`--url '${url}' must start with redis:// or rediss://`, 2);
   }
-  let Redis: typeof import('ioredis').Redis;
+  let ioredis: IoRedis;
   try {
-    ({ Redis } = await import('ioredis'));
+    const { Redis, Cluster } = await import('ioredis');
+    ioredis = { Redis, Cluster };
   } catch {
     throw new CliError("the Redis commands need the 'ioredis' package: npm install ioredis", 1);
   }
-  const client = new Redis(url, {
+  if (cluster) return connectCluster(ioredis, parsed);
+  const client = new ioredis.Redis(url, {
     lazyConnect: true,
     connectTimeout: 3000,
     maxRetriesPerRequest: 0,
@@ -311,7 +348,40 @@ async function connect(url: string | undefined): Promise<RedisClient> {
     const reason = (lastError ?? (error as Error)).message;
     throw new CliError(`cannot reach Redis at ${parsed.host || url}: ${reason}`, 1);
   }
-  return client;
+  return { client, masters: [client] };
+}
+
+/** A cluster client started from the node in `url`, once it knows the slots and masters. */
+async function connectCluster(ioredis: IoRedis, url: URL): Promise<Connection> {
+  if (url.pathname !== '' && url.pathname !== '/' && url.pathname !== '/0') {
+    throw new CliError(`--url '${url.href}' names database ${url.pathname.slice(1)}, but a Redis Cluster has database 0 only`, 2);
+  }
+  const client = new ioredis.Cluster([{ host: url.hostname || 'localhost', port: url.port === '' ? 6379 : Number(url.port) }], {
+    lazyConnect: true,
+    clusterRetryStrategy: () => null,
+    redisOptions: {
+      connectTimeout: 3000,
+      maxRetriesPerRequest: 0,
+      username: url.username === '' ? undefined : decodeURIComponent(url.username),
+      password: url.password === '' ? undefined : decodeURIComponent(url.password),
+      tls: url.protocol === 'rediss:' ? {} : undefined,
+    },
+  });
+  let lastError: Error | undefined;
+  client.on('error', (error: Error) => (lastError = error));
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    const reason = (lastError ?? (error as Error)).message;
+    throw new CliError(`cannot reach the Redis Cluster at ${url.host}: ${reason}`, 1);
+  }
+  const masters = client.nodes('master');
+  if (masters.length === 0) {
+    client.disconnect();
+    throw new CliError(`the Redis Cluster at ${url.host} reports no master`, 1);
+  }
+  return { client, masters };
 }
 
 /** Runs {@link main} and exits; prints a one-line message on failure. */

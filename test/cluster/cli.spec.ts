@@ -1,0 +1,118 @@
+import { expect } from 'chai';
+import { Cluster } from 'ioredis';
+import { RedisBackend } from '../../src/backend/redis/index.js';
+import { listRedisScripts } from '../../src/backend/redis/scripts.js';
+import { main } from '../../src/cli.js';
+import { Hermes } from '../../src/index.js';
+import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
+
+/** Runs the CLI in-process, capturing its output. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const code = await main(argv, { out: (t) => lines.push(t) });
+  return { code, out: lines.join('\n') };
+}
+
+describe('hermes CLI on a real 3-master Redis Cluster (--cluster)', function () {
+  this.timeout(60_000);
+  let cluster: RedisCluster;
+  let client: Cluster;
+  let url: string;
+
+  before(async function () {
+    cluster = await startRedisCluster(3);
+    client = new Cluster([...cluster.nodes], { lazyConnect: true });
+    await client.connect();
+    url = `redis://127.0.0.1:${cluster.nodes[0]?.port ?? 0}`;
+  });
+
+  after(async function () {
+    client.disconnect();
+    await cluster.stop();
+  });
+
+  /** 60 tagged entries, spread over the buckets and so over every master. */
+  async function fill(prefix: string, buckets?: number): Promise<{ calls: () => number; run: (n: number) => Promise<number>; cache: Hermes }> {
+    const cache = new Hermes(new RedisBackend({ cluster: [...cluster.nodes], buckets }), { prefix, ttl: 600 });
+    let calls = 0;
+    const square = cache.wrap(
+      (n: number) => {
+        calls++;
+        return n * n;
+      },
+      { name: 'square', tags: ['math'] },
+    );
+    for (let n = 0; n < 60; n++) await square(n);
+    return { calls: () => calls, run: square, cache };
+  }
+
+  it('scripts load and check work on every master; check finds a script missing on one of them', async function () {
+    const load = await cli('scripts', 'load', '--url', url, '--cluster', '--json');
+    expect(load.code).to.equal(0);
+    for (const node of client.nodes('master')) {
+      const exists = (await node.script('EXISTS', ...listRedisScripts().map((s) => s.sha))) as number[];
+      expect(exists.every((e) => e === 1)).to.equal(true);
+    }
+    expect((await cli('scripts', 'check', '--url', url, '--cluster')).code).to.equal(0);
+    await client.nodes('master')[1]?.script('FLUSH');
+    const check = await cli('scripts', 'check', '--url', url, '--cluster', '--json');
+    expect(check.code).to.equal(3);
+    const report = JSON.parse(check.out) as { allPresent: boolean };
+    expect(report.allPresent).to.equal(false);
+  });
+
+  it('inspect counts the entries on every master; clean --tag invalidates in every bucket; clean removes every key', async function () {
+    const { calls, run, cache } = await fill('cli', 16);
+    try {
+      const perMaster = await Promise.all(client.nodes('master').map((node) => node.dbsize()));
+      expect(perMaster.every((n) => n > 0)).to.equal(true); // the entries live on every master
+
+      const inspect = JSON.parse((await cli('inspect', '--url', url, '--cluster', '--prefix', 'cli', '--json')).out) as {
+        keys: { entries: number; tags: number; locks: number };
+      };
+      expect(inspect.keys.entries).to.equal(60);
+      expect(inspect.keys.tags).to.be.greaterThan(3); // one copy of 'math' per bucket used
+      expect(inspect.keys.locks).to.equal(0);
+
+      const cleaned = await cli('clean', '--url', url, '--cluster', '--buckets', '16', '--prefix', 'cli', '--tag', 'math');
+      expect(cleaned.code).to.equal(0);
+      const before = calls();
+      for (let n = 0; n < 60; n++) await run(n);
+      expect(calls() - before).to.equal(60); // every entry was invalidated, whatever its bucket
+
+      const removed = JSON.parse((await cli('clean', '--url', url, '--cluster', '--prefix', 'cli', '--json')).out) as { removedKeys: number };
+      expect(removed.removedKeys).to.be.greaterThan(60);
+      const left = await Promise.all(client.nodes('master').map((node) => node.keys('cli:*')));
+      expect(left.flat()).to.deep.equal([]);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('says --buckets must match: with the wrong count clean --tag leaves some buckets valid (documented)', async function () {
+    const { calls, run, cache } = await fill('mismatch', 16);
+    try {
+      expect((await cli('clean', '--url', url, '--cluster', '--buckets', '4', '--prefix', 'mismatch', '--tag', 'math')).code).to.equal(0);
+      const before = calls();
+      for (let n = 0; n < 60; n++) await run(n);
+      expect(calls() - before).to.be.lessThan(60);
+    } finally {
+      await cache.clean();
+      await cache.close();
+    }
+  });
+
+  it('refuses bad usage with exit code 2 and says why', async function () {
+    const failure = async (...argv: string[]): Promise<{ exitCode: unknown; message: string }> => {
+      try {
+        await main(argv, { out: () => undefined });
+      } catch (error) {
+        return { exitCode: (error as { exitCode?: unknown }).exitCode, message: (error as Error).message };
+      }
+      throw new Error('expected a failure');
+    };
+    expect(await failure('inspect', '--url', url, '--buckets', '8')).to.deep.include({ exitCode: 2, message: '--buckets applies to a cluster only (add --cluster)' });
+    expect((await failure('clean', '--url', url, '--cluster', '--buckets', '0', '--tag', 'x')).message).to.match(/--buckets must be an integer from 1 to 16384/);
+    expect((await failure('inspect', '--url', `${url}/2`, '--cluster')).message).to.match(/database 0 only/);
+  });
+});
