@@ -3,7 +3,7 @@ import { Cluster } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { listRedisScripts } from '../../src/backend/redis/scripts.js';
 import { main } from '../../src/cli.js';
-import { Hermes } from '../../src/index.js';
+import { type HermesError, Hermes } from '../../src/index.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 
 /** Runs the CLI in-process, capturing its output. */
@@ -13,7 +13,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   return { code, out: lines.join('\n') };
 }
 
-describe('hermes CLI on a real 3-master Redis Cluster (--cluster)', function () {
+describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster) and the ACL', function () {
   this.timeout(60_000);
   let cluster: RedisCluster;
   let client: Cluster;
@@ -99,6 +99,46 @@ describe('hermes CLI on a real 3-master Redis Cluster (--cluster)', function () 
     } finally {
       await cache.clean();
       await cache.close();
+    }
+  });
+
+  it('works as an ACL user confined to the prefix: the standalone rules plus cluster|slots and cluster|info', async function () {
+    const rules = [
+      '~acl:*', '&acl:*', '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+      '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info', '+cluster|slots', '+cluster|info',
+    ];
+    for (const node of client.nodes('master')) await node.call('ACL', 'SETUSER', 'hermes', 'reset', 'on', '>secret', ...rules);
+    for (const node of client.nodes('master')) await node.script('FLUSH'); // the user loads the scripts itself
+    const options = { cluster: [...cluster.nodes], username: 'hermes', password: 'secret' };
+    const cache = new Hermes(new RedisBackend(options), { prefix: 'acl', failOpen: false, lockWait: 10_000 });
+    const peer = new Hermes(new RedisBackend(options), { prefix: 'acl', failOpen: false, lockWait: 10_000 });
+    const errors: HermesError[] = [];
+    cache.on('error', (error) => errors.push(error));
+    peer.on('error', (error) => errors.push(error));
+    try {
+      let calls = 0;
+      const fn = async (n: number): Promise<number> => {
+        calls++;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return n * 2;
+      };
+      const f = cache.wrap(fn, { name: 'f', tags: ['t'] });
+      const g = peer.wrap(fn, { name: 'f', tags: ['t'] });
+      const [a, b] = await Promise.all([f(1), new Promise((resolve) => setTimeout(resolve, 20)).then(() => g(1))]);
+      expect([a, b, calls]).to.deep.equal([2, 2, 1]); // the peer waited on the lock, woken by pub/sub
+      await f.invalidate(1);
+      expect(await f(1)).to.equal(2);
+      await cache.clean(['t']);
+      expect(await f(1)).to.equal(2);
+      expect(calls).to.equal(3);
+      await cache.clean();
+      const left = await Promise.all(client.nodes('master').map((node) => node.keys('acl:*')));
+      expect(left.flat()).to.deep.equal([]);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await cache.close();
+      await peer.close();
+      for (const node of client.nodes('master')) await node.call('ACL', 'DELUSER', 'hermes');
     }
   });
 
