@@ -726,7 +726,8 @@ export class RedisBackend implements Backend {
   storedKey(key: string, entryKey?: string): string {
     if (this.buckets === undefined) return key;
     for (const kind of ['entry', 'lock', 'tag'] as const) {
-      if (!key.includes(`:${kind}:`)) continue;
+      const at = key.indexOf(`:${kind}:`);
+      if (at < 0 || !key.startsWith(`${kind}:`, this.#prefixEnd(key, kind))) continue;
       if (kind !== 'tag') return this.#place(key, kind);
       if (entryKey === undefined) throw new TypeError('storedKey() of a tag key on a cluster needs the entry key whose bucket is meant');
       const kindEnd = this.#prefixEnd(entryKey, 'entry') + 6;
