@@ -4,15 +4,14 @@
  * Servers are started on free loopback ports and stopped at the end.
  *
  *   npm run bench                 # every section
- *   npm run bench -- memory redis # only these sections (memory, redis, memcached)
+ *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster)
  */
 import os from 'node:os';
+import { printClusterBench } from './cluster.js';
 import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
 import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
-
-const fmt = (n: number, digits = 0): string =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+import { fmt } from './measure.js';
 
 const wanted = new Set(process.argv.slice(2));
 const run = (section: string): boolean => wanted.size === 0 || wanted.has(section);
@@ -54,3 +53,5 @@ if (run('memcached')) {
     });
   console.log(`\nTarget: a wrap hit at least 85% of the raw multi-get — ${verdicts.join('; ')}.\n`);
 }
+
+if (run('cluster')) await printClusterBench();

@@ -4,8 +4,18 @@
 
 /** The median of a non-empty list. */
 export function median(xs: readonly number[]): number {
+  return percentile(xs, 50);
+}
+
+/** The `p`-th percentile (0–100, nearest rank) of a non-empty list. */
+export function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] as number;
+}
+
+/** A number for the tables: thousands separated, `digits` decimals. */
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
 /** Calls per second of `body` run by `concurrency` loops for `ms` milliseconds. */

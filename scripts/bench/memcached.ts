@@ -14,7 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { MemcachedBackend } from '../../src/backend/memcached/index.js';
 import { startMemcached } from '../../test/helpers/memcached-server.js';
 import { startCountingProxy } from '../../test/memcached/counting-proxy.js';
-import { interleavedThroughput } from './measure.js';
+import { fmt, interleavedThroughput } from './measure.js';
 
 /** One row of the Memcached table. */
 export interface MemcachedRow {
@@ -113,8 +113,6 @@ export async function benchMemcached(rounds = 7, ms = 400): Promise<MemcachedRow
 
 /** Prints the rows as a markdown table, with each wrap row as a share of the raw multi-get. */
 export function formatMemcachedTable(rows: readonly MemcachedRow[]): string {
-  const fmt = (n: number, digits = 0): string =>
-    n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const lines = ['| case | concurrency | hits/s | requests per call | % of raw multi-get |', '| --- | ---: | ---: | ---: | ---: |'];
   for (const row of rows) {
     const raw = rows.find((r) => r.concurrency === row.concurrency && r.case.startsWith('raw client: multi-get'));

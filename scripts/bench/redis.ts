@@ -14,7 +14,7 @@ import { Hermes } from '../../src/index.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { redisScripts } from '../../src/backend/redis/scripts.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
-import { interleavedThroughput } from './measure.js';
+import { fmt, interleavedThroughput } from './measure.js';
 
 /** One row of the Redis table. */
 export interface RedisRow {
@@ -34,12 +34,44 @@ const KEYS = 1000;
 const TAGS = ['a', 'b', 'c'];
 
 
-/** `INFO commandstats` as command → calls. */
-async function commandCalls(admin: Redis): Promise<Map<string, number>> {
-  const info = await admin.info('commandstats');
+/** `INFO commandstats` as command → calls, summed over the given servers (a cluster's masters). */
+export async function commandCalls(admins: readonly Redis[]): Promise<Map<string, number>> {
   const calls = new Map<string, number>();
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1] as string, Number(match[2]));
+  for (const admin of admins) {
+    const info = await admin.info('commandstats');
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      calls.set(match[1] as string, (calls.get(match[1] as string) ?? 0) + Number(match[2]));
+    }
+  }
   return calls;
+}
+
+/**
+ * Requests and commands per call of `run`, counted by the servers (`INFO commandstats` deltas
+ * over `sample` sequential calls, summed over `admins`, outside the timed runs). Requests are
+ * the top-level commands: EVALSHA (and SCRIPT LOAD, EVAL), or GET for a raw-GET `title`;
+ * commands run inside a script count as commands only.
+ */
+export async function countPerCall(
+  admins: readonly Redis[],
+  title: string,
+  run: (i: number) => Promise<unknown>,
+  sample = 500,
+): Promise<{ requests: number; commands: number }> {
+  await run(0); // connect, load scripts
+  const before = await commandCalls(admins);
+  for (let i = 0; i < sample; i++) await run(i);
+  const after = await commandCalls(admins);
+  let requests = 0;
+  let commands = 0;
+  for (const [command, n] of after) {
+    const delta = n - (before.get(command) ?? 0) - (command === 'info' ? admins.length : 0);
+    if (delta <= 0) continue;
+    commands += delta;
+    if (command === 'get' && !title.includes('EVALSHA') && !title.includes('hermes')) requests += delta;
+    if (command === 'evalsha' || command === 'script|load' || command === 'eval') requests += delta;
+  }
+  return { requests: requests / sample, commands: commands / sample };
 }
 
 interface Subject {
@@ -49,7 +81,7 @@ interface Subject {
 
 type Case = readonly [title: string, make: (port: number) => Subject];
 
-const payload = (id: number): { id: number; name: string; text: string } => ({ id, name: `user ${id}`, text: 'x'.repeat(60) });
+export const payload = (id: number): { id: number; name: string; text: string } => ({ id, name: `user ${id}`, text: 'x'.repeat(60) });
 
 /**
  * Runs the benchmark: `rounds` rounds of `ms` milliseconds per case and concurrency, after a
@@ -104,24 +136,9 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
 
     // Requests and commands per call, counted by the server outside the timed runs.
     const counts = new Map<string, { requests: number; commands: number }>();
-    const SAMPLE = 500;
     for (const [title, make] of cases) {
       const subject = make(server.port);
-      await subject.run(0); // connect, load scripts
-      const before = await commandCalls(admin);
-      for (let i = 0; i < SAMPLE; i++) await subject.run(i);
-      const after = await commandCalls(admin);
-      let requests = 0;
-      let commands = 0;
-      for (const [command, n] of after) {
-        const delta = n - (before.get(command) ?? 0) - (command === 'info' ? 1 : 0);
-        if (delta <= 0) continue;
-        commands += delta;
-        if (command === 'get' && !title.includes('EVALSHA') && !title.includes('hermes')) requests += delta;
-        if (command === 'evalsha' || command === 'script|load' || command === 'eval') requests += delta;
-      }
-      // Commands run inside a script count once as the EVALSHA itself.
-      counts.set(title, { requests: requests / SAMPLE, commands: commands / SAMPLE });
+      counts.set(title, await countPerCall([admin], title, (i) => subject.run(i)));
       await subject.close();
     }
 
@@ -150,8 +167,6 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
 
 /** The rows as a markdown table; each row also as a share of the comparable raw EVALSHA. */
 export function formatRedisTable(rows: readonly RedisRow[]): string {
-  const fmt = (n: number, digits = 0): string =>
-    n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const lines = [
     '| case | concurrency | hits/s | requests per hit | commands per hit | % of raw EVALSHA | % of raw GET |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
