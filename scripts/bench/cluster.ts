@@ -174,6 +174,9 @@ async function benchHits(nodes: ReadonlyArray<{ host: string; port: number }>, c
     const counts = new Map<string, { requests: number; commands: number }>();
     for (const target of targets) {
       for (const subject of await hitSubjects(target)) {
+        // A raw GET miss replies null, a read-script miss an array: every subject must hit.
+        const reply = await subject.run(1);
+        if (reply === null || reply === undefined || Array.isArray(reply)) throw new Error(`${subject.case} on ${target.server}: not a hit`);
         counts.set(`${subject.case}|${target.server}`, await countPerCall(target.admins, subject.case, (i) => subject.run(i)));
         await subject.close();
       }
