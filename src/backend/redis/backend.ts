@@ -189,6 +189,8 @@ export class RedisBackend implements Backend {
   /** The prefix of the last key placed into a bucket, with its colon (hot-path memo). */
   #placedPrefix = '';
   #batched = 0;
+  /** On a cluster: the masters' sockets corked until the next tick, if any. */
+  #corkedNodes: Array<Redis['stream']> | undefined;
   readonly #writeBatch: number;
   /** How long a cluster operation waits for the client to learn the slots, in ms. */
   readonly #connectWait: number;
@@ -276,6 +278,12 @@ export class RedisBackend implements Backend {
         // After a failover the old primary may answer as a replica before Sentinel disconnects
         // its clients: reconnect, through the sentinels, to the new primary.
         clientOptions.reconnectOnError = (error: Error) => error.message.startsWith('READONLY');
+      }
+      if (rest.sentinels !== undefined && rest.failoverDetector === undefined) {
+        // Without it, connections stay on the old primary, which keeps accepting writes until
+        // Sentinel demotes it (seconds later): those writes (invalidations too) are lost when
+        // it resyncs from the new primary. On Sentinel's +switch-master, reconnect at once.
+        clientOptions.failoverDetector = true;
       }
       this.client = url === undefined ? new Redis(clientOptions) : new Redis(url, clientOptions);
       this.#ownsClient = true;
@@ -632,7 +640,11 @@ export class RedisBackend implements Backend {
    * reads them in batches. A lone command is written at the end of its tick, without delay.
    */
   #coalesce(client: Redis | Cluster): void {
-    if (this.#writeBatch <= 1 || client instanceof Cluster) return;
+    if (this.#writeBatch <= 1) return;
+    if (client instanceof Cluster) {
+      this.#coalesceNodes(client);
+      return;
+    }
     const stream = client.stream as Redis['stream'] | undefined;
     if (stream === undefined || stream.destroyed) return;
     if (this.#corked !== stream) {
@@ -647,6 +659,36 @@ export class RedisBackend implements Backend {
       this.#batched = 0;
       stream.uncork();
       stream.cork();
+    }
+  }
+
+  /**
+   * {@link RedisBackend.#coalesce} on a cluster: the first command of a tick corks the socket of
+   * every master (a command goes to the one its slot lives on), the end of the tick uncorks
+   * them, and every `writeBatch` × masters commands flushes them.
+   */
+  #coalesceNodes(cluster: Cluster): void {
+    const corked = this.#corkedNodes;
+    if (corked === undefined) {
+      const streams: Array<Redis['stream']> = [];
+      for (const node of cluster.nodes('master')) {
+        const stream = node.stream as Redis['stream'] | undefined;
+        if (stream === undefined || stream.destroyed) continue;
+        stream.cork();
+        streams.push(stream);
+      }
+      this.#corkedNodes = streams;
+      this.#batched = 1;
+      process.nextTick(() => {
+        this.#corkedNodes = undefined;
+        for (const stream of streams) stream.uncork();
+      });
+    } else if (++this.#batched >= this.#writeBatch * Math.max(1, corked.length)) {
+      this.#batched = 0;
+      for (const stream of corked) {
+        stream.uncork();
+        stream.cork();
+      }
     }
   }
 
