@@ -3,6 +3,7 @@
  * `--cluster-enabled yes` on free loopback ports (each port's cluster bus, port + 10000, free
  * too), assembled with `redis-cli --cluster create`, and waits until every node reports
  * `cluster_state:ok`. No persistence; everything lives in a temporary folder removed by `stop()`.
+ * Also: the slot owners ({@link slotOwners}) and a slot migration with its keys ({@link migrateSlots}).
  */
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -11,6 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 
 const run = promisify(execFile);
 const BINARY = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ?? 'redis-server';
@@ -104,5 +106,79 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/** An admin connection to one node (no cluster redirections), for the helpers below. */
+function adminOf(port: number): Redis {
+  return new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1 });
+}
+
+/** The master port owning each of the 16384 slots, as `port` (from CLUSTER SLOTS on `askPort`). */
+export async function slotOwners(askPort: number): Promise<number[]> {
+  const admin = adminOf(askPort);
+  try {
+    const ranges = await admin.cluster('SLOTS');
+    const owners = new Array<number>(16_384).fill(0);
+    for (const [start, end, master] of ranges) owners.fill(master?.[1] ?? 0, start, end + 1);
+    return owners;
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** What {@link migrateSlots} moved. */
+export interface Migration {
+  readonly slots: number;
+  readonly keys: number;
+  /** MIGRATE commands sent (batches of keys). */
+  readonly batches: number;
+}
+
+/**
+ * Moves `slots` with their keys from the master on port `from` to the one on port `to`, as
+ * `redis-cli --cluster reshard` does: SETSLOT IMPORTING on the target, MIGRATING on the source,
+ * MIGRATE … KEYS in batches of `keysPerBatch` until the slot is empty, then SETSLOT NODE on the
+ * target, the source and every other master. `pauseMs` between batches keeps each slot in the
+ * migrating state a little longer, for tests that run traffic meanwhile.
+ */
+export async function migrateSlots(
+  cluster: RedisCluster,
+  slots: readonly number[],
+  from: number,
+  to: number,
+  options: { keysPerBatch?: number; pauseMs?: number } = {},
+): Promise<Migration> {
+  const keysPerBatch = options.keysPerBatch ?? 100;
+  const pauseMs = options.pauseMs ?? 0;
+  const admins = new Map(cluster.nodes.map(({ port }) => [port, adminOf(port)]));
+  const source = admins.get(from);
+  const target = admins.get(to);
+  if (source === undefined || target === undefined) throw new Error(`migrateSlots: no node on port ${from} or ${to}`);
+  let keys = 0;
+  let batches = 0;
+  try {
+    const sourceId = await source.cluster('MYID');
+    const targetId = await target.cluster('MYID');
+    for (const slot of slots) {
+      await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
+      await source.cluster('SETSLOT', slot, 'MIGRATING', targetId);
+      for (;;) {
+        const batch = await source.cluster('GETKEYSINSLOT', slot, keysPerBatch);
+        if (batch.length === 0) break;
+        await source.migrate('127.0.0.1', to, '', 0, 5000, 'KEYS', ...batch);
+        keys += batch.length;
+        batches++;
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+      await target.cluster('SETSLOT', slot, 'NODE', targetId);
+      await source.cluster('SETSLOT', slot, 'NODE', targetId);
+      await Promise.all(
+        [...admins].filter(([port]) => port !== from && port !== to).map(([, admin]) => admin.cluster('SETSLOT', slot, 'NODE', targetId)),
+      );
+    }
+    return { slots: slots.length, keys, batches };
+  } finally {
+    for (const admin of admins.values()) admin.disconnect();
   }
 }
