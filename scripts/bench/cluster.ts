@@ -15,8 +15,11 @@
  * On a small machine the cluster's servers share the cores with the client: the cluster figures
  * show what spreading the keys over masters costs or saves per call, not what more machines add.
  *
- * `npx tsx scripts/bench/cluster.ts` prints the tables (`npm run bench -- cluster` too).
+ * `npx tsx scripts/bench/cluster.ts` prints the tables (`npm run bench -- cluster` too) and writes
+ * them to `bench/cluster-results.md`, with the chart `bench/cluster.svg` (from
+ * `bench/cluster-data.json`; `npx tsx scripts/bench/cluster-chart.ts` redraws it).
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
@@ -28,12 +31,16 @@ import { startRedisCluster } from '../../test/helpers/redis-cluster.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
 import { fmt, interleavedThroughput, median, percentile } from './measure.js';
 import { countPerCall, payload } from './redis.js';
+import { renderClusterChart, type ClusterChartData } from './cluster-chart.js';
+import { machineLine } from './vega.js';
 
 const MASTERS = 3;
 const KEYS = 1000;
 const TAGS = ['a', 'b', 'c'];
 const SINGLE = 'single node';
 const CLUSTER = `${MASTERS}-master cluster`;
+/** RedisBackend's default bucket count on a cluster, the one the hits are measured with. */
+const DEFAULT_BUCKETS = 64;
 const NO_COALESCING = 'hermes wrap hit, 3 tags, writeBatch 1 (no write coalescing)';
 
 /** One row of the hit table. */
@@ -361,7 +368,7 @@ export function formatClusterHitTable(rows: readonly ClusterHitRow[]): string {
 /** The bucket rows as a markdown table; hits also as a share of the default count's (64). */
 export function formatBucketTable(bench: BucketBench): string {
   const list = (xs: readonly number[], digits = 0): string => xs.map((x) => fmt(x, digits)).join(' / ');
-  const base = bench.rows.find((r) => r.buckets === 64) ?? bench.rows[0];
+  const base = bench.rows.find((r) => r.buckets === DEFAULT_BUCKETS) ?? bench.rows[0];
   const lines = [
     `| buckets | buckets per master | entries per master (of ${fmt(bench.entries)}) | largest master's share | clean(['t1']) median ms | p99 ms | socket reads per master per clean | UNLINKs per master per clean | 3-tag hits/s at c64 | hits vs ${fmt(base?.buckets ?? 0)} buckets |`,
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -376,19 +383,43 @@ export function formatBucketTable(bench: BucketBench): string {
   return lines.join('\n');
 }
 
-/** Prints both sections (used by `npm run bench -- cluster` and by running this file). */
-export async function printClusterBench(): Promise<void> {
+/**
+ * Runs the benchmark, prints both sections (used by `npm run bench -- cluster` and by running this
+ * file) and writes them with the run's command, date and machine to `bench/cluster-results.md`,
+ * the chart to `bench/cluster.svg` and its data to `bench/cluster-data.json`.
+ */
+export async function printClusterBench(command = 'npx tsx scripts/bench/cluster.ts'): Promise<void> {
+  const started = Date.now();
   const { hits, buckets } = await benchCluster();
-  console.log(`## Redis Cluster hit throughput (${CLUSTER}, 64 buckets, vs a single redis-server; loopback)\n`);
-  console.log(formatClusterHitTable(hits));
-  console.log(
+  const sections = [
+    `## Redis Cluster hit throughput (${CLUSTER}, ${DEFAULT_BUCKETS} buckets, vs a single redis-server; loopback)\n`,
+    formatClusterHitTable(hits),
     `\nAll ${MASTERS + 1} servers and the client share this machine's ${os.cpus().length} cores: the cluster figures show what spreading the keys over masters costs per call (routing by slot, one connection per master), not what more machines would add.\n`,
-  );
-  console.log(`## Redis Cluster: invalidation and spread versus the bucket count (${CLUSTER})\n`);
-  console.log(formatBucketTable(buckets));
-  console.log(
+    `## Redis Cluster: invalidation and spread versus the bucket count (${CLUSTER})\n`,
+    formatBucketTable(buckets),
     `\nclean(['t1']) latency over ${fmt(buckets.cleans)} calls per count, interleaved, the tag's copy restored in every bucket before each call (untimed); socket reads and UNLINKs are server counters over 20 cleans; entries counted per master with SCAN.\n`,
-  );
+  ];
+  for (const section of sections) console.log(section);
+  const date = new Date().toISOString();
+  const machine = machineLine();
+  const page = [
+    '# hermes on Redis Cluster: hits and the buckets option',
+    '',
+    `- command: \`${command}\``,
+    `- date: ${date} · run time ${fmt((Date.now() - started) / 60_000, 1)} min`,
+    `- machine: ${machine}; node ${process.version}; the ${MASTERS + 1} redis-servers and the client share the cores`,
+    '',
+    ...sections,
+    '![chart](cluster.svg)',
+    '',
+  ];
+  const data: ClusterChartData = { hits, buckets, masters: MASTERS, defaultBuckets: DEFAULT_BUCKETS, subtitle: [`${command} · ${date.slice(0, 10)}`, `${machine} · node ${process.version}`] };
+  const file = (name: string): URL => new URL(`../../bench/${name}`, import.meta.url);
+  await mkdir(file(''), { recursive: true });
+  await writeFile(file('cluster-results.md'), page.join('\n'));
+  await writeFile(file('cluster-data.json'), `${JSON.stringify(data, null, 1)}\n`);
+  await writeFile(file('cluster.svg'), await renderClusterChart(data));
+  console.log('wrote bench/cluster-results.md, bench/cluster.svg and bench/cluster-data.json\n');
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -5,6 +5,8 @@
  *
  *   npm run bench                 # every section
  *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster)
+ *
+ * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
 import os from 'node:os';
 import { printClusterBench } from './cluster.js';
@@ -16,9 +18,11 @@ import { fmt } from './measure.js';
 const wanted = new Set(process.argv.slice(2));
 const run = (section: string): boolean => wanted.size === 0 || wanted.has(section);
 
+const command = `npm run bench${wanted.size ? ` -- ${[...wanted].join(' ')}` : ''}`;
+
 console.log(`# hermes benchmark\n`);
 console.log(
-  `command: npm run bench${wanted.size ? ` -- ${[...wanted].join(' ')}` : ''} · node ${process.version} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${new Date().toISOString()}\n`,
+  `command: ${command} · node ${process.version} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${new Date().toISOString()}\n`,
 );
 
 if (run('memory')) {
@@ -54,4 +58,4 @@ if (run('memcached')) {
   console.log(`\nTarget: a wrap hit at least 85% of the raw multi-get — ${verdicts.join('; ')}.\n`);
 }
 
-if (run('cluster')) await printClusterBench();
+if (run('cluster')) await printClusterBench(command);

@@ -1,14 +1,12 @@
 /**
- * The benchmark chart: a vega-lite spec compiled and rendered to SVG headless (vega's View
- * renders SVG in Node without a canvas). One panel per scenario, a bar per library with its
- * throughput and, beside it, the requests it sent per operation; a last panel for the
+ * The peers benchmark chart (rendered by ../vega.ts). One panel per scenario, a bar per library
+ * with its throughput and, beside it, the requests it sent per operation; a last panel for the
  * in-process hit in nanoseconds per call.
  */
 
 import { readFile, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import { compact, renderSvg } from '../vega.js';
 
 /** One bar of a throughput panel. */
 export interface ChartBar {
@@ -40,9 +38,6 @@ const shortName = (library: string): string =>
     .replace('raw ioredis GET/MGET (autopipe)', 'raw GET/MGET (autopipe)')
     .replace(' / multi-get', '/multi-get')
     .replace('memory + Redis + bus', 'L1 + Redis + bus');
-
-const compact = (n: number): string =>
-  n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0);
 
 const color = {
   field: 'kind',
@@ -141,26 +136,11 @@ export async function renderChart({ bars, inProcess, subtitle }: ChartData): Pro
       { mark: { type: 'tick', opacity: 0 }, encoding: { x: { field: 'pad', type: 'quantitative', title: null }, y: { field: 'library', type: 'nominal', sort: inProcess.map((b) => shortName(b.library)), title: null } } },
     ],
   };
-  const spec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: 'hermes beside its peers and the raw limit (one run)',
-      subtitle: [subtitle, 'bars: operations per second, more is better (each panel has its own scale) · label: ops/s · requests sent per operation, counted on the wire'],
-      anchor: 'start',
-      fontSize: 16,
-      subtitleFontSize: 11,
-    },
-    background: 'white',
-    padding: 16,
-    config: { view: { stroke: null }, axis: { labelFont: 'sans-serif', titleFont: 'sans-serif', labelLimit: 240 }, text: { font: 'sans-serif' } },
-    vconcat: [throughputPanel, inProcessPanel],
-    spacing: 28,
-  };
-  const compiled = vl.compile(spec as unknown as vl.TopLevelSpec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  return svg;
+  return renderSvg(
+    'hermes beside its peers and the raw limit (one run)',
+    [subtitle, 'bars: operations per second, more is better (each panel has its own scale) · label: ops/s · requests sent per operation, counted on the wire'],
+    { vconcat: [throughputPanel, inProcessPanel], spacing: 28 },
+  );
 }
 
 // `npx tsx scripts/bench/peers/chart.ts` redraws bench/chart.svg from bench/chart-data.json.

@@ -21,6 +21,7 @@ import { startRedisServer } from '../../../test/helpers/redis-server.js';
 import { startMemcached } from '../../../test/helpers/memcached-server.js';
 import { startCountingProxy } from '../../../test/memcached/counting-proxy.js';
 import { renderChart, type ChartBar, type ChartData } from './chart.js';
+import { machineLine } from '../vega.js';
 import {
   HIT_KEYS,
   MEMORY_LIBRARIES,
@@ -286,7 +287,7 @@ const missingWhy = new Map<string, string>();
 
 const lines: string[] = [];
 const command = `npm run bench:peers${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
-const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, ${os.type()} ${os.release()}`;
+const machine = machineLine();
 const versions = [
   `node ${process.version}`,
   `redis-server ${redisVersion}`,
