@@ -112,6 +112,18 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   writeBatch?: number | undefined;
   /**
+   * Invalidations (`invalidate`, `clean(tags)`, `clean()`) resolve only once this many replicas
+   * have them (`WAIT`, for at most half of `commandTimeout`), else they reject and the caller
+   * retries. Redis replicates asynchronously: during a Sentinel failover, what the old primary
+   * acknowledges between the replica's promotion and the clients' switch is lost, and a lost
+   * invalidation would serve stale values. Costs one more round trip per invalidation, and the
+   * WAIT holds up the commands queued behind it on the connection (reads too: up to half of
+   * `commandTimeout` while replicas lag); with fewer replicas up than this, invalidations fail.
+   * `0` disables it. Not used on a cluster.
+   * @default 0
+   */
+  invalidationReplicas?: number | undefined;
+  /**
    * How long to wait before reconnecting after the connection was lost, by attempt number
    * (ioredis' option). The backend reconnects forever: calls fail fast meanwhile and succeed
    * again once the server answers.
@@ -194,6 +206,9 @@ export class RedisBackend implements Backend {
   readonly #writeBatch: number;
   /** How long a cluster operation waits for the client to learn the slots, in ms. */
   readonly #connectWait: number;
+  /** Replicas an invalidation must reach (`WAIT`) before it resolves; see the option. */
+  readonly #invalidationReplicas: number;
+  readonly #replicaWaitMs: number;
 
   /**
    * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}.
@@ -201,7 +216,7 @@ export class RedisBackend implements Backend {
    */
   constructor(options: RedisBackendOptions = {}) {
     if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-    const { client, url, writeBatch, cluster, clusterOptions, buckets, ...rest } = options;
+    const { client, url, writeBatch, cluster, clusterOptions, buckets, invalidationReplicas, ...rest } = options;
     this.#writeBatch = writeBatch ?? 16;
     if (!Number.isSafeInteger(this.#writeBatch) || this.#writeBatch < 1) {
       throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${String(writeBatch)}`);
@@ -227,6 +242,11 @@ export class RedisBackend implements Backend {
       throw new OptionError('cluster', 'cluster cannot be combined with client, url or sentinels: give one way to connect');
     }
     this.#connectWait = (typeof rest.connectTimeout === 'number' ? rest.connectTimeout : 2000) + commandTimeout;
+    this.#invalidationReplicas = invalidationReplicas ?? 0;
+    if (!Number.isSafeInteger(this.#invalidationReplicas) || this.#invalidationReplicas < 0) {
+      throw new OptionError('invalidationReplicas', `invalidationReplicas must be a non-negative integer, got ${String(invalidationReplicas)}`);
+    }
+    this.#replicaWaitMs = Math.max(1, Math.floor(commandTimeout / 2));
     if (client !== undefined) {
       if (!(client instanceof Redis) && !(client instanceof Cluster)) {
         throw new OptionError('client', 'client must be an ioredis Redis or Cluster instance');
@@ -460,6 +480,7 @@ export class RedisBackend implements Backend {
     }
     const script = this.#scripts.invalidate;
     await this.#evalsha(script, [script.sha, 2, entryKey, lockKey, this.#channelOf(lockKey)]);
+    await this.#replicated();
   }
 
   /**
@@ -476,6 +497,7 @@ export class RedisBackend implements Backend {
     }
     const script = this.#scripts.cleanTags;
     await this.#evalsha(script, [script.sha, tagKeys.length, ...tagKeys]);
+    await this.#replicated();
   }
 
   async #cleanTagsOnCluster(cluster: Cluster, layout: BucketLayout, tagKeys: readonly string[]): Promise<void> {
@@ -523,6 +545,7 @@ export class RedisBackend implements Backend {
       for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
       await Promise.all(sends);
     });
+    await this.#replicated();
   }
 
   /**
@@ -575,6 +598,9 @@ export class RedisBackend implements Backend {
       const client = this.client;
       if (client.status === 'ready') await client.quit().catch(() => { client.disconnect(); });
       else client.disconnect();
+      // ioredis' quit() leaves the failoverDetector's connections to the sentinels open (and
+      // reconnecting): disconnect() closes them.
+      if (client instanceof Redis && client.options.failoverDetector === true) client.disconnect();
     }
     this.client.off('error', this.#onClientError);
   }
@@ -583,6 +609,23 @@ export class RedisBackend implements Backend {
     // Reported through the rejected calls (the core emits them); kept for their `cause`.
     this.#lastError = error;
   };
+
+  /**
+   * After an invalidation: resolves once `invalidationReplicas` replicas have every write this
+   * connection sent so far (`WAIT`), else rejects: not acknowledged, the caller must retry.
+   */
+  async #replicated(): Promise<void> {
+    const wanted = this.#invalidationReplicas;
+    const client = this.client;
+    if (wanted === 0 || client instanceof Cluster) return;
+    const acked = await this.#usableClient().wait(wanted, this.#replicaWaitMs);
+    if (acked < wanted) {
+      throw new Error(
+        `The invalidation reached ${acked} of ${wanted} replicas within ${this.#replicaWaitMs} ms (a failover under way, or replicas down); ` +
+          'it may be lost: retry it (see the invalidationReplicas option)',
+      );
+    }
+  }
 
   /** The client, or a fast rejection while a lost connection is being re-established. */
   #usableClient(): Redis | Cluster {
