@@ -7,6 +7,8 @@
  * import { RedisBackend } from 'hermes-cache/redis';
  *
  * const cache = new Hermes(RedisBackend, { ttl: 600, host: 'localhost', db: 1 });
+ * // Sentinel:      { sentinels: [{ host: 's1', port: 26379 }], name: 'mymaster' }
+ * // Redis Cluster: { cluster: [{ host: 'c1', port: 7000 }], buckets: 64 }
  * ```
  *
  * The Lua scripts it runs ship in the package's `lua/` folder; {@link listRedisScripts} and
@@ -16,6 +18,7 @@
  */
 
 export { RedisBackend, type RedisBackendOptions } from './backend.js';
+export { BucketLayout, bucketHashTags, CLUSTER_SLOTS } from './buckets.js';
 export { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
 export {
   listRedisScripts,
