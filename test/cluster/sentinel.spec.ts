@@ -6,7 +6,7 @@
 
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { RedisBackend } from '../../src/backend/redis/index.js';
+import { RedisBackend, RedisReplicationError } from '../../src/backend/redis/index.js';
 import { redisScripts } from '../../src/backend/redis/scripts.js';
 import type { HermesError } from '../../src/errors.js';
 import { Hermes } from '../../src/hermes.js';
@@ -141,7 +141,10 @@ describe('RedisBackend through Redis Sentinel (real primary, replica and 3 senti
           (e: unknown) => e,
         );
         expect(error, 'an invalidation that reached too few replicas').to.be.instanceOf(Error);
-        expect(String((error as Error & { cause?: unknown }).cause)).to.include('reached 1 of 2 replicas');
+        const cause = (error as Error & { cause?: unknown }).cause;
+        expect(cause).to.be.instanceOf(RedisReplicationError);
+        expect((cause as RedisReplicationError).code).to.equal('ERR_HERMES_REDIS_NOT_REPLICATED');
+        expect(String(cause)).to.include('reached 1 of 2 replicas');
       }
       expect(() => new RedisBackend({ invalidationReplicas: -1 })).to.throw(/invalidationReplicas/);
     });

@@ -39,7 +39,7 @@ import { CorruptEntryError, OptionError } from '../../errors.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
 import { BucketLayout, CLUSTER_SLOTS, slotOf } from './buckets.js';
-import { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
+import { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
 
 /**
@@ -619,12 +619,7 @@ export class RedisBackend implements Backend {
     const client = this.client;
     if (wanted === 0 || client instanceof Cluster) return;
     const acked = await this.#usableClient().wait(wanted, this.#replicaWaitMs);
-    if (acked < wanted) {
-      throw new Error(
-        `The invalidation reached ${acked} of ${wanted} replicas within ${this.#replicaWaitMs} ms (a failover under way, or replicas down); ` +
-          'it may be lost: retry it (see the invalidationReplicas option)',
-      );
-    }
+    if (acked < wanted) throw new RedisReplicationError(acked, wanted, this.#replicaWaitMs);
   }
 
   /** The client, or a fast rejection while a lost connection is being re-established. */

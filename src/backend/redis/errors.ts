@@ -43,3 +43,33 @@ export class RedisBackendClosedError extends Error {
     this.name = 'RedisBackendClosedError';
   }
 }
+
+/**
+ * An invalidation (`invalidate`, `clean`) reached fewer replicas than the backend's
+ * `invalidationReplicas` option asks for within its wait (`WAIT`): a failover under way, or
+ * replicas down or lagging. The primary has it, but a failover could still lose it: retry the
+ * invalidation.
+ */
+export class RedisReplicationError extends Error {
+  /** A stable, machine-readable code. */
+  readonly code = 'ERR_HERMES_REDIS_NOT_REPLICATED';
+  /** The replicas that confirmed the invalidation. */
+  readonly acknowledged: number;
+  /** The replicas the option asks for. */
+  readonly wanted: number;
+
+  /**
+   * @param acknowledged - the replicas that confirmed
+   * @param wanted - the replicas asked for
+   * @param waitedMs - how long the backend waited
+   */
+  constructor(acknowledged: number, wanted: number, waitedMs: number) {
+    super(
+      `The invalidation reached ${acknowledged} of ${wanted} replicas within ${waitedMs} ms (a failover under way, or replicas down); ` +
+        'a failover could lose it: retry it (see the invalidationReplicas option)',
+    );
+    this.name = 'RedisReplicationError';
+    this.acknowledged = acknowledged;
+    this.wanted = wanted;
+  }
+}

@@ -19,7 +19,7 @@
 
 export { RedisBackend, type RedisBackendOptions } from './backend.js';
 export { BucketLayout, bucketHashTags, CLUSTER_SLOTS } from './buckets.js';
-export { RedisBackendClosedError, RedisUnavailableError } from './errors.js';
+export { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
 export {
   listRedisScripts,
   loadScript,
