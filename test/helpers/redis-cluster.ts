@@ -1,9 +1,11 @@
 /**
  * Starts a real Redis Cluster for tests: `masters` redis-server processes with
  * `--cluster-enabled yes` on free loopback ports (each port's cluster bus, port + 10000, free
- * too), assembled with `redis-cli --cluster create`, and waits until every node reports
- * `cluster_state:ok`. No persistence; everything lives in a temporary folder removed by `stop()`.
- * Also: the slot owners ({@link slotOwners}) and a slot migration with its keys ({@link migrateSlots}).
+ * too), plus `replicas` replicas of each master, assembled with `redis-cli --cluster create`,
+ * and waits until every node reports `cluster_state:ok` and knows every other node, and every
+ * replica is in sync with its master. No persistence; everything lives in a temporary folder
+ * removed by `stop()`. Also: the slot owners ({@link slotOwners}), a slot migration with its keys
+ * ({@link migrateSlots}) and the roles of the nodes ({@link clusterRoles}).
  */
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -24,6 +26,8 @@ export interface RedisCluster {
   readonly nodes: ReadonlyArray<{ host: string; port: number }>;
   /** Stops every node and removes the temporary folder; idempotent. */
   stop(): Promise<void>;
+  /** SIGKILLs the node on `port` and resolves once its process has exited. */
+  kill(port: number): Promise<void>;
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -53,27 +57,38 @@ async function info(port: number, section: string): Promise<string> {
   return stdout;
 }
 
-/** Starts a cluster of `masters` master nodes (no replicas). */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+/** Kills a node's process; resolves once it has exited. */
+function killed(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+    child.once('exit', () => { resolve(); });
+    child.kill('SIGKILL');
+  });
+}
+
+/**
+ * Starts a cluster of `masters` master nodes, each with `options.replicas` replicas (none by
+ * default); `nodes` lists the masters first, as `redis-cli --cluster create` assigns them.
+ */
+export async function startRedisCluster(masters = 3, options: { replicas?: number } = {}): Promise<RedisCluster> {
+  const replicas = options.replicas ?? 0;
+  const total = masters * (1 + replicas);
   const dir = mkdtempSync(join(tmpdir(), 'hermes-cluster-'));
   const taken = new Set<number>();
   const processes: ChildProcess[] = [];
+  const byPort = new Map<number, ChildProcess>();
   const nodes: Array<{ host: string; port: number }> = [];
   const stop = async (): Promise<void> => {
-    await Promise.all(
-      processes.splice(0).map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
-            child.once('exit', () => { resolve(); });
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all(processes.splice(0).map(killed));
     rmSync(dir, { recursive: true, force: true });
   };
+  const kill = async (port: number): Promise<void> => {
+    const child = byPort.get(port);
+    if (child === undefined) throw new Error(`kill: no cluster node on port ${port}`);
+    await killed(child);
+  };
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < total; i++) {
       const port = await freeClusterPort(taken);
       const child = spawn(
         BINARY,
@@ -85,6 +100,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         { stdio: 'ignore' },
       );
       processes.push(child);
+      byPort.set(port, child);
       nodes.push({ host: '127.0.0.1', port });
     }
     for (const { port } of nodes) {
@@ -94,19 +110,48 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
-    await run(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    await run(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
     const deadline = Date.now() + 20_000;
     for (;;) {
       const states = await Promise.all(nodes.map((n) => info(n.port, 'info')));
-      if (states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${masters}`))) break;
-      if (Date.now() > deadline) throw new Error('the cluster did not reach cluster_state:ok');
+      const roles = await Promise.all(nodes.map((n) => replication(n.port)));
+      const synced = roles.filter((r) => r.includes('role:slave') && r.includes('master_link_status:up')).length;
+      if (states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${total}`)) && synced === masters * replicas) break;
+      if (Date.now() > deadline) throw new Error(`the cluster did not reach cluster_state:ok with ${total} nodes and ${masters * replicas} replicas in sync`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { nodes, stop };
+    return { nodes, stop, kill };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+async function replication(port: number): Promise<string> {
+  const { stdout } = await run(CLI, ['-h', '127.0.0.1', '-p', String(port), 'info', 'replication']);
+  return stdout;
+}
+
+/** A node's role as the cluster sees it (CLUSTER NODES on `askPort`). */
+export interface NodeRole {
+  readonly port: number;
+  readonly role: 'master' | 'replica';
+  /** A replica's master; a master's own port. */
+  readonly master: number;
+  /** Flagged `fail` or `fail?` by `askPort`. */
+  readonly failing: boolean;
+}
+
+/** Every node's role as the node on `askPort` sees it (from CLUSTER NODES). */
+export async function clusterRoles(askPort: number): Promise<NodeRole[]> {
+  const { stdout } = await run(CLI, ['-h', '127.0.0.1', '-p', String(askPort), 'cluster', 'nodes']);
+  const lines = stdout.trim().split('\n').map((line) => line.split(' '));
+  const portOf = new Map(lines.map(([id = '', address = '']) => [id, Number(address.split('@')[0]?.split(':')[1])]));
+  return lines.map(([id = '', , flags = '', masterId = '']) => {
+    const port = portOf.get(id) ?? 0;
+    const role = flags.split(',').includes('master') ? 'master' : 'replica';
+    return { port, role, master: role === 'master' ? port : (portOf.get(masterId) ?? 0), failing: /(^|,)fail\??(,|$)/.test(flags) };
+  });
 }
 
 /** An admin connection to one node (no cluster redirections), for the helpers below. */
