@@ -291,7 +291,19 @@ interface Call {
   readonly args: unknown[];
   readonly backend: Backend;
   readonly request: ReadRequest;
+  /** The circuit breaker of the part of the store that serves the entry. */
+  readonly breaker: BreakerState;
 }
+
+/** One circuit breaker: of the whole backend, or of one of its failure domains. */
+interface BreakerState {
+  failures: number;
+  openUntil: number;
+  probing: boolean;
+}
+
+/** Failure domains remembered at most (a cluster's masters, over its failovers). */
+const MAX_BREAKERS = 1024;
 
 /** How long a stale value is written back fresh after its refresh failed (grace). */
 const STALE_RETRY_MS = 5000;
@@ -365,7 +377,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   #warned = false;
   readonly #backendTimeout: number;
   readonly #circuit: { failures: number; cooldown: number } | undefined;
-  readonly #breaker = { failures: 0, openUntil: 0, probing: false };
+  /** The breaker of backends without failure domains, and of entries outside any. */
+  readonly #breaker: BreakerState = { failures: 0, openUntil: 0, probing: false };
+  /** The breakers of a backend's failure domains (see {@link Backend.failureDomain}). */
+  readonly #breakers = new Map<string, BreakerState>();
   readonly #defaults: Pick<Wrapped, 'graceMs' | 'swrMs' | 'softMs' | 'hardMs' | 'jitter'>;
   readonly #counters: HermesStats = {
     hits: 0,
@@ -534,15 +549,21 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    */
   async clean(tags?: readonly string[]): Promise<void> {
     const backend = this.backend;
+    if (tags !== undefined) validateTags(tags);
+    // Calls in flight now, or started while the store is being cleaned (they may read it
+    // before the deletion), must not be joined by calls made after clean() resolves.
     this.#inflight.clear();
-    if (tags === undefined) {
-      await this.#callBackend('clear', undefined, () => backend.clear(this.keyspace.prefix));
-      return;
+    try {
+      if (tags === undefined) {
+        await this.#callBackend('clear', undefined, () => backend.clear(this.keyspace.prefix));
+        return;
+      }
+      if (tags.length === 0) return;
+      const tagKeys = tags.map((tag) => this.keyspace.tagKey(tag));
+      await this.#callBackend('cleanTags', tagKeys[0], () => backend.cleanTags(tagKeys));
+    } finally {
+      this.#inflight.clear();
     }
-    validateTags(tags);
-    if (tags.length === 0) return;
-    const tagKeys = tags.map((tag) => this.keyspace.tagKey(tag));
-    await this.#callBackend('cleanTags', tagKeys[0], () => backend.cleanTags(tagKeys));
   }
 
   /** Releases the backend's connections and timers so the process can exit. */
@@ -715,18 +736,19 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         lockToken: uniqueToken(),
         lockTtlMs: this.#lockTimeout,
       },
+      breaker: this.#breakerOf(backend, entryKey),
     };
     let promise: Promise<unknown>;
     if (corrupt !== undefined) {
       promise = this.#produce(call, corrupt.tagHash, undefined, undefined);
-    } else if (!this.#breakerAllows()) {
+    } else if (!this.#breakerAllows(call.breaker)) {
       // The backend failed repeatedly: skip it until the breaker's cooldown ends.
       promise = this.#fallBack(call, 'circuit-open');
     } else {
       // A fresh hit is the read's promise and one reaction, no async frames.
       promise = this.#read(call).then(
         (reply) => {
-          this.#breakerSuccess();
+          this.#breakerSuccess(call.breaker);
           if (reply.entry !== undefined && !reply.stale) {
             const record = this.#decode(entryKey, reply.entry);
             if (record !== undefined) {
@@ -772,7 +794,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
 
   /** A read failed: fall open to the function, uncached. */
   #readFailed(call: Call, error: unknown): Promise<unknown> {
-    this.#breakerFailure();
+    this.#breakerFailure(call.breaker);
     this.#absorb(new BackendError('read', call.request.entryKey, error));
     return this.#fallBack(call, 'read-failed');
   }
@@ -983,9 +1005,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         return backend.readSync ? writing : withDeadline(writing, this.#backendTimeout, 'write');
       };
       await traced(writeChannel, write, entryKey, wrapped.name);
-      this.#breakerSuccess();
+      this.#breakerSuccess(call.breaker);
     } catch (error) {
-      this.#breakerFailure();
+      this.#breakerFailure(call.breaker);
       // Free the waiters now rather than at the lock's expiry, if the store still answers.
       if (lockToken !== undefined) await backend.release(lockKey, lockToken).catch(() => undefined);
       this.#absorb(new BackendError('write', entryKey, error));
@@ -1005,24 +1027,44 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     }
   }
 
-  /** Whether wrapped calls may use the backend: the circuit breaker is closed, or probing. */
-  #breakerAllows(): boolean {
-    const breaker = this.#breaker;
+  /**
+   * The breaker of the part of the store that serves `entryKey`: its failure domain's, when
+   * the backend has domains (a cluster's masters), so that one failing master does not send
+   * the calls of the others around the cache; else the backend's one breaker.
+   */
+  #breakerOf(backend: Backend, entryKey: string): BreakerState {
+    if (backend.failureDomain === undefined || this.#circuit === undefined) return this.#breaker;
+    let domain: string | undefined;
+    try {
+      domain = backend.failureDomain(entryKey);
+    } catch {
+      domain = undefined;
+    }
+    if (domain === undefined || domain === '') return this.#breaker;
+    let breaker = this.#breakers.get(domain);
+    if (breaker === undefined) {
+      if (this.#breakers.size >= MAX_BREAKERS) this.#breakers.clear();
+      breaker = { failures: 0, openUntil: 0, probing: false };
+      this.#breakers.set(domain, breaker);
+    }
+    return breaker;
+  }
+
+  /** Whether a wrapped call may use the backend: its circuit breaker is closed, or probing. */
+  #breakerAllows(breaker: BreakerState): boolean {
     if (breaker.openUntil === 0) return true;
     if (Date.now() < breaker.openUntil || breaker.probing) return false;
     breaker.probing = true; // half-open: one call probes the backend
     return true;
   }
 
-  #breakerSuccess(): void {
-    const breaker = this.#breaker;
+  #breakerSuccess(breaker: BreakerState): void {
     breaker.failures = 0;
     breaker.openUntil = 0;
     breaker.probing = false;
   }
 
-  #breakerFailure(): void {
-    const breaker = this.#breaker;
+  #breakerFailure(breaker: BreakerState): void {
     if (this.#circuit === undefined) return;
     breaker.failures++;
     breaker.probing = false;
@@ -1034,7 +1076,13 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     this.#inflight.delete(entryKey);
     const backend = this.backend;
     const lockKey = this.keyspace.lockKeyOf(entryKey);
-    await this.#callBackend('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
+    try {
+      await this.#callBackend('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
+    } finally {
+      // A call of the entry started meanwhile may have read it before the deletion: calls made
+      // after invalidate() resolves must not join it.
+      this.#inflight.delete(entryKey);
+    }
   }
 
   async #callBackend(operation: BackendOperation, key: string | undefined, call: () => Promise<unknown>): Promise<void> {

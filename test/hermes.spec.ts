@@ -535,3 +535,48 @@ describe('Hermes resilience and observability', function () {
     expect(() => new Hermes().wrap(async () => 1, { name: 'g', grace: -2 })).to.throw(OptionError, /grace/);
   });
 });
+
+describe('Hermes: invalidations and the calls in flight', function () {
+  /** Reads see the store when they start and answer 20 ms later; invalidations delete after 10 ms. */
+  class SlowStore extends MemoryBackend {
+    constructor() {
+      super({ serialize: true });
+    }
+    override readSync = undefined as unknown as MemoryBackend['readSync'];
+    override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
+      const reply = await super.read(...args);
+      await sleep(20);
+      return reply;
+    }
+    override async cleanTags(keys: readonly string[]): Promise<void> {
+      await sleep(10);
+      return super.cleanTags(keys);
+    }
+    override async invalidate(entryKey: string, lockKey: string): Promise<void> {
+      await sleep(10);
+      return super.invalidate(entryKey, lockKey);
+    }
+    override async clear(prefix: string): Promise<void> {
+      await sleep(10);
+      return super.clear(prefix);
+    }
+  }
+
+  for (const how of ['clean(tags)', 'invalidate()', 'clean()'] as const) {
+    it(`a call made after ${how} resolves does not join a call that read the store before the deletion`, async function () {
+      const cache = new Hermes(new SlowStore(), { backendTimeout: 1000 });
+      let version = 1;
+      const fn = cache.wrap(async (n: number) => `${n}:${version}`, { name: 'item', tags: ['t'] });
+      expect(await fn(1)).to.equal('1:1');
+      version = 2;
+      const invalidation = how === 'clean(tags)' ? cache.clean(['t']) : how === 'clean()' ? cache.clean() : fn.invalidate(1);
+      await sleep(3);
+      const early = fn(1); // reads the store before the deletion
+      await invalidation;
+      const late = fn(1); // made after the invalidation resolved
+      expect(await early).to.equal('1:1'); // begun before it resolved: may be the old value
+      expect(await late).to.equal('1:2');
+      await cache.close();
+    });
+  }
+});

@@ -123,6 +123,15 @@ export interface Backend {
   readSync?(request: ReadRequest): ReadReply;
 
   /**
+   * Optional: the part of the store that serves an entry — on a sharded store, the node its
+   * key lives on (a Redis Cluster master, as `host:port`) — or `undefined` when unknown. The
+   * core keeps one circuit breaker per domain, so that the failures of one node do not send
+   * the calls served by the others around the cache. Called once per wrapped call that reaches
+   * the backend: it must be cheap and must not throw. Backends without it have one breaker.
+   */
+  failureDomain?(entryKey: string): string | undefined;
+
+  /**
    * Stores an entry with its TTL and, in the same round trip, releases the lock held with
    * `lockToken` (compare-and-delete), waking the waiters on it.
    *

@@ -375,6 +375,18 @@ export class RedisBackend implements Backend {
     );
   }
 
+  /**
+   * On a cluster: the master that serves the entry's bucket (`host:port`, from the client's
+   * slot map), so that the core's circuit breaker trips per master; `undefined` on one server
+   * (one breaker) or while the slots are unknown.
+   */
+  failureDomain(entryKey: string): string | undefined {
+    const layout = this.buckets;
+    if (layout === undefined || !(this.client instanceof Cluster)) return undefined;
+    const kindEnd = this.#prefixEnd(entryKey, 'entry') + 6;
+    return this.client.slots[layout.slots[layout.bucketOf(entryKey.slice(kindEnd))] ?? 0]?.[0];
+  }
+
   /** One EVALSHA of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
   async write(request: WriteRequest): Promise<boolean> {
     const { entry } = request;

@@ -67,11 +67,14 @@ export class BucketLayout {
   readonly count: number;
   /** The hash tag of each bucket, braces included. */
   readonly hashTags: readonly string[];
+  /** The hash slot of each bucket. */
+  readonly slots: readonly number[];
 
   /** @param count - the number of buckets, an integer from 1 to 16384 */
   constructor(count: number) {
     this.count = count;
     this.hashTags = bucketHashTags(count);
+    this.slots = this.hashTags.map((tag) => calculateSlot(tag));
   }
 
   /**
