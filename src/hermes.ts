@@ -374,6 +374,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   readonly #backendOptions: BackendOptions;
   readonly #names = new Map<string, unknown>();
   readonly #inflight = new Map<string, Promise<unknown>>();
+  /** Retries of lock releases the store refused (see {@link Hermes.#releaseLater}). */
+  readonly #releaseTimers = new Set<NodeJS.Timeout>();
+  #closing = false;
   #warned = false;
   readonly #backendTimeout: number;
   readonly #circuit: { failures: number; cooldown: number } | undefined;
@@ -569,6 +572,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   /** Releases the backend's connections and timers so the process can exit. */
   async close(): Promise<void> {
     this.#inflight.clear();
+    this.#closing = true;
+    for (const timer of this.#releaseTimers) clearTimeout(timer);
+    this.#releaseTimers.clear();
     if (this.#backend) await this.#backend.close();
   }
 
@@ -786,7 +792,12 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       return withDeadline(read, this.#backendTimeout, 'read', () => {
         // The late read may still take the lock for this caller, who falls open and never
         // writes: a release sent now follows it on the same connection and frees the lock.
-        if (request.lockToken !== undefined) backend.release(request.lockKey, request.lockToken).catch(() => undefined);
+        const { lockKey, lockToken } = request;
+        if (lockToken !== undefined) {
+          backend.release(lockKey, lockToken).catch(() => {
+            this.#releaseLater(backend, lockKey, lockToken);
+          });
+        }
       });
     };
     return traced(readChannel, run, request.entryKey, call.wrapped.name);
@@ -835,15 +846,17 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       }
       if (reply.locked) return this.#produce(call, reply.tagHash, request.lockToken, undefined);
       const remaining = deadline - Date.now();
-      // Waited long enough for another caller: compute without the lock.
-      if (remaining <= 0) return this.#produce(call, reply.tagHash, undefined, undefined);
+      // Waited long enough for another caller: compute without the lock, and serve the result
+      // without storing it (an unlocked write could overwrite an invalidation made meanwhile;
+      // the lock holder stores its own result).
+      if (remaining <= 0) return this.#produce(call, reply.tagHash, undefined, undefined, false);
       const started = Date.now();
       let woken: boolean;
       try {
         woken = await call.backend.waitForRelease(request.lockKey, remaining);
       } catch (error) {
         this.#absorb(new BackendError('wait', request.lockKey, error));
-        return this.#produce(call, reply.tagHash, undefined, undefined);
+        return this.#produce(call, reply.tagHash, undefined, undefined, false);
       }
       const waited = Date.now() - started;
       this.#counters.lockWaits++;
@@ -887,8 +900,8 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * past `hard`, the caller gets a {@link TimeoutError} (the result is still cached). A
    * function that throws with a stale value at hand serves the stale value.
    */
-  #produce(call: Call, tagHash: string, lockToken: string | undefined, stale: EntryRecord | undefined): Promise<unknown> {
-    const computation = this.#compute(call, tagHash, lockToken, stale);
+  #produce(call: Call, tagHash: string, lockToken: string | undefined, stale: EntryRecord | undefined, store = true): Promise<unknown> {
+    const computation = this.#compute(call, tagHash, lockToken, stale, store);
     const { softMs, hardMs } = call.wrapped;
     if (stale === undefined && hardMs === 0) return computation;
     const limitMs = stale !== undefined ? softMs || hardMs : hardMs;
@@ -960,6 +973,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     tagHash: string,
     lockToken: string | undefined,
     stale: EntryRecord | undefined,
+    store = true,
   ): Promise<unknown> {
     const { wrapped, request, backend } = call;
     const { entryKey, lockKey } = request;
@@ -976,11 +990,13 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
           await backend.release(lockKey, lockToken);
         } catch (releaseError) {
           this.#absorbQuietly(new BackendError('release', lockKey, releaseError));
+          this.#releaseLater(backend, lockKey, lockToken);
         }
       }
       throw error;
     }
     if (this.#observed) this.emit('compute', { key: entryKey, durationMs: Date.now() - started, ok: true });
+    if (!store) return value;
     // TTL jitter spreads the expiries of entries written together.
     const freshMs = wrapped.jitter > 0 ? Math.max(1, Math.round(wrapped.ttlMs * (1 - wrapped.jitter * Math.random()))) : wrapped.ttlMs;
     const record: EntryRecord = { tagHash, freshUntil: Date.now() + freshMs, value };
@@ -993,6 +1009,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         if (lockToken !== undefined) {
           await backend.release(lockKey, lockToken).catch((e: unknown) => {
             this.#absorbQuietly(new BackendError('release', lockKey, e));
+            this.#releaseLater(backend, lockKey, lockToken);
           });
         }
         return value;
@@ -1009,10 +1026,38 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     } catch (error) {
       this.#breakerFailure(call.breaker);
       // Free the waiters now rather than at the lock's expiry, if the store still answers.
-      if (lockToken !== undefined) await backend.release(lockKey, lockToken).catch(() => undefined);
+      if (lockToken !== undefined) {
+        await backend.release(lockKey, lockToken).catch(() => {
+          this.#releaseLater(backend, lockKey, lockToken);
+        });
+      }
       this.#absorb(new BackendError('write', entryKey, error));
     }
     return value;
+  }
+
+  /**
+   * A lock this process holds could not be released (the store was failing over, or
+   * unreachable): the lock would block every other caller of the entry, in every process, until
+   * it expires (`lockTimeout`). Retried in the background — 100 ms, then doubling up to 1 s —
+   * until it succeeds or the lock has expired anyway. Safe to repeat: a release deletes the lock
+   * only while it still holds this token.
+   */
+  #releaseLater(backend: Backend, lockKey: string, lockToken: string): void {
+    const giveUpAt = Date.now() + this.#lockTimeout;
+    let delay = 100;
+    const attempt = (): void => {
+      const timer = setTimeout(() => {
+        this.#releaseTimers.delete(timer);
+        backend.release(lockKey, lockToken).catch(() => {
+          delay = Math.min(delay * 2, 1000);
+          if (Date.now() + delay < giveUpAt && !this.#closing) attempt();
+        });
+      }, delay);
+      timer.unref();
+      this.#releaseTimers.add(timer);
+    };
+    attempt();
   }
 
   #decode(entryKey: string, entry: StoredEntry): EntryRecord | undefined {

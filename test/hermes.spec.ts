@@ -39,6 +39,10 @@ class FlakyBackend extends MemoryBackend {
     this.#check('cleanTags');
     return super.cleanTags(keys);
   }
+  override async release(lockKey: string, token: string): Promise<void> {
+    this.#check('release');
+    return super.release(lockKey, token);
+  }
   override async clear(prefix: string): Promise<void> {
     this.#check('clear');
     return super.clear(prefix);
@@ -579,4 +583,56 @@ describe('Hermes: invalidations and the calls in flight', function () {
       await cache.close();
     });
   }
+});
+
+describe('Hermes: a lock it could not release', function () {
+  it('is released in the background once the store answers again, waking the other processes at once', async function () {
+    const backend = new FlakyBackend();
+    const a = new Hermes(backend, { lockTimeout: 10_000, lockWait: 5000 });
+    const b = new Hermes(backend, { lockTimeout: 10_000, lockWait: 5000 });
+    let calls = 0;
+    const fn = async (n: number): Promise<number> => {
+      calls++;
+      return n * 2;
+    };
+    const fa = a.wrap(fn, { name: 'f' });
+    const fb = b.wrap(fn, { name: 'f' });
+    a.on('error', () => undefined);
+    backend.failing = new Set(['write', 'release']); // a failover: the lock is taken, then the store stops answering
+    expect(await fa(1)).to.equal(2);
+    backend.failing.clear(); // back
+    const started = Date.now();
+    expect(await fb(1)).to.equal(2); // waits for a's lock: freed by the background release, not its expiry
+    const waited = Date.now() - started;
+    expect(waited, 'waited for the lock (ms)').to.be.below(1500);
+    expect(calls).to.equal(2);
+    await a.close();
+    await b.close();
+  });
+});
+
+describe('Hermes: a result computed without the lock', function () {
+  it('is served but not stored, so an invalidation made during its computation is never overwritten', async function () {
+    const backend = new MemoryBackend({ serialize: true });
+    const holder = new Hermes(backend, { lockWait: 10_000 });
+    const impatient = new Hermes(backend, { lockWait: 30 });
+    let version = 1;
+    const compute = (ms: number) => async (n: number): Promise<string> => {
+      const seen = version;
+      await sleep(ms);
+      return `${n}:${seen}`;
+    };
+    const held = holder.wrap(compute(300), { name: 'f' })(1); // takes the lock, computes for 300 ms
+    await sleep(5);
+    const fb = impatient.wrap(compute(100), { name: 'f' });
+    const unlocked = fb(1); // waits 30 ms for the lock, then computes without it (sees version 1)
+    await sleep(60);
+    version = 2;
+    await fb.invalidate(1); // during both computations: neither result may be stored
+    expect(await unlocked).to.equal('1:1');
+    expect(await held).to.equal('1:1');
+    expect(await fb(1)).to.equal('1:2');
+    await holder.close();
+    await impatient.close();
+  });
 });
