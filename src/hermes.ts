@@ -794,9 +794,17 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
         // writes: a release sent now follows it on the same connection and frees the lock.
         const { lockKey, lockToken } = request;
         if (lockToken !== undefined) {
-          backend.release(lockKey, lockToken).catch(() => {
-            this.#releaseLater(backend, lockKey, lockToken);
-          });
+          const release = (): void => {
+            backend.release(lockKey, lockToken).catch(() => {
+              this.#releaseLater(backend, lockKey, lockToken);
+            });
+          };
+          release();
+          // A client that retries commands (Redis Cluster during a failover) may run the read
+          // after that release: if it answers that it took the lock, release it again.
+          read.then((reply) => {
+            if (reply.locked) release();
+          }, () => undefined);
         }
       });
     };

@@ -33,6 +33,11 @@ export interface StaleValue {
   readonly needed: number;
   /** When the invalidation that made `needed` the floor was acknowledged. */
   readonly acknowledgedAt: number;
+  /** The cache that served it, and the one whose invalidation made the floor, and how. */
+  readonly cache?: number;
+  readonly by?: string;
+  /** When the call that served it started. */
+  readonly startedAt?: number;
 }
 
 export interface ClusterLoad {
@@ -50,6 +55,8 @@ export interface ClusterLoad {
   /** Invalidations and clean(tags) that rejected, each retried until acknowledged. */
   readonly failedInvalidations: readonly unknown[];
   readonly stale: readonly StaleValue[];
+  /** Lock waits longer than 500 ms. */
+  readonly longWaits: ReadonlyArray<SlotEvent & { waitedMs: number; woken: boolean }>;
   readonly counts: { calls: number; invalidations: number; cleans: number; computations: number };
   /** Computes every item once in cache 0. */
   warm(): Promise<void>;
@@ -72,7 +79,7 @@ export interface ClusterLoadOptions {
 export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
   const { caches, items, groups } = options;
   const truth = new Array<number>(items).fill(0);
-  const floors = caches.map(() => Array.from({ length: items }, () => ({ version: 0, at: 0 })));
+  const floors = caches.map(() => Array.from({ length: items }, () => ({ version: 0, at: 0, by: '' })));
   const running = caches.map(() => new Set<Promise<unknown>>());
   const settling: Promise<unknown>[] = [];
   const hits: SlotEvent[] = [];
@@ -81,6 +88,7 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
   const rejected: unknown[] = [];
   const failedInvalidations: unknown[] = [];
   const stale: StaleValue[] = [];
+  const longWaits: Array<SlotEvent & { waitedMs: number; woken: boolean }> = [];
   const counts = { calls: 0, invalidations: 0, cleans: 0, computations: 0 };
   const compute = async (i: number): Promise<string> => {
     counts.computations++;
@@ -99,23 +107,26 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
     cache.on('hit', ({ key }) => hits.push({ at: Date.now(), slot: slotOfKey(key) }));
     cache.on('fallback', ({ key, reason }) => fallbacks.push({ at: Date.now(), slot: slotOfKey(key), reason }));
     cache.on('error', (error: HermesError) => errors.push(Object.assign(error, { at: Date.now() })));
+    cache.on('wait', ({ key, waitedMs, woken }) => {
+      if (waitedMs > 500) longWaits.push({ at: Date.now(), slot: slotOfKey(key), waitedMs, woken });
+    });
   }
   const focused = Array.from({ length: items }, (_, i) => i).filter((i) => options.focus?.(slotOfItem(i)) ?? true);
 
-  const raise = (c: number, bumped: readonly number[], versions: readonly number[], at: number): void => {
+  const raise = (c: number, bumped: readonly number[], versions: readonly number[], at: number, by: string): void => {
     bumped.forEach((i, k) => {
       const floor = floors[c]?.[i];
       const version = versions[k] ?? 0;
-      if (floor !== undefined && version > floor.version) Object.assign(floor, { version, at });
+      if (floor !== undefined && version > floor.version) Object.assign(floor, { version, at, by });
     });
   };
-  const acknowledged = (c: number, bumped: readonly number[], versions: readonly number[]): void => {
+  const acknowledged = (c: number, bumped: readonly number[], versions: readonly number[], how: string): void => {
     const at = Date.now();
-    raise(c, bumped, versions, at);
+    raise(c, bumped, versions, at, `${how} by cache ${c}`);
     const other = 1 - c;
     settling.push(
       Promise.allSettled([...(running[other] ?? [])]).then(() => {
-        raise(other, bumped, versions, at);
+        raise(other, bumped, versions, at, `${how} by cache ${c}, other cache's calls settled at ${Date.now()}`);
       }),
     );
   };
@@ -128,12 +139,15 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
     while (on) {
       n = (n * 16_807) % 2_147_483_647;
       const i = n % items;
-      const floor = { ...(floors[c]?.[i] ?? { version: 0, at: 0 }) };
+      const floor = { ...(floors[c]?.[i] ?? { version: 0, at: 0, by: '' }) };
+      const startedAt = Date.now();
       const call = fnOf(c, i)(i);
       running[c]?.add(call);
       try {
         const [item, served] = (await call).split(':').map(Number) as [number, number];
-        if (item !== i || served < floor.version) stale.push({ at: Date.now(), item: i, served, needed: floor.version, acknowledgedAt: floor.at });
+        if (item !== i || served < floor.version) {
+          stale.push({ at: Date.now(), item: i, served, needed: floor.version, acknowledgedAt: floor.at, cache: c, by: floor.by, startedAt });
+        }
       } catch (error) {
         rejected.push(error);
       }
@@ -167,12 +181,12 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
         const group = n % groups;
         const bumped = Array.from({ length: items }, (_, i) => i).filter((i) => i % groups === group);
         const versions = bumped.map((i) => (truth[i] = (truth[i] ?? 0) + 1));
-        if (await persist(() => cache.clean([`g${group}`]))) acknowledged(c, bumped, versions);
+        if (await persist(() => cache.clean([`g${group}`]))) acknowledged(c, bumped, versions, 'clean');
         counts.cleans++;
       } else {
         const i = n % 3 === 0 ? n % items : (focused[n % focused.length] ?? 0);
         const version = (truth[i] = (truth[i] ?? 0) + 1);
-        if (await persist(() => fnOf(c, i).invalidate(i))) acknowledged(c, [i], [version]);
+        if (await persist(() => fnOf(c, i).invalidate(i))) acknowledged(c, [i], [version], 'invalidate');
         counts.invalidations++;
       }
       await pause(2);
@@ -189,6 +203,7 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
     rejected,
     failedInvalidations,
     stale,
+    longWaits,
     counts,
     async warm() {
       for (let i = 0; i < items; i++) await fnOf(0, i)(i);

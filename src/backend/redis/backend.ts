@@ -187,6 +187,7 @@ export class RedisBackend implements Backend {
 
   #subscriber: Redis | Cluster | undefined;
   #subscriberReadies = 0;
+  #nodeTroubleAt = 0;
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #pendingWaits = new Map<string, PendingWait>();
@@ -615,6 +616,8 @@ export class RedisBackend implements Backend {
       if (client instanceof Redis && client.options.failoverDetector === true) client.disconnect();
     }
     this.client.off('error', this.#onClientError);
+    this.client.off('-node', this.#onNodeTrouble);
+    this.client.off('node error', this.#onNodeTrouble);
   }
 
   readonly #onClientError = (error: unknown): void => {
@@ -877,9 +880,25 @@ export class RedisBackend implements Backend {
       // (they read again) rather than let them sleep until their timeout.
       if (++this.#subscriberReadies > 1) this.#wakeAll();
     });
+    if (client instanceof Cluster) {
+      // On a cluster the subscription lives on one node, and ioredis moves it to another node
+      // when that one fails, silently: releases published meanwhile are lost. A node failing
+      // or leaving, as the cluster clients see it, wakes everyone (they read again).
+      subscriber.on('-node', this.#onNodeTrouble);
+      client.on('-node', this.#onNodeTrouble);
+      client.on('node error', this.#onNodeTrouble);
+    }
     this.#subscriber = subscriber;
     return subscriber;
   }
+
+  /** See {@link RedisBackend.#openSubscriber}: wakes every waiter, at most every 50 ms. */
+  readonly #onNodeTrouble = (): void => {
+    const now = Date.now();
+    if (now - this.#nodeTroubleAt < 50) return;
+    this.#nodeTroubleAt = now;
+    this.#wakeAll();
+  };
 
   #onRelease(lockKey: string): void {
     const now = Date.now();
