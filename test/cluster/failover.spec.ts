@@ -232,11 +232,12 @@ describe('RedisBackend on Redis Cluster: failover of a master to its replica, un
     console.log(`      long waits: ${load.longWaits.length} ${JSON.stringify(load.longWaits.slice(0, 5).map((w) => ({ ...w, at: w.at - killedAt })))}`);
 
     expect(load.rejected, 'calls rejected').to.deep.equal([]);
-    // OPEN FINDING (README, "What to know on a cluster"): in about 1 run in 6, one item served
-    // its previous value for a few ms right after a clean(tags) acknowledged seconds after the
-    // kill, on a live master's slot; the cause is not found yet. Bounded, and printed above,
-    // rather than hidden: more than a handful means a regression.
-    expect(lost.length, `values served after their acknowledged invalidation: ${JSON.stringify(lost.slice(0, 3))}`).to.be.at.most(5);
+    // Once seen in about 1 run in 6 (an item serving its previous value for a few ms right after
+    // a clean(tags)): a lock waiter read again with the same version seed as its first read, so
+    // it re-created, after the clean, the tag version its first read had created, and every
+    // entry written with that version was valid again. Reads now seed versions afresh
+    // (test/redis/redis.spec.ts has the deterministic case).
+    expect(lost, 'values served after their acknowledged invalidation').to.deep.equal([]);
     expect(report.hitsOnPromotedSlotsBefore, 'hits on the killed master\'s slots before').to.be.greaterThan(20);
     expect(report.fallbacksOnPromotedSlots, 'calls on the killed master\'s slots fell back meanwhile').to.be.greaterThan(0);
     // The circuit breaker trips per master: the live masters' slots kept being served. (They

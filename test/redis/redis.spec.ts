@@ -301,6 +301,37 @@ describe('RedisBackend', function () {
   });
 
   describe('stampede protection across processes', function () {
+    it('a lock waiter that created a tag version and reads again after a clean() of that tag never re-creates the same version (it would revive entries written with it)', async function () {
+      const prefix = newPrefix('revive');
+      const backends = [0, 1].map(() => new RedisBackend({ host: server.host, port: server.port }));
+      for (const backend of backends) closers.push(() => backend.close());
+      const [a, b] = backends.map((backend) => new Hermes(backend, { prefix, lockWait: 5000, lockTimeout: 5000 })) as [Hermes, Hermes];
+      let openGate: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (openGate = resolve));
+      let fCalls = 0;
+      const f = async (n: number): Promise<string> => {
+        if (++fCalls === 1) await gate;
+        return `f${n}`;
+      };
+      let truth = 1;
+      const g = async (n: number): Promise<string> => `g${n}v${truth}`;
+      const fA = a.wrap(f, { name: 'f', tags: ['t'] });
+      const fB = b.wrap(f, { name: 'f', tags: ['t'] });
+      const gA = a.wrap(g, { name: 'g', tags: ['t'] });
+      const holder = fB(1); // creates the version of 't', takes f(1)'s lock, computes until the gate opens
+      await sleep(30);
+      await a.clean(['t']);
+      const waiter = fA(1); // its read creates a new version of 't' (seeded by its request), then waits for f(1)'s lock
+      await sleep(30);
+      expect(await gA(2)).to.equal('g2v1'); // stored with the waiter's version of 't'
+      truth = 2;
+      await a.clean(['t']); // acknowledged: g(2)'s value is invalid
+      openGate(); // the holder writes and releases: the waiter is woken and reads again
+      expect(await holder).to.equal('f1');
+      expect(await waiter).to.equal('f1');
+      expect(await gA(2), 'a value served after its acknowledged clean()').to.equal('g2v2');
+    });
+
     it('50 callers on two backends compute a cold key once, woken by pub/sub, not by polling or timeout', async function () {
       const prefix = newPrefix('stampede');
       const backends = [0, 1].map(() => new RedisBackend({ host: server.host, port: server.port }));

@@ -342,8 +342,11 @@ export class RedisBackend implements Backend {
     const script = this.#scripts.read;
     const args: (string | number)[] = [script.sha, 2 + tagKeys.length, entryKey, lockKey];
     for (let i = 0; i < tagKeys.length; i++) args.push(tagKeys[i] as string);
-    // The lock token is unique per call: it also seeds the versions of tags this read creates.
-    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : (lockToken ?? uniqueToken()));
+    // The versions of the tags this read creates are seeded afresh for every read, never by the
+    // lock token: a call reads again with the same token after waiting for a lock, and a version
+    // it created before a clean(tags) must not come back after it — every entry written with
+    // that version meanwhile would be valid again.
+    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken());
     const sentAt = Date.now();
     return this.#evalsha(script, args).then(
       (reply) => {
