@@ -531,7 +531,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       if (typeof context === 'object' && context !== null && 'kind' in context) {
         // TC39 standard decorator.
         if (context.kind !== 'method') throw new OptionError('cached', '@cached() decorates methods only');
-        return this.#decorate(target as AnyFunction, String(context.name), undefined, options);
+        return this.#decorate(target as AnyFunction, String(context.name), undefined, options, context);
       }
       // Legacy decorator: (prototype or constructor, key, descriptor).
       if (!descriptor || typeof descriptor.value !== 'function') {
@@ -627,6 +627,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     } as unknown as CachedFunction<Args, Result>;
     Object.defineProperties(cachedFunction, {
       name: { value: wrapped.fn.name || wrapped.name },
+      [WRAPS]: { value: wrapped.fn },
       cacheName: { value: wrapped.name, enumerable: true },
       tags: { value: Object.freeze([...wrapped.tags]), enumerable: true },
       invalidate: { value: (...args: Args) => this.#invalidate(wrapped, args) },
@@ -635,17 +636,26 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     return cachedFunction;
   }
 
-  #decorate(method: AnyFunction, methodName: string, className: string | undefined, options: WrapOptions): AnyFunction {
-    // The class name of a TC39-decorated method is found on first use, from the object that
-    // owns the replacement method in `this`'s prototype chain (the defining class).
+  #decorate(
+    method: AnyFunction,
+    methodName: string,
+    className: string | undefined,
+    options: WrapOptions,
+    context?: ClassMethodDecoratorContext,
+  ): AnyFunction {
+    // The class name of a TC39-decorated method is not known at decoration time: it is found
+    // from the object that owns the replacement method in the prototype chain of an instance
+    // (or of the class, for a static method) — when one is constructed (an initializer), or at
+    // the first call.
     let wrapped: Wrapped | undefined =
       className !== undefined || options.name !== undefined
         ? this.#compile(method, options, `${className ?? ''}.${methodName}`)
         : undefined;
+    let owner: string | undefined;
     const hermes = this;
     const resolve = (self: unknown): Wrapped => {
       if (wrapped) return wrapped;
-      const owner = findOwner(self, methodName, replacement);
+      owner ??= findOwner(self, methodName, replacement);
       wrapped = hermes.#compile(method, options, `${owner}.${methodName}`);
       return wrapped;
     };
@@ -658,16 +668,24 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       }
       return hermes.#call(compiled, this, args);
     };
+    context?.addInitializer(function (this: unknown) {
+      if (owner === undefined && wrapped === undefined) owner = findOwner(this, methodName, replacement, false);
+    });
     Object.defineProperties(replacement, {
       name: { value: method.name },
+      [WRAPS]: { value: method },
       invalidate: {
-        value(this: unknown, ...args: unknown[]) {
-          return hermes.#invalidate(resolve(wrapped ? undefined : this), args);
+        value(this: unknown, ...args: unknown[]): Promise<void> {
+          try {
+            return hermes.#invalidate(resolve(this), args);
+          } catch (error) {
+            return Promise.reject(error);
+          }
         },
       },
       key: {
         value(this: unknown, ...args: unknown[]) {
-          return hermes.#entryKey(resolve(wrapped ? undefined : this), args);
+          return hermes.#entryKey(resolve(this), args);
         },
       },
     });
@@ -746,7 +764,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     };
     let promise: Promise<unknown>;
     if (corrupt !== undefined) {
-      promise = this.#produce(call, corrupt.tagHash, undefined, undefined);
+      promise = this.#recoverCorrupt(call);
     } else if (!this.#breakerAllows(call.breaker)) {
       // The backend failed repeatedly: skip it until the breaker's cooldown ends.
       promise = this.#fallBack(call, 'circuit-open');
@@ -762,8 +780,8 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
               if (this.#observed) this.emit('hit', { key: entryKey, stale: false });
               return record.value;
             }
-            // Corrupt bytes: compute and overwrite them.
-            return this.#produce(call, reply.tagHash, undefined, undefined);
+            // Corrupt bytes: delete them, then a miss like any other (under the lock).
+            return this.#recoverCorrupt(call);
           }
           return this.#resolve(call, reply, Date.now() + this.#lockWait);
         },
@@ -829,6 +847,28 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     }
   }
 
+  /**
+   * A fresh hit whose bytes do not decode (reported by #decode): the entry is deleted, then read
+   * again like a miss, so that the recompute holds the lock and its write is dropped if an
+   * invalidation happens meanwhile. Costs two more requests, on corrupt bytes only.
+   */
+  async #recoverCorrupt(call: Call): Promise<unknown> {
+    const { backend, request } = call;
+    try {
+      const deleting = backend.invalidate(request.entryKey, request.lockKey);
+      await (backend.readSync ? deleting : withDeadline(deleting, this.#backendTimeout, 'invalidate'));
+    } catch (error) {
+      return this.#readFailed(call, error);
+    }
+    let reply: ReadReply;
+    try {
+      reply = await this.#read(call);
+    } catch (error) {
+      return this.#readFailed(call, error);
+    }
+    return this.#resolve(call, reply, Date.now() + this.#lockWait);
+  }
+
   /** Everything after a read that was not a fresh hit: stale values, locks, waits. */
   async #resolve(call: Call, first: ReadReply, deadline: number): Promise<unknown> {
     const { wrapped, request } = call;
@@ -837,14 +877,17 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     for (;;) {
       if (reply.entry !== undefined) {
         const record = this.#decode(request.entryKey, reply.entry);
-        const token = reply.locked ? request.lockToken : undefined;
-        if (record === undefined) return this.#produce(call, reply.tagHash, token, undefined);
-        if (!reply.stale) {
+        if (record === undefined) {
+          // Corrupt again right after they were deleted (see #recoverCorrupt): served, not stored.
+          if (!reply.stale) return this.#produce(call, reply.tagHash, undefined, undefined, false);
+          // Corrupt and stale: the read tried the lock, as on a miss.
+        } else if (!reply.stale) {
           this.#counters.hits++;
           if (this.#observed) this.emit('hit', { key: request.entryKey, stale: false });
           return record.value;
+        } else if (wrapped.keepMs > 0) {
+          return this.#serveStale(call, record, reply);
         }
-        if (wrapped.keepMs > 0) return this.#serveStale(call, record, reply);
         // Past its fresh time without grace or stale-while-revalidate: a miss.
       }
       if (!counted) {
@@ -1168,17 +1211,46 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
   }
 }
 
-function findOwner(self: unknown, methodName: string, replacement: unknown): string {
+/**
+ * Marks a function that hermes built around another (a decorated method's replacement, a
+ * wrapped function): the function it calls. Lets {@link findOwner} see through stacked caches.
+ */
+const WRAPS = Symbol('hermes.wraps');
+
+/** Whether `candidate` is `replacement`, or a hermes wrapper around it (at any depth). */
+function wrapsReplacement(candidate: unknown, replacement: unknown): boolean {
+  for (let fn = candidate; typeof fn === 'function'; fn = (fn as { [WRAPS]?: unknown })[WRAPS]) {
+    if (fn === replacement) return true;
+  }
+  return false;
+}
+
+/**
+ * The name of the class that defines a decorated method: the owner of `replacement` (or of a
+ * hermes wrapper around it) in `self`'s prototype chain. Without `strict`, `undefined` when
+ * not found (an initializer must not break the construction of the instance).
+ */
+function findOwner(self: unknown, methodName: string, replacement: unknown): string;
+function findOwner(self: unknown, methodName: string, replacement: unknown, strict: false): string | undefined;
+function findOwner(self: unknown, methodName: string, replacement: unknown, strict = true): string | undefined {
+  let hidden = false;
   let obj = self as Record<string, unknown> | null;
   while (obj !== null && obj !== undefined && (typeof obj === 'object' || typeof obj === 'function')) {
-    if (Object.prototype.hasOwnProperty.call(obj, methodName) && obj[methodName] === replacement) {
-      return typeof obj === 'function' ? (obj as { name: string }).name : (obj.constructor as { name: string }).name;
+    if (Object.prototype.hasOwnProperty.call(obj, methodName)) {
+      if (wrapsReplacement(obj[methodName], replacement)) {
+        return typeof obj === 'function' ? (obj as { name: string }).name : (obj.constructor as { name: string }).name;
+      }
+      hidden = true;
     }
     obj = Object.getPrototypeOf(obj) as Record<string, unknown> | null;
   }
+  if (!strict) return undefined;
+  const cause = hidden
+    ? `another decorator wraps it on top of @cached(), so the class that defines it cannot be found`
+    : `no instance of its class has been constructed or called through yet`;
   throw new OptionError(
     'name',
-    `Cannot tell which class defines the cached method '${methodName}'; pass a { name } option to cached()`,
+    `Cannot tell which class defines the cached method '${methodName}': ${cause}. Pass a { name } option to cached(), e.g. @cache.cached({ name: 'MyClass.${methodName}' })`,
   );
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
-import { type CachedFunction, Hermes, NameConflictError } from '../src/index.js';
+import { type CachedFunction, Hermes, NameConflictError, OptionError } from '../src/index.js';
 
 /** The class under test, as a user writes it; compiled below in each decorator mode. */
 const exampleSource = `
@@ -114,6 +114,79 @@ for (const mode of ['TC39 standard decorators', 'legacy experimentalDecorators']
     });
   });
 }
+
+describe('@cache.cached(): invalidate() and key() before the method was ever called', function () {
+  for (const mode of ['TC39 standard decorators', 'legacy experimentalDecorators'] as const) {
+    it(`${mode}: a process that only invalidates (another class instance, same store) drops the entry`, async function () {
+      const store = new Hermes().backend; // one store, two "processes"
+      const writer = new Hermes(store);
+      const admin = new Hermes(store);
+      const writing = await compileAndImport(mode !== 'TC39 standard decorators', writer);
+      const adminModule = await compileAndImport(mode !== 'TC39 standard decorators', admin);
+      const W = writing.Example as ExampleClass;
+      const A = adminModule.Example as ExampleClass;
+      const writerCalls = writing.calls as { bar: number; stat: number };
+      expect(await new W().bar(2, 10)).to.equal(1024);
+      expect(await W.stat(1)).to.equal(2);
+      // The admin process has constructed an instance but never called the methods.
+      const bar = new A().bar as unknown as CachedFunction<[number, number], number>;
+      expect(bar.key(2, 10)).to.equal((new W().bar as unknown as CachedFunction<[number, number], number>).key(2, 10));
+      await bar.invalidate(2, 10);
+      await (A.stat as unknown as CachedFunction<[number], number>).invalidate(1);
+      await new W().bar(2, 10);
+      await W.stat(1);
+      expect(writerCalls).to.deep.include({ bar: 2, stat: 2 });
+      expect((adminModule.calls as { bar: number }).bar).to.equal(0);
+    });
+  }
+
+  it('two caches stacked on one method: both cache it under ClassName.method', async function () {
+    const outer = new Hermes();
+    const inner = new Hermes();
+    let calls = 0;
+    class Stacked {
+      @outer.cached()
+      @inner.cached()
+      async get(n: number): Promise<number> {
+        calls++;
+        return n * 2;
+      }
+    }
+    const stacked = new Stacked();
+    const get = stacked.get as unknown as CachedFunction<[number], number>;
+    expect(get.key(1)).to.match(/^cache:entry:Stacked\.get:/);
+    expect(await stacked.get(1)).to.equal(2);
+    expect(await stacked.get(1)).to.equal(2);
+    expect(calls).to.equal(1);
+    expect(Object.keys(await inner.backend.dump()).some((k) => k.startsWith('cache:entry:Stacked.get:'))).to.equal(true);
+    await get.invalidate(1);
+    await inner.clean();
+    expect(await stacked.get(1)).to.equal(2);
+    expect(calls).to.equal(2);
+  });
+
+  it('another decorator above @cached(): the error names the cause and the fix', async function () {
+    const cache = new Hermes();
+    const logged = <T extends (...args: never[]) => unknown>(method: T, _context: ClassMethodDecoratorContext): T =>
+      function (this: unknown, ...args: Parameters<T>) {
+        return method.apply(this, args);
+      } as T;
+    class Hidden {
+      @logged
+      @cache.cached()
+      async get(n: number): Promise<number> {
+        return n;
+      }
+    }
+    const error = await new Hidden().get(1).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(OptionError);
+    expect((error as OptionError).message).to.match(/another decorator/).and.to.match(/\{ name/);
+    expect((error as OptionError).option).to.equal('name');
+  });
+});
 
 describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', function () {
   it('works on a class in a TypeScript test file, with full types', async function () {

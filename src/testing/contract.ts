@@ -462,6 +462,39 @@ export function registerBackendContract(options: BackendContractOptions): void {
         expect(calls).to.equal(1);
       });
 
+      it('never stores a recompute over corrupt bytes that overlapped invalidate() of its entry', async function () {
+        let source = 'old';
+        let calls = 0;
+        let openGate: () => void = () => undefined;
+        const gate = new Promise<void>((resolve) => (openGate = resolve));
+        const item = cache.wrap(async function item(n: number) {
+          const seen = source; // reads its source, then is slow
+          if (++calls === 1) await gate;
+          return `${seen}:${n}`;
+        });
+        const key = item.key(1);
+        const { tagHash: hash } = await backend.read({
+          entryKey: key,
+          tagKeys: [],
+          lockKey: key.replace(':entry:', ':lock:'),
+          lockToken: undefined,
+          lockTtlMs: 1000,
+        });
+        const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
+        await writeRaw(backend, key, Buffer.from(`${header}{"broken`, 'latin1'));
+        const pending = item(1); // meets the corrupt bytes and recomputes
+        await sleep(30);
+        source = 'new';
+        await item.invalidate(1); // acknowledged while the recompute still runs
+        openGate();
+        expect(await pending).to.equal('old:1'); // its own caller gets it...
+        expect(await item(1)).to.equal('new:1'); // ...but it was not stored over the invalidation
+        expect(calls).to.equal(2);
+        expect(await item(1)).to.equal('new:1');
+        expect(calls).to.equal(2);
+        expect(errors.some((e) => e instanceof CorruptEntryError && e.key === key)).to.equal(true);
+      });
+
       it('treats foreign or truncated bytes under an entry key as a miss', async function () {
         let calls = 0;
         const item = cache.wrap(async function item(n: number) {
