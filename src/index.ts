@@ -6,17 +6,9 @@
  */
 
 export { Hermes } from './hermes.js';
-export type {
-  CachedFunction,
-  CachedMethodDecorator,
-  CircuitBreakerOptions,
-  HermesEvents,
-  HermesOptions,
-  HermesStats,
-  StaleReason,
-  TimeoutOptions,
-  WrapOptions,
-} from './hermes.js';
+export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
+export type { HermesEvents, HermesStats, StaleReason, TraceContext } from './events.js';
+export type { CircuitBreakerOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
 export { MemoryBackend } from './backend/memory.js';
 export type { MemoryBackendOptions } from './backend/memory.js';
 export type {

@@ -1,0 +1,182 @@
+/**
+ * Running the function: under its timeouts ({@link Computer.withTimeouts}), storing the result
+ * with the tag hash captured before it ran and releasing the lock ({@link Computer.run}), and
+ * serving or writing back a stale value when the function fails or is slow (grace).
+ *
+ * @module
+ */
+
+import type { StoredEntry } from '../backend/backend.js';
+import type { EntryRecord } from '../codec.js';
+import { channels, type StaleReason, traced } from '../events.js';
+import { BackendError, SerializationError, TimeoutError } from '../errors.js';
+import type { Call, CoreContext } from './context.js';
+
+/** How long a stale value is written back fresh after its refresh failed (grace), ms. */
+const STALE_RETRY_MS = 5000;
+
+/** What a computation may do with its result. */
+export interface ComputePlan {
+  /** The tag hash read before the function runs: the entry is written with it. */
+  readonly tagHash: string;
+  /** The token of the lock this caller holds; `undefined` when it holds none. */
+  readonly lockToken: string | undefined;
+  /** The stale value at hand (grace, stale-while-revalidate), if any. */
+  readonly stale: EntryRecord | undefined;
+  /**
+   * Whether to store the result. Only a caller that holds the lock stores: an unlocked write
+   * could overwrite an invalidation made meanwhile (the lock holder stores its own result).
+   */
+  readonly store: boolean;
+}
+
+/** Computes values for one cache. */
+export class Computer {
+  readonly #ctx: CoreContext;
+
+  /** @param ctx - the cache's collaborators */
+  constructor(ctx: CoreContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Computes (and stores, see {@link Computer.run}) a value, and waits for it under the
+   * function's timeouts: past `soft`, a caller with a stale value gets it (the computation goes
+   * on and refreshes the entry); past `hard`, the caller gets a {@link TimeoutError} (the result
+   * is still cached). A function that throws with a stale value at hand serves the stale value.
+   */
+  withTimeouts(call: Call, plan: ComputePlan): Promise<unknown> {
+    const computation = this.run(call, plan);
+    const { softMs, hardMs } = call.policy;
+    const stale = plan.stale;
+    if (stale === undefined && hardMs === 0) return computation;
+    const limitMs = stale !== undefined ? softMs || hardMs : hardMs;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const timer =
+        limitMs > 0
+          ? setTimeout(() => {
+              if (settled) return;
+              settled = true;
+              if (stale !== undefined) {
+                resolve(this.servedStale(call, stale, 'timeout', undefined));
+              } else {
+                this.#ctx.recorder.timedOut();
+                reject(new TimeoutError(call.request.entryKey, limitMs));
+              }
+            }, limitMs)
+          : undefined;
+      computation.then(
+        (value) => {
+          if (timer) clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (timer) clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          if (stale !== undefined) resolve(this.servedStale(call, stale, 'error', error));
+          else reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * Runs the function and, when the plan says so, stores its result with the captured tag hash
+   * (an invalidation meanwhile makes the entry invalid at birth), releasing the lock in the same
+   * request. Rejects with the function's error, having released the lock and stored nothing
+   * (a stale value at hand is written back for a short while instead, see
+   * {@link Computer.#writeBackStale}).
+   */
+  async run(call: Call, plan: ComputePlan): Promise<unknown> {
+    const { policy, request, backend } = call;
+    const { entryKey, lockKey } = request;
+    const { recorder, locks } = this.#ctx;
+    const { lockToken } = plan;
+    recorder.computing();
+    const started = Date.now();
+    let value: unknown;
+    try {
+      value = await traced(channels.compute, async () => policy.fn.apply(call.thisArg, call.args), entryKey, policy.name);
+    } catch (error) {
+      recorder.computed(entryKey, Date.now() - started, false);
+      if (lockToken !== undefined) {
+        const rewritten = plan.stale !== undefined && (await this.#writeBackStale(call, plan.stale, plan.tagHash, lockToken));
+        if (!rewritten) await locks.release(backend, lockKey, lockToken);
+      }
+      throw error;
+    }
+    recorder.computed(entryKey, Date.now() - started, true);
+    if (plan.store) await this.#store(call, plan, value);
+    return value;
+  }
+
+  /** Stores a computed value (encoded when the backend stores bytes), releasing the lock. */
+  async #store(call: Call, plan: ComputePlan, value: unknown): Promise<void> {
+    const { policy, request, backend } = call;
+    const { entryKey, lockKey } = request;
+    const { codec, guard, locks, breakers } = this.#ctx;
+    const { lockToken } = plan;
+    // TTL jitter spreads the expiries of entries written together.
+    const freshMs =
+      policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
+    const record: EntryRecord = { tagHash: plan.tagHash, freshUntil: Date.now() + freshMs, value };
+    let entry: StoredEntry = record;
+    if (backend.storesBytes) {
+      try {
+        entry = codec.encode(record);
+      } catch (error) {
+        guard.report(new SerializationError(entryKey, error));
+        if (lockToken !== undefined) await locks.release(backend, lockKey, lockToken);
+        return;
+      }
+    }
+    const ttlMs = freshMs + policy.staleWindowMs;
+    try {
+      const write = (): Promise<boolean> =>
+        guard.deadline(backend, 'write', () => backend.write({ entryKey, entry, ttlMs, lockKey, lockToken }));
+      await traced(channels.write, write, entryKey, policy.name);
+      breakers.success(call.breaker);
+    } catch (error) {
+      breakers.failure(call.breaker);
+      // Free the waiters now rather than at the lock's expiry, if the store still answers.
+      if (lockToken !== undefined) await locks.release(backend, lockKey, lockToken, true);
+      guard.absorb(new BackendError('write', entryKey, error));
+    }
+  }
+
+  /**
+   * The refresh of a stale value threw: the stale value is written back fresh for a short while
+   * (`STALE_RETRY_MS`, within what is left of its stale window) so that the next callers are
+   * served it instead of calling a failing function again. Written with the lock token, in the
+   * same request that releases the lock, so that it can never overwrite a newer value. Resolves
+   * `true` once the write reached the store (the lock is then released, or was not ours any
+   * more), `false` if nothing was written and the lock is still to be released.
+   */
+  async #writeBackStale(call: Call, record: EntryRecord, tagHash: string, lockToken: string): Promise<boolean> {
+    const { policy, request, backend } = call;
+    const now = Date.now();
+    const keepUntil = record.freshUntil + policy.staleWindowMs;
+    if (keepUntil <= now) return false;
+    const retryMs = Math.min(STALE_RETRY_MS, policy.ttlMs);
+    const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value };
+    try {
+      const entry = backend.storesBytes ? this.#ctx.codec.encode(rewritten) : rewritten;
+      const ttlMs = Math.max(retryMs, keepUntil - now);
+      await backend.write({ entryKey: request.entryKey, entry, ttlMs, lockKey: request.lockKey, lockToken });
+      return true;
+    } catch (error) {
+      this.#ctx.guard.report(new BackendError('write', request.entryKey, error));
+      return false;
+    }
+  }
+
+  /** Counts and reports a stale value served; returns the value. */
+  servedStale(call: Call, record: EntryRecord, reason: StaleReason, error: unknown): unknown {
+    this.#ctx.recorder.stale(call.request.entryKey, reason, error);
+    return record.value;
+  }
+}

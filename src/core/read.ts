@@ -1,0 +1,280 @@
+/**
+ * The read path: everything a call of a wrapped function does, from joining a call in flight to
+ * the decision — a fresh hit, a stale value, a wait for another caller's computation, or a
+ * computation of its own. It starts at {@link ReadPath.call}; the store is asked through
+ * `Backend.read` (on Redis: `RedisBackend.read` → `lua/read.lua`), entries are decoded by the
+ * codec, and values are computed by {@link Computer}.
+ *
+ * @module
+ */
+
+import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
+import type { EntryRecord } from '../codec.js';
+import { CorruptEntryError, BackendError } from '../errors.js';
+import { channels, traced } from '../events.js';
+import { uniqueToken } from '../keys.js';
+import { Computer } from './compute.js';
+import type { Call, CoreContext } from './context.js';
+import { entryKeyOf, type FunctionPolicy } from './function.js';
+import { staleAction } from './stale.js';
+
+/** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
+const CORRUPT: unique symbol = Symbol('corrupt entry');
+
+/** The read path of one cache. */
+export class ReadPath {
+  /**
+   * Calls in flight, by entry key: a call of an entry that is already being read or computed
+   * in this process shares that call's promise (the in-process layer of stampede prevention).
+   */
+  readonly inflight = new Map<string, Promise<unknown>>();
+  readonly #ctx: CoreContext;
+  readonly #backend: () => Backend;
+  readonly #computer: Computer;
+
+  /**
+   * @param ctx - the cache's collaborators
+   * @param backend - the backend in use (it can be replaced at run time)
+   */
+  constructor(ctx: CoreContext, backend: () => Backend) {
+    this.#ctx = ctx;
+    this.#backend = backend;
+    this.#computer = new Computer(ctx);
+  }
+
+  /**
+   * One call of a wrapped function. An in-process store answers a fresh hit synchronously
+   * (no promise hop); otherwise one read — under the backend deadline and the circuit breaker —
+   * decides: a hit, or {@link ReadPath.#afterMiss}.
+   */
+  call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
+    const ctx = this.#ctx;
+    let entryKey: string;
+    try {
+      entryKey = entryKeyOf(ctx.keyspace, policy, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const joined = this.inflight.get(entryKey);
+    if (joined !== undefined) return joined;
+
+    const backend = this.#backend();
+    let corrupt = false;
+    if (backend.readSync) {
+      // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
+      let peek: ReadReply | undefined;
+      try {
+        peek = backend.readSync({ entryKey, tagKeys: policy.tagKeys, lockKey: '', lockToken: undefined, lockTtlMs: 0 });
+      } catch {
+        peek = undefined; // retried (and reported) by the asynchronous path
+      }
+      if (peek?.entry !== undefined && !peek.stale) {
+        const value = this.#hitValue(entryKey, peek.entry);
+        if (value !== CORRUPT) return Promise.resolve(value);
+        corrupt = true;
+      }
+    }
+    const call: Call = {
+      policy,
+      thisArg,
+      args,
+      backend,
+      request: {
+        entryKey,
+        tagKeys: policy.tagKeys,
+        lockKey: ctx.keyspace.lockKeyOf(entryKey),
+        lockToken: uniqueToken(),
+        lockTtlMs: ctx.options.lockTimeoutMs,
+      },
+      breaker: ctx.breakers.of(backend, entryKey),
+    };
+    let promise: Promise<unknown>;
+    if (corrupt) {
+      promise = this.#recoverCorrupt(call);
+    } else if (!ctx.breakers.allows(call.breaker)) {
+      // The backend failed repeatedly: skip it until the breaker's cooldown ends.
+      promise = this.#fallBack(call, 'circuit-open');
+    } else {
+      // A fresh hit is the read's promise and one reaction, no async frames.
+      promise = this.#read(call).then(
+        (reply) => this.#afterRead(call, reply),
+        (error: unknown) => this.#readFailed(call, error),
+      );
+    }
+    this.inflight.set(entryKey, promise);
+    const forget = (): void => {
+      if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /**
+   * Drops the entry of these arguments (one request). Calls in flight now, or started before
+   * the deletion resolves (they may read the entry before it), are not joined by later calls.
+   */
+  async invalidate(policy: FunctionPolicy, args: readonly unknown[]): Promise<void> {
+    const { keyspace, guard } = this.#ctx;
+    const entryKey = entryKeyOf(keyspace, policy, args);
+    this.inflight.delete(entryKey);
+    const backend = this.#backend();
+    const lockKey = keyspace.lockKeyOf(entryKey);
+    try {
+      await guard.invalidation('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
+    } finally {
+      this.inflight.delete(entryKey);
+    }
+  }
+
+  /** The first read's answer: a fresh hit is served here; anything else goes on. */
+  #afterRead(call: Call, reply: ReadReply): unknown {
+    this.#ctx.breakers.success(call.breaker);
+    if (reply.entry !== undefined && !reply.stale) {
+      const value = this.#hitValue(call.request.entryKey, reply.entry);
+      if (value !== CORRUPT) return value;
+      return this.#recoverCorrupt(call);
+    }
+    return this.#afterMiss(call, reply, Date.now() + this.#ctx.options.lockWaitMs);
+  }
+
+  /** A fresh entry's value, counted as a hit; {@link CORRUPT} (reported) if it does not decode. */
+  #hitValue(entryKey: string, entry: StoredEntry): unknown {
+    const record = this.#decode(entryKey, entry);
+    if (record === undefined) return CORRUPT;
+    this.#ctx.recorder.hit(entryKey);
+    return record.value;
+  }
+
+  /** One read, under the backend deadline, traced on `hermes:read`. */
+  #read(call: Call): Promise<ReadReply> {
+    const { backend, request } = call;
+    const { guard, locks } = this.#ctx;
+    const run = (): Promise<ReadReply> => {
+      let read: Promise<ReadReply> | undefined;
+      return guard.deadline(
+        backend,
+        'read',
+        () => (read = backend.read(request)),
+        () => {
+          if (read !== undefined) locks.releaseAfterLateRead(backend, request, read);
+        },
+      );
+    };
+    return traced(channels.read, run, request.entryKey, call.policy.name);
+  }
+
+  /** A read failed: fall open to the function, uncached. */
+  #readFailed(call: Call, error: unknown): Promise<unknown> {
+    this.#ctx.breakers.failure(call.breaker);
+    this.#ctx.guard.absorb(new BackendError('read', call.request.entryKey, error));
+    return this.#fallBack(call, 'read-failed');
+  }
+
+  /** Runs the function without the cache: the backend failed or its breaker is open. */
+  #fallBack(call: Call, reason: 'read-failed' | 'circuit-open'): Promise<unknown> {
+    this.#ctx.recorder.fallback(call.request.entryKey, reason);
+    try {
+      return Promise.resolve(call.policy.fn.apply(call.thisArg, call.args));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * A fresh hit whose bytes do not decode (reported): the entry is deleted, then read again
+   * like a miss, so that the recompute holds the lock and its write is dropped if an
+   * invalidation happens meanwhile. Costs two more requests, on corrupt bytes only.
+   */
+  async #recoverCorrupt(call: Call): Promise<unknown> {
+    const { backend, request } = call;
+    let reply: ReadReply;
+    try {
+      await this.#ctx.guard.deadline(backend, 'invalidate', () => backend.invalidate(request.entryKey, request.lockKey));
+      reply = await this.#read(call);
+    } catch (error) {
+      return this.#readFailed(call, error);
+    }
+    return this.#afterMiss(call, reply, Date.now() + this.#ctx.options.lockWaitMs);
+  }
+
+  /**
+   * Everything after a read that was not a fresh hit: a stale value, a computation under the
+   * lock, or a wait for the lock holder's release followed by another read — until a hit, the
+   * lock, or the deadline (`lockWait`), past which the caller computes without storing.
+   */
+  async #afterMiss(call: Call, first: ReadReply, deadline: number): Promise<unknown> {
+    const { policy, request, backend } = call;
+    const { recorder, guard } = this.#ctx;
+    const computer = this.#computer;
+    let reply = first;
+    let counted = false;
+    for (;;) {
+      if (reply.entry !== undefined) {
+        if (!reply.stale) {
+          const value = this.#hitValue(request.entryKey, reply.entry);
+          if (value !== CORRUPT) return value;
+          // Corrupt again right after they were deleted: served, not stored.
+          return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });
+        }
+        const record = this.#decode(request.entryKey, reply.entry);
+        // A stale value that does not decode is a miss (its read tried the lock, as a miss does).
+        if (record !== undefined && policy.staleWindowMs > 0) return this.#serveStale(call, record, reply);
+        // Past its fresh time without grace or stale-while-revalidate: a miss.
+      }
+      if (!counted) {
+        counted = true;
+        recorder.miss(request.entryKey);
+      }
+      if (reply.locked) {
+        return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: request.lockToken, stale: undefined, store: true });
+      }
+      const remaining = deadline - Date.now();
+      // Waited long enough for another caller: compute without the lock, and serve the result
+      // without storing it.
+      const unlocked = { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false };
+      if (remaining <= 0) return computer.withTimeouts(call, unlocked);
+      const started = Date.now();
+      let woken: boolean;
+      try {
+        woken = await backend.waitForRelease(request.lockKey, remaining);
+      } catch (error) {
+        guard.absorb(new BackendError('wait', request.lockKey, error));
+        return computer.withTimeouts(call, unlocked);
+      }
+      recorder.waited(request.entryKey, Date.now() - started, woken);
+      try {
+        reply = await this.#read(call);
+      } catch (error) {
+        return this.#readFailed(call, error);
+      }
+    }
+  }
+
+  /** A stale value (past its fresh time, within grace or stale-while-revalidate): see {@link staleAction}. */
+  #serveStale(call: Call, record: EntryRecord, reply: ReadReply): unknown {
+    const computer = this.#computer;
+    const plan = { tagHash: reply.tagHash, lockToken: call.request.lockToken, stale: record, store: true };
+    switch (staleAction(reply.locked, record.freshUntil, Date.now(), call.policy.swrMs)) {
+      case 'serve':
+        return computer.servedStale(call, record, 'locked', undefined);
+      case 'revalidate': {
+        const refresh = computer.run(call, plan);
+        refresh.catch((error: unknown) => computer.servedStale(call, record, 'error', error));
+        return computer.servedStale(call, record, 'revalidating', undefined);
+      }
+      case 'recompute':
+        return computer.withTimeouts(call, plan);
+    }
+  }
+
+  /** The record of a stored entry; `undefined`, reported as a {@link CorruptEntryError}, if its bytes do not decode. */
+  #decode(entryKey: string, entry: StoredEntry): EntryRecord | undefined {
+    if (!(entry instanceof Uint8Array)) return entry;
+    try {
+      return this.#ctx.codec.decode(entry);
+    } catch (error) {
+      this.#ctx.guard.report(new CorruptEntryError(entryKey, error instanceof Error ? error.message : String(error), error));
+      return undefined;
+    }
+  }
+}

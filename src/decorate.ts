@@ -1,0 +1,200 @@
+/**
+ * The functions a cache hands out: wrapped functions ({@link makeCachedFunction}) and decorated
+ * methods ({@link cachedDecorator}, TC39 standard and legacy `experimentalDecorators`), each
+ * with `invalidate(...args)` and `key(...args)`.
+ *
+ * @module
+ */
+
+import type { FunctionPolicy } from './core/function.js';
+import { OptionError } from './errors.js';
+import type { WrapOptions } from './options.js';
+
+/** A wrapped function: `fn`'s parameters, a Promise of its result, and cache controls. */
+export interface CachedFunction<Args extends unknown[], Result> {
+  /** Calls through the cache. */
+  (...args: Args): Promise<Awaited<Result>>;
+  /** Drops the entry of these arguments (one request). Rejects if the backend fails. */
+  invalidate(...args: Args): Promise<void>;
+  /** The entry key of these arguments, for operators and debugging. */
+  key(...args: Args): string;
+  /** The name used in this function's keys. */
+  readonly cacheName: string;
+  /** The tags of this function's entries. */
+  readonly tags: readonly string[];
+}
+
+/**
+ * The decorator returned by `Hermes.cached`: works as a TC39 standard method decorator
+ * (TypeScript 5's default) and as a legacy `experimentalDecorators` one.
+ */
+export interface CachedMethodDecorator {
+  /** TC39 standard decorator form. The method must return a Promise (be `async`). */
+  <This, Args extends unknown[], Result>(
+    method: (this: This, ...args: Args) => Promise<Result>,
+    context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => Promise<Result>>,
+  ): (this: This, ...args: Args) => Promise<Result>;
+  /** Legacy (`experimentalDecorators`) form. */
+  (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
+}
+
+/** What the functions handed out call back into: the cache. */
+export interface FunctionHost {
+  /** Compiles a function under a name (`defaultName` unless the options name it). */
+  compile(fn: AnyFunction, options: WrapOptions, defaultName: string): FunctionPolicy;
+  /** One call through the cache. */
+  call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown>;
+  /** Drops the entry of these arguments. */
+  invalidate(policy: FunctionPolicy, args: readonly unknown[]): Promise<void>;
+  /** The entry key of these arguments. */
+  entryKey(policy: FunctionPolicy, args: readonly unknown[]): string;
+}
+
+/** Any function. */
+export type AnyFunction = (...args: never[]) => unknown;
+
+/**
+ * Marks a function that hermes built around another (a decorated method's replacement, a
+ * wrapped function) with the function it calls, so that {@link findOwner} sees through
+ * stacked caches.
+ */
+const WRAPS = Symbol('hermes.wraps');
+
+/** The function handed out for a compiled one. */
+export function makeCachedFunction<Args extends unknown[], Result>(
+  host: FunctionHost,
+  policy: FunctionPolicy,
+): CachedFunction<Args, Result> {
+  const cachedFunction = function (this: unknown, ...args: unknown[]): Promise<unknown> {
+    return host.call(policy, this, args);
+  } as unknown as CachedFunction<Args, Result>;
+  Object.defineProperties(cachedFunction, {
+    name: { value: policy.fn.name || policy.name },
+    [WRAPS]: { value: policy.fn },
+    cacheName: { value: policy.name, enumerable: true },
+    tags: { value: Object.freeze([...policy.tags]), enumerable: true },
+    invalidate: { value: (...args: Args) => host.invalidate(policy, args) },
+    key: { value: (...args: Args) => host.entryKey(policy, args) },
+  });
+  return cachedFunction;
+}
+
+/** The `@cache.cached(options)` decorator, both forms. */
+export function cachedDecorator(host: FunctionHost, options: WrapOptions): CachedMethodDecorator {
+  const decorator = (
+    target: unknown,
+    context: ClassMethodDecoratorContext | string | symbol,
+    descriptor?: PropertyDescriptor,
+  ): unknown => {
+    if (typeof context === 'object' && context !== null && 'kind' in context) {
+      // TC39 standard decorator.
+      if (context.kind !== 'method') throw new OptionError('cached', '@cached() decorates methods only');
+      return decorateMethod(host, target as AnyFunction, String(context.name), undefined, options, context);
+    }
+    // Legacy decorator: (prototype or constructor, key, descriptor).
+    if (!descriptor || typeof descriptor.value !== 'function') {
+      throw new OptionError('cached', '@cached() decorates methods only');
+    }
+    const owner = target as { name?: string; constructor?: { name?: string } };
+    const className = typeof target === 'function' ? owner.name : owner.constructor?.name;
+    descriptor.value = decorateMethod(host, descriptor.value as AnyFunction, String(context), className, options);
+    return descriptor;
+  };
+  return decorator as CachedMethodDecorator;
+}
+
+/**
+ * The replacement of a decorated method. Its default name is `ClassName.method`, after the
+ * class that defines it. A legacy decorator knows the class; a TC39 one does not at decoration
+ * time: the class is found from the object that owns the replacement in the prototype chain of
+ * an instance (or of the class, for a static method) — when one is constructed (an
+ * initializer), or at the first call.
+ */
+function decorateMethod(
+  host: FunctionHost,
+  method: AnyFunction,
+  methodName: string,
+  className: string | undefined,
+  options: WrapOptions,
+  context?: ClassMethodDecoratorContext,
+): AnyFunction {
+  let policy: FunctionPolicy | undefined =
+    className !== undefined || options.name !== undefined
+      ? host.compile(method, options, `${className ?? ''}.${methodName}`)
+      : undefined;
+  let owner: string | undefined;
+  const resolve = (self: unknown): FunctionPolicy => {
+    if (policy) return policy;
+    owner ??= findOwner(self, methodName, replacement);
+    policy = host.compile(method, options, `${owner}.${methodName}`);
+    return policy;
+  };
+  const replacement = function (this: unknown, ...args: unknown[]): Promise<unknown> {
+    let compiled: FunctionPolicy;
+    try {
+      compiled = resolve(this);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return host.call(compiled, this, args);
+  };
+  context?.addInitializer(function (this: unknown) {
+    if (owner === undefined && policy === undefined) owner = findOwner(this, methodName, replacement, false);
+  });
+  Object.defineProperties(replacement, {
+    name: { value: method.name },
+    [WRAPS]: { value: method },
+    invalidate: {
+      value(this: unknown, ...args: unknown[]): Promise<void> {
+        try {
+          return host.invalidate(resolve(this), args);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+    },
+    key: {
+      value(this: unknown, ...args: unknown[]): string {
+        return host.entryKey(resolve(this), args);
+      },
+    },
+  });
+  return replacement;
+}
+
+/** Whether `candidate` is `replacement`, or a hermes wrapper around it (at any depth). */
+function wrapsReplacement(candidate: unknown, replacement: unknown): boolean {
+  for (let fn = candidate; typeof fn === 'function'; fn = (fn as { [WRAPS]?: unknown })[WRAPS]) {
+    if (fn === replacement) return true;
+  }
+  return false;
+}
+
+/**
+ * The name of the class that defines a decorated method: the owner of `replacement` (or of a
+ * hermes wrapper around it) in `self`'s prototype chain. Without `strict`, `undefined` when
+ * not found (an initializer must not break the construction of the instance).
+ */
+function findOwner(self: unknown, methodName: string, replacement: unknown): string;
+function findOwner(self: unknown, methodName: string, replacement: unknown, strict: false): string | undefined;
+function findOwner(self: unknown, methodName: string, replacement: unknown, strict = true): string | undefined {
+  let hidden = false;
+  let obj = self as Record<string, unknown> | null;
+  while (obj !== null && obj !== undefined && (typeof obj === 'object' || typeof obj === 'function')) {
+    if (Object.prototype.hasOwnProperty.call(obj, methodName)) {
+      if (wrapsReplacement(obj[methodName], replacement)) {
+        return typeof obj === 'function' ? (obj as { name: string }).name : (obj.constructor as { name: string }).name;
+      }
+      hidden = true;
+    }
+    obj = Object.getPrototypeOf(obj) as Record<string, unknown> | null;
+  }
+  if (!strict) return undefined;
+  const cause = hidden
+    ? 'another decorator wraps it on top of @cached(), so the class that defines it cannot be found'
+    : 'no instance of its class has been constructed or called through yet';
+  throw new OptionError(
+    'name',
+    `Cannot tell which class defines the cached method '${methodName}': ${cause}. Pass a { name } option to cached(), e.g. @cache.cached({ name: 'MyClass.${methodName}' })`,
+  );
+}

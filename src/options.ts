@@ -1,0 +1,408 @@
+/**
+ * The options of a cache and of its wrapped functions: their types with TSDoc (the one place
+ * they are documented), their defaults in one object ({@link CACHE_DEFAULTS}), and the
+ * functions that validate and parse them once, at construction and at `wrap` time.
+ *
+ * @module
+ */
+
+import type { CodecOptions } from './codec.js';
+import { OptionError } from './errors.js';
+
+/** Options of a {@link Hermes} cache. Any other key is passed to the backend class. */
+export interface HermesOptions extends CodecOptions {
+  /**
+   * How long entries stay cached, in seconds (fractions allowed). `wrap` can override it.
+   * @default 3600
+   */
+  ttl?: number | undefined;
+  /**
+   * Prefix of every key this cache writes: `{prefix}:entry:…`, `{prefix}:tag:…`,
+   * `{prefix}:lock:…`. `clean()` removes exactly the keys under it.
+   * @default 'cache'
+   */
+  prefix?: string | undefined;
+  /**
+   * How long a computation's lock lives, in milliseconds: a process that took the lock and
+   * crashed blocks the others no longer than this. Set it above your slowest function's
+   * running time, or a second caller may start computing while the first still runs.
+   * @default 10000
+   */
+  lockTimeout?: number | undefined;
+  /**
+   * The longest a caller waits for another caller's computation of the same entry, in
+   * milliseconds, before it computes the value itself. `0` never waits.
+   * @default 10000
+   */
+  lockWait?: number | undefined;
+  /**
+   * `true`: a cache-layer failure (backend down, timeout, corrupt bytes, a result that cannot
+   * be serialised) never reaches the caller of a wrapped function: the function runs uncached
+   * and the failure is emitted as an `error` event. `false`: backend failures reject the call
+   * with a {@link BackendError}. Invalidation (`invalidate`, `clean`) always rejects on failure,
+   * since a lost invalidation would serve stale data silently.
+   * @default true
+   */
+  failOpen?: boolean | undefined;
+  /**
+   * Fail-safe, in seconds: an entry is kept `ttl + grace`; past `ttl` it is stale. The caller
+   * that gets the lock recomputes; if the function throws or passes `timeout.soft`, the stale
+   * value is returned (and written back fresh for a few seconds, so that the next callers do
+   * not hammer a failing function) and a `stale` event says why. Callers that do not get the
+   * lock are served the stale value at once instead of waiting. Entries invalidated by
+   * `invalidate` or a tag are never served, stale or not. `wrap` can override it.
+   * @default 0
+   */
+  grace?: number | undefined;
+  /**
+   * Stale-while-revalidate, in seconds: within this window past `ttl` every caller gets the
+   * stale value at once, and one caller — across all processes, through the lock — refreshes
+   * the entry in the background. `wrap` can override it.
+   * @default 0
+   */
+  staleWhileRevalidate?: number | undefined;
+  /**
+   * Function timeouts in milliseconds. Past `soft`, a caller with a stale value (see `grace`)
+   * gets it while the computation goes on in the background to refresh the entry. Past
+   * `hard`, the caller gets a {@link TimeoutError}; the computation's eventual result is still
+   * cached. `wrap` can override it.
+   * @default no timeouts
+   */
+  timeout?: TimeoutOptions | undefined;
+  /**
+   * TTL jitter, as a fraction of the TTL: each entry's TTL is shortened by a random amount up
+   * to `jitter × ttl`, so that entries written together do not all expire at once. `0`
+   * disables it. `wrap` can override it.
+   * @default 0.1
+   */
+  jitter?: number | undefined;
+  /**
+   * Deadline of every backend call of a wrapped function (read, write), in milliseconds:
+   * past it the call falls open to the function with an `error` event. Not applied to the
+   * in-process backend, which cannot hang.
+   * @default 250
+   */
+  backendTimeout?: number | undefined;
+  /**
+   * After `failures` consecutive backend failures, wrapped calls skip the backend for
+   * `cooldown` milliseconds (they run the function, counted as `fallbacks`), then one call
+   * probes it; a success closes the breaker. `false` disables it.
+   * @default { failures: 5, cooldown: 1000 }
+   */
+  circuitBreaker?: CircuitBreakerOptions | false | undefined;
+}
+
+/** Function timeouts, in milliseconds: see {@link HermesOptions.timeout}. */
+export interface TimeoutOptions {
+  /** Past this, a caller with a stale value gets it; the computation goes on. */
+  soft?: number | undefined;
+  /** Past this, the caller gets a {@link TimeoutError}; the result is still cached. */
+  hard?: number | undefined;
+}
+
+/** See {@link HermesOptions.circuitBreaker}. */
+export interface CircuitBreakerOptions {
+  /**
+   * Consecutive backend failures that open the breaker.
+   * @default 5
+   */
+  failures?: number | undefined;
+  /**
+   * Milliseconds the breaker stays open before one call probes the backend.
+   * @default 1000
+   */
+  cooldown?: number | undefined;
+}
+
+/** Options of {@link Hermes.wrap} and {@link Hermes.cached}. */
+export interface WrapOptions<Args extends unknown[] = unknown[]> {
+  /**
+   * Tags of the function's entries: `cache.clean(['tag'])` invalidates every entry carrying
+   * `'tag'`. Non-empty strings.
+   * @default []
+   */
+  tags?: readonly string[] | undefined;
+  /**
+   * TTL of this function's entries in seconds; overrides the cache's `ttl`.
+   * @default the cache's ttl
+   */
+  ttl?: number | undefined;
+  /**
+   * Builds the part of the entry key that stands for the arguments, replacing the argument
+   * hash: `{prefix}:entry:{name}:{key(...args)}`. Must return a non-empty string.
+   * @default a 64-bit hash of the arguments' canonical form
+   */
+  key?: ((...args: Args) => string) | undefined;
+  /**
+   * The name in entry keys. Required for anonymous functions; two different functions may not
+   * share a name in one cache.
+   * @default the function's name (`ClassName.method` for decorated methods)
+   */
+  name?: string | undefined;
+  /** Grace in seconds for this function: see {@link HermesOptions.grace}. @default the cache's */
+  grace?: number | undefined;
+  /** Stale-while-revalidate in seconds: see {@link HermesOptions.staleWhileRevalidate}. @default the cache's */
+  staleWhileRevalidate?: number | undefined;
+  /** Function timeouts: see {@link HermesOptions.timeout}. @default the cache's */
+  timeout?: TimeoutOptions | undefined;
+  /** TTL jitter fraction: see {@link HermesOptions.jitter}. @default the cache's */
+  jitter?: number | undefined;
+}
+
+/**
+ * The defaults of the cache's own options, in their documented units (seconds for `ttl`,
+ * `grace`, `staleWhileRevalidate`; milliseconds for the rest).
+ */
+export const CACHE_DEFAULTS = Object.freeze({
+  ttl: 3600,
+  prefix: 'cache',
+  lockTimeout: 10_000,
+  lockWait: 10_000,
+  failOpen: true,
+  grace: 0,
+  staleWhileRevalidate: 0,
+  jitter: 0.1,
+  backendTimeout: 250,
+  circuitBreaker: Object.freeze({ failures: 5, cooldown: 1000 }),
+});
+
+/**
+ * Every option `Hermes` reads itself, its codec's included: the rest of the options object goes
+ * to the backend class. Typed as a record of every key of {@link HermesOptions}, so that an
+ * option added there and forgotten here fails to compile instead of reaching the backend.
+ */
+const OWN_OPTION_NAMES: Record<keyof HermesOptions, true> = {
+  ttl: true,
+  prefix: true,
+  lockTimeout: true,
+  lockWait: true,
+  failOpen: true,
+  grace: true,
+  staleWhileRevalidate: true,
+  timeout: true,
+  jitter: true,
+  backendTimeout: true,
+  circuitBreaker: true,
+  serializer: true,
+  compressor: true,
+  compressThreshold: true,
+};
+
+/** The names of the options `Hermes` reads itself (see {@link backendOptionsOf}). */
+export const OWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OWN_OPTION_NAMES));
+
+/** The part of an options object that is the backend's: every key that is not the cache's. */
+export function backendOptionsOf(options: object): Record<string, unknown> {
+  const backendOptions: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) if (!OWN_OPTIONS.has(k)) backendOptions[k] = v;
+  return backendOptions;
+}
+
+/** The stale, timeout and jitter settings of a function, parsed: milliseconds, 0 when off. */
+export interface StalePolicy {
+  /** Grace window past the fresh time, ms. */
+  readonly graceMs: number;
+  /** Stale-while-revalidate window past the fresh time, ms. */
+  readonly swrMs: number;
+  /** How long past its fresh time an entry is kept: the larger of the two windows, ms. */
+  readonly staleWindowMs: number;
+  /** `timeout.soft`, ms; 0 when unset. */
+  readonly softMs: number;
+  /** `timeout.hard`, ms; 0 when unset. */
+  readonly hardMs: number;
+  /** TTL jitter, a fraction in [0, 1). */
+  readonly jitter: number;
+}
+
+/** The cache's options, validated and parsed once by {@link resolveCacheOptions}. */
+export interface ResolvedCacheOptions {
+  readonly ttlMs: number;
+  readonly prefix: string;
+  readonly lockTimeoutMs: number;
+  readonly lockWaitMs: number;
+  readonly failOpen: boolean;
+  readonly backendTimeoutMs: number;
+  /** The circuit breaker's settings; `undefined` when disabled. */
+  readonly circuitBreaker: { readonly failures: number; readonly cooldownMs: number } | undefined;
+  /** The stale, timeout and jitter defaults of wrapped functions. */
+  readonly policy: StalePolicy;
+}
+
+/**
+ * Validates the cache's own options and parses them into milliseconds.
+ * @throws {@link OptionError} naming the first bad option
+ */
+export function resolveCacheOptions(options: HermesOptions): ResolvedCacheOptions {
+  if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+  const d = CACHE_DEFAULTS;
+  const prefix = options.prefix ?? d.prefix;
+  if (typeof prefix !== 'string' || prefix.length === 0) {
+    throw new OptionError('prefix', `prefix must be a non-empty string, got ${JSON.stringify(prefix)}`);
+  }
+  const failOpen = options.failOpen ?? d.failOpen;
+  if (typeof failOpen !== 'boolean') throw new OptionError('failOpen', 'failOpen must be a boolean');
+  validateCodecOptions(options);
+  return {
+    ttlMs: validateTtl(options.ttl ?? d.ttl, 'ttl'),
+    prefix,
+    lockTimeoutMs: validateMs(options.lockTimeout ?? d.lockTimeout, 'lockTimeout', 1),
+    lockWaitMs: validateMs(options.lockWait ?? d.lockWait, 'lockWait', 0),
+    failOpen,
+    backendTimeoutMs: validateMs(options.backendTimeout ?? d.backendTimeout, 'backendTimeout', 1),
+    circuitBreaker: resolveCircuitBreaker(options.circuitBreaker),
+    policy: resolveStalePolicy(options, {
+      graceMs: d.grace * 1000,
+      swrMs: d.staleWhileRevalidate * 1000,
+      staleWindowMs: 0,
+      softMs: 0,
+      hardMs: 0,
+      jitter: d.jitter,
+    }),
+  };
+}
+
+function resolveCircuitBreaker(circuit: CircuitBreakerOptions | false | undefined): ResolvedCacheOptions['circuitBreaker'] {
+  if (circuit === false) return undefined;
+  if (circuit !== undefined && circuit !== null && typeof circuit !== 'object') {
+    throw new OptionError('circuitBreaker', 'circuitBreaker must be false or { failures, cooldown }');
+  }
+  const defaults = CACHE_DEFAULTS.circuitBreaker;
+  const failures = circuit?.failures ?? defaults.failures;
+  if (!Number.isSafeInteger(failures) || failures < 1) {
+    throw new OptionError('circuitBreaker', 'circuitBreaker.failures must be a positive integer');
+  }
+  return { failures, cooldownMs: validateMs(circuit?.cooldown ?? defaults.cooldown, 'circuitBreaker', 1) };
+}
+
+/**
+ * The stale, timeout and jitter settings given in `options` (a cache's or a function's), over
+ * `defaults`; validated once.
+ */
+export function resolveStalePolicy(
+  options: Pick<WrapOptions, 'grace' | 'staleWhileRevalidate' | 'timeout' | 'jitter'>,
+  defaults: StalePolicy,
+): StalePolicy {
+  const graceMs = options.grace === undefined ? defaults.graceMs : validateSeconds(options.grace, 'grace');
+  const swrMs =
+    options.staleWhileRevalidate === undefined
+      ? defaults.swrMs
+      : validateSeconds(options.staleWhileRevalidate, 'staleWhileRevalidate');
+  const [softMs, hardMs] =
+    options.timeout === undefined ? [defaults.softMs, defaults.hardMs] : validateTimeout(options.timeout);
+  const jitter = options.jitter === undefined ? defaults.jitter : validateJitter(options.jitter);
+  return { graceMs, swrMs, staleWindowMs: Math.max(graceMs, swrMs), softMs, hardMs, jitter };
+}
+
+/** A function's options, validated and parsed once (see {@link resolveWrapOptions}). */
+export interface ResolvedWrapOptions<Args extends unknown[] = unknown[]> {
+  /** The tags, copied. */
+  readonly tags: readonly string[];
+  /** The TTL in ms; `undefined` for the cache's. */
+  readonly ttlMs: number | undefined;
+  readonly key: ((...args: Args) => string) | undefined;
+  readonly name: string | undefined;
+  readonly policy: StalePolicy;
+}
+
+/**
+ * Validates a function's options and parses them over the cache's defaults.
+ * @throws {@link OptionError} naming the first bad option
+ */
+export function resolveWrapOptions<Args extends unknown[]>(
+  options: WrapOptions<Args>,
+  defaults: StalePolicy,
+): ResolvedWrapOptions<Args> {
+  if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+  if (options.tags !== undefined) validateTags(options.tags);
+  if (options.key !== undefined && typeof options.key !== 'function') {
+    throw new OptionError('key', 'key must be a function of the arguments returning a string');
+  }
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
+    throw new OptionError('name', 'name must be a non-empty string');
+  }
+  return {
+    tags: [...(options.tags ?? [])],
+    ttlMs: options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl'),
+    key: options.key,
+    name: options.name,
+    policy: resolveStalePolicy(options, defaults),
+  };
+}
+
+/** A TTL in seconds (fractions allowed), as whole milliseconds (at least 1). */
+function validateTtl(ttl: unknown, option: string): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+    throw new OptionError(option, `${option} must be a positive number of seconds, got ${String(ttl)}`);
+  }
+  return Math.max(1, Math.round(ttl * 1000));
+}
+
+function validateSeconds(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new OptionError(option, `${option} must be a number of seconds >= 0, got ${String(value)}`);
+  }
+  return Math.round(value * 1000);
+}
+
+function validateJitter(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= 1) {
+    throw new OptionError('jitter', `jitter must be a fraction of the TTL in [0, 1), got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `[soft, hard]` in milliseconds, 0 when unset. */
+function validateTimeout(timeout: unknown): [number, number] {
+  if (timeout === null || typeof timeout !== 'object') throw new OptionError('timeout', 'timeout must be { soft?, hard? } in milliseconds');
+  const { soft, hard } = timeout as TimeoutOptions;
+  const softMs = soft === undefined ? 0 : validateMs(soft, 'timeout', 1);
+  const hardMs = hard === undefined ? 0 : validateMs(hard, 'timeout', 1);
+  if (softMs > 0 && hardMs > 0 && softMs > hardMs) {
+    throw new OptionError('timeout', `timeout.soft (${softMs} ms) must not exceed timeout.hard (${hardMs} ms)`);
+  }
+  return [softMs, hardMs];
+}
+
+function validateMs(value: unknown, option: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new OptionError(option, `${option} must be a number of milliseconds >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a list of tags: an array of non-empty strings.
+ * @throws {@link OptionError} on anything else
+ */
+export function validateTags(tags: unknown): asserts tags is readonly string[] {
+  if (!Array.isArray(tags)) throw new OptionError('tags', 'tags must be an array of non-empty strings');
+  for (const tag of tags) {
+    if (typeof tag !== 'string' || tag.length === 0) {
+      throw new OptionError('tags', `Every tag must be a non-empty string, got ${typeof tag === 'string' ? "''" : String(tag)}`);
+    }
+  }
+}
+
+function validateCodecOptions(options: CodecOptions): void {
+  const { serializer, compressor, compressThreshold } = options;
+  if (
+    serializer !== undefined &&
+    (typeof serializer !== 'object' ||
+      typeof serializer.serialize !== 'function' ||
+      typeof serializer.deserialize !== 'function')
+  ) {
+    throw new OptionError('serializer', 'serializer must have serialize(value) and deserialize(bytes) methods');
+  }
+  if (
+    compressor !== undefined &&
+    compressor !== false &&
+    (typeof compressor !== 'object' ||
+      typeof compressor.compress !== 'function' ||
+      typeof compressor.decompress !== 'function')
+  ) {
+    throw new OptionError('compressor', 'compressor must be false or have compress() and decompress() methods');
+  }
+  if (compressThreshold !== undefined && (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0)) {
+    throw new OptionError('compressThreshold', 'compressThreshold must be a non-negative integer of bytes');
+  }
+}
