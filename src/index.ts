@@ -1,6 +1,7 @@
 /**
  * hermes-cache: a function-result cache with tag-based O(1) invalidation, stampede prevention
- * and one network round trip per read.
+ * and one network round trip per read. Backend writers find the contract's plumbing in
+ * `hermes-cache/backend` and its test suite in `hermes-cache/testing`.
  *
  * @packageDocumentation
  */
@@ -20,17 +21,8 @@ export type {
   StoredEntry,
   WriteRequest,
 } from './backend/backend.js';
-export {
-  EntryCodec,
-  FORMAT_VERSION,
-  HEADER_LENGTH,
-  UNTAGGED_HASH,
-  isPlainJson,
-  tagHash,
-  zlibCompressor,
-} from './codec.js';
+export { EntryCodec, zlibCompressor } from './codec.js';
 export type { CodecOptions, Compressor, EntryRecord, Serializer } from './codec.js';
-export { Keyspace, argsHash, canonicalArgs, hashString, uniqueToken } from './keys.js';
 export {
   ArgumentError,
   BackendError,

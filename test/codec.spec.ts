@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { EntryCodec, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/index.js';
+import { EntryCodec, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/backend/index.js';
 
 describe('EntryCodec', function () {
   const codec = new EntryCodec();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { ArgumentError, argsHash, canonicalArgs, Keyspace } from '../src/index.js';
+import { argsHash, canonicalArgs, Keyspace } from '../src/backend/index.js';
+import { ArgumentError } from '../src/index.js';
 import { encodeKeyPart, encodeName, MAX_ARGUMENT_DEPTH, MAX_KEY_PART_LENGTH } from '../src/keys.js';
 import { percentDecode } from './helpers/percent.js';
 

@@ -13,6 +13,16 @@ describe('the published package (dist/, built by `npm test`)', function () {
     for (const name of ['Hermes', 'MemoryBackend', 'HermesError', 'OptionError', 'ArgumentError', 'BackendError']) {
       expect(api[name], name).to.be.a('function');
     }
+    for (const name of ['Keyspace', 'uniqueToken', 'tagHash', 'LockWaiters']) expect(api[name], name).to.equal(undefined);
+  });
+
+  it('exports the backend writer\'s kit as hermes-cache/backend', async function () {
+    const subpath = 'hermes-cache/backend'; // a variable: typechecking must not need dist/
+    const kit = (await import(subpath)) as Record<string, unknown>;
+    for (const name of ['LockWaiters', 'decodeForDump', 'sortedByKey', 'integerOption', 'numberOption', 'Keyspace', 'uniqueToken', 'tagHash', 'EntryCodec']) {
+      expect(kit[name], name).to.be.a('function');
+    }
+    expect(kit.HEADER_LENGTH).to.equal(33);
   });
 
   it('caches from a plain JavaScript process, with no server', function () {

@@ -7,10 +7,10 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import { type EntryCodec, type EntryRecord, freshUntilOf, tagHash } from '../codec.js';
-import { CorruptEntryError, OptionError } from '../errors.js';
+import { type EntryRecord, freshUntilOf, tagHash } from '../codec.js';
 import { uniqueToken } from '../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
+import { decodeForDump, integerOption, LockWaiters, sortedByKey } from './kit.js';
 
 /** Options of the {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -55,7 +55,7 @@ export class MemoryBackend implements Backend {
   readonly storesBytes: boolean;
   readonly #lru: LRUCache<string, Stored>;
   readonly #locks = new Map<string, Lock>();
-  readonly #waiters = new Map<string, Set<(woken: boolean) => void>>();
+  readonly #waiters = new LockWaiters();
   /** The last tag hash computed for a tag-key list (the same array for every call of a function). */
   readonly #lastHash = new WeakMap<readonly string[], { versions: string[]; hash: string }>();
   #context: BackendContext | undefined;
@@ -66,14 +66,8 @@ export class MemoryBackend implements Backend {
 
   /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
   constructor(options: MemoryBackendOptions = {}) {
-    const maxEntries = options.maxEntries ?? 10_000;
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new OptionError('maxEntries', `maxEntries must be a positive integer, got ${String(maxEntries)}`);
-    }
-    const { maxBytes } = options;
-    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1)) {
-      throw new OptionError('maxBytes', `maxBytes must be a positive integer of bytes, got ${String(maxBytes)}`);
-    }
+    const maxEntries = integerOption(options.maxEntries ?? 10_000, 'maxEntries', 1);
+    const maxBytes = options.maxBytes === undefined ? undefined : integerOption(options.maxBytes, 'maxBytes', 1);
     this.storesBytes = options.serialize ?? false;
     const sizeOf = options.sizeOf ?? estimateSize;
     const sizeCalculation = (value: Stored, key: string): number =>
@@ -179,25 +173,13 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
-  /** Waits for the lock to be released, or `timeoutMs`. */
+  /** Waits for the lock to be released, or `timeoutMs`; never longer than the lock lives. */
   waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
     const lock = this.#locks.get(lockKey);
     if (!lock || lock.expiresAt <= Date.now()) return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      let waiters = this.#waiters.get(lockKey);
-      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
-      const set = waiters;
-      // The wait never outlives the lock: an expired lock wakes its waiters too.
-      const delay = Math.max(0, Math.min(timeoutMs, lock.expiresAt - Date.now()));
-      const done = (woken: boolean): void => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
-        resolve(woken);
-      };
-      const timer = setTimeout(() => { done(delay < timeoutMs); }, delay);
-      set.add(done);
-    });
+    // The wait never outlives the lock: an expired lock frees its waiters too.
+    const untilExpiry = lock.expiresAt - Date.now();
+    return this.#waiters.wait(lockKey, Math.min(timeoutMs, untilExpiry), untilExpiry < timeoutMs);
   }
 
   /** Deletes an entry and its lock, waking the lock's waiters. */
@@ -234,13 +216,12 @@ export class MemoryBackend implements Backend {
     }
     const now = Date.now();
     for (const [key, lock] of this.#locks) if (key.startsWith(start) && lock.expiresAt > now) out[key] = lock.token;
-    return Promise.resolve(Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    return Promise.resolve(sortedByKey(out));
   }
 
   /** Drops nothing (the store lives as long as the object); resolves pending waits as timed out. */
   close(): Promise<void> {
-    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(false);
-    this.#waiters.clear();
+    this.#waiters.closeAll();
     return Promise.resolve();
   }
 
@@ -262,8 +243,7 @@ export class MemoryBackend implements Backend {
     const held = this.#locks.get(lockKey);
     if (!held || held.token !== token) return;
     this.#locks.delete(lockKey);
-    const waiters = this.#waiters.get(lockKey);
-    if (waiters) for (const done of [...waiters]) done(true);
+    this.#waiters.wake(lockKey);
   }
 
   #sweepLocks(now: number): void {
@@ -283,15 +263,6 @@ function storedTagHash(stored: StoredEntry): string | undefined {
     return Buffer.from(stored.buffer, stored.byteOffset + 4, 16).toString('latin1');
   }
   return stored.tagHash;
-}
-
-function decodeForDump(codec: EntryCodec, key: string, stored: StoredEntry): unknown {
-  if (!(stored instanceof Uint8Array)) return stored.value;
-  try {
-    return codec.decode(stored).value;
-  } catch (error) {
-    return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
-  }
 }
 
 /** A rough size in bytes of a live value, for `maxBytes` without `serialize`. */

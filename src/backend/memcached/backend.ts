@@ -29,9 +29,10 @@
 import { MemcacheClient } from 'memcache-client';
 import type { EntryCodec } from '../../codec.js';
 import { freshUntilOf, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash } from '../../codec.js';
-import { CorruptEntryError, OptionError } from '../../errors.js';
+import { OptionError } from '../../errors.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
+import { decodeForDump, LockWaiters, numberOption, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { memcachedKey } from './keys.js';
 import { HashRing } from './ring.js';
@@ -104,10 +105,6 @@ export interface MemcachedBackendOptions {
 /** The suffix of the per-prefix namespace version key: `{prefix}:namespace`. */
 const NAMESPACE_SUFFIX = ':namespace';
 
-interface Waiter {
-  done(woken: boolean): void;
-}
-
 /** Per tag-key list (one array per wrapped function): the memcached keys and the last hash. */
 interface TagPlan {
   readonly keys: readonly string[];
@@ -151,7 +148,7 @@ export class MemcachedBackend implements Backend {
   readonly #tagPlans = new WeakMap<readonly string[], TagPlan>();
   /** CAS unique of each lock this process holds, by token: release and write need no `gets`. */
   readonly #lockCas = new Map<string, { casUnique: string | number; expiresAt: number }>();
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new LockWaiters();
   /** Keys this process wrote or created (original key → its memcached key), oldest first. */
   readonly #tracked = new Map<string, string>();
 
@@ -176,14 +173,14 @@ export class MemcachedBackend implements Backend {
       this.#clients = undefined;
       this.#serverNames = list;
     }
-    this.#timeout = positive(options.timeout ?? 1000, 'timeout');
-    this.#connectTimeout = positive(options.connectTimeout ?? 1000, 'connectTimeout');
-    this.#retryInterval = nonNegative(options.retryInterval ?? 1000, 'retryInterval');
-    this.#maxValueSize = positive(options.maxValueSize ?? 1_048_576 - 512, 'maxValueSize');
-    this.#pollMin = positive(options.pollMin ?? 5, 'pollMin');
-    this.#pollMax = positive(options.pollMax ?? 50, 'pollMax');
+    this.#timeout = numberOption(options.timeout ?? 1000, 'timeout', 0);
+    this.#connectTimeout = numberOption(options.connectTimeout ?? 1000, 'connectTimeout', 0);
+    this.#retryInterval = numberOption(options.retryInterval ?? 1000, 'retryInterval', 0, true);
+    this.#maxValueSize = numberOption(options.maxValueSize ?? 1_048_576 - 512, 'maxValueSize', 0);
+    this.#pollMin = numberOption(options.pollMin ?? 5, 'pollMin', 0);
+    this.#pollMax = numberOption(options.pollMax ?? 50, 'pollMax', 0);
     if (this.#pollMax < this.#pollMin) throw new OptionError('pollMax', 'pollMax must be at least pollMin');
-    this.#trackLimit = nonNegative(options.trackedKeys ?? 10_000, 'trackedKeys');
+    this.#trackLimit = numberOption(options.trackedKeys ?? 10_000, 'trackedKeys', 0, true);
     this.#ring = new HashRing(this.#serverNames);
   }
 
@@ -392,48 +389,38 @@ export class MemcachedBackend implements Backend {
     if (this.#closed) return Promise.resolve(false);
     const server = this.#serverFor(this.#entryKeyOfLock(lockKey));
     const lockMcKey = memcachedKey(lockKey);
-    return new Promise<boolean>((resolve, reject) => {
-      const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    return this.#waiters.wait(lockKey, timeoutMs, false, (settle) => {
       let delay = this.#pollMin;
       let timer: NodeJS.Timeout | undefined;
       let settled = false;
-      let waiters = this.#waiters.get(lockKey);
-      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
-      const set = waiters;
-      const finish = (woken: boolean, error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        set.delete(waiter);
-        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
-        if (error === undefined) resolve(woken);
-        else reject(error);
-      };
-      const waiter: Waiter = { done: finish };
-      set.add(waiter);
       const poll = (): void => {
         server.getBatched(lockMcKey).then(
           (found) => {
             if (settled) return;
             if (found[lockMcKey] === undefined) {
-              finish(true);
+              settle(true);
               return;
             }
             const remaining = deadline - Date.now();
             if (remaining <= 0) {
-              finish(false);
+              settle(false);
               return;
             }
             timer = setTimeout(poll, Math.min(delay, remaining));
             delay = Math.min(delay * 2, this.#pollMax);
           },
           (error: unknown) => {
-            finish(false, error);
+            settle(false, error);
           },
         );
       };
       timer = setTimeout(poll, Math.min(delay, Math.max(0, timeoutMs)));
       delay = Math.min(delay * 2, this.#pollMax);
+      return () => {
+        settled = true;
+        clearTimeout(timer);
+      };
     });
   }
 
@@ -501,21 +488,21 @@ export class MemcachedBackend implements Backend {
       const found = (ownServer === undefined ? results.find((r) => r[mcKey] !== undefined) : results[ownServer])?.[mcKey];
       if (found === undefined) continue;
       if (kind === 'entry') {
-        out[key] = decodeForDump(codec, key, found.value);
+        const value: unknown = found.value;
+        out[key] = decodeForDump(codec, key, Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'latin1'));
       } else {
         if (found.value === '') continue; // an expired compare-and-deleted lock
         out[key] = found.value;
       }
     }
-    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return sortedByKey(out);
   }
 
   /** Closes the connections this backend opened (not a given `client`); pending waits resolve `false`. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const waiters of [...this.#waiters.values()]) for (const waiter of [...waiters]) waiter.done(false);
-    this.#waiters.clear();
+    this.#waiters.closeAll();
     for (const server of this.#servers ?? []) server.close();
     this.#servers = undefined;
   }
@@ -588,8 +575,7 @@ export class MemcachedBackend implements Backend {
   }
 
   #wake(lockKey: string): void {
-    const waiters = this.#waiters.get(lockKey);
-    if (waiters) for (const waiter of [...waiters]) waiter.done(true);
+    this.#waiters.wake(lockKey);
   }
 
   #track(key: string, mcKey: string): void {
@@ -636,27 +622,4 @@ function asBuffer(entry: StoredEntry): Buffer {
   if (Buffer.isBuffer(entry)) return entry;
   if (entry instanceof Uint8Array) return Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
   throw new TypeError('MemcachedBackend stores encoded bytes (storesBytes is true), got a record');
-}
-
-function decodeForDump(codec: EntryCodec | undefined, key: string, value: unknown): unknown {
-  if (codec === undefined) return value;
-  try {
-    return codec.decode(Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'latin1')).value;
-  } catch (error) {
-    return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
-  }
-}
-
-function positive(value: unknown, option: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new OptionError(option, `${option} must be a positive number, got ${String(value)}`);
-  }
-  return value;
-}
-
-function nonNegative(value: unknown, option: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new OptionError(option, `${option} must be a number >= 0, got ${String(value)}`);
-  }
-  return value;
 }

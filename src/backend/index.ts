@@ -1,0 +1,33 @@
+/**
+ * `hermes-cache/backend`: what a backend writer needs, beside the contract suite
+ * (`hermes-cache/testing`): the {@link Backend} contract's types, the shared plumbing (lock
+ * waiters, `dump()` helpers, option validators), the entry header's layout and tag hash, and
+ * the key names.
+ *
+ * @packageDocumentation
+ */
+
+export type {
+  Backend,
+  BackendClass,
+  BackendContext,
+  ReadReply,
+  ReadRequest,
+  StoredEntry,
+  WriteRequest,
+} from './backend.js';
+export { decodeForDump, integerOption, LockWaiters, numberOption, sortedByKey } from './kit.js';
+export type { SettleWait } from './kit.js';
+export {
+  EntryCodec,
+  FORMAT_VERSION,
+  FRESH_UNTIL_OFFSET,
+  freshUntilOf,
+  HEADER_LENGTH,
+  isPlainJson,
+  TAG_HASH_OFFSET,
+  tagHash,
+  UNTAGGED_HASH,
+} from '../codec.js';
+export type { EntryRecord } from '../codec.js';
+export { argsHash, canonicalArgs, hashString, Keyspace, uniqueToken } from '../keys.js';
