@@ -23,7 +23,7 @@ import { MemoryBackend, type MemoryBackendOptions } from './backend/memory.js';
 import { EntryCodec } from './codec.js';
 import { CircuitBreakers } from './core/breaker.js';
 import type { CoreContext } from './core/context.js';
-import { entryKeyOf, type FunctionPolicy } from './core/function.js';
+import { entryRefOf, type FunctionPolicy } from './core/function.js';
 import { BackendGuard } from './core/guard.js';
 import { LockReleaser } from './core/locks.js';
 import { ReadPath } from './core/read.js';
@@ -118,7 +118,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       compile: (fn, wrapOptions, defaultName) => this.#compile(fn, wrapOptions, defaultName),
       call: (policy, thisArg, args) => this.#readPath.call(policy, thisArg, args),
       invalidate: (policy, args) => this.#readPath.invalidate(policy, args),
-      entryKey: (policy, args) => entryKeyOf(this.keyspace, policy, args),
+      entryKey: (policy, args) => entryRefOf(this.keyspace, policy, args).entryKey,
     };
 
     this.#backendOptions = backendOptionsOf(options) as BackendOptions;
@@ -205,7 +205,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       }
       if (tags.length === 0) return;
       const tagKeys = tags.map((tag) => this.keyspace.tagKey(tag));
-      await guard.invalidation('cleanTags', tagKeys[0], () => backend.cleanTags(tagKeys));
+      await guard.invalidation('cleanTags', tagKeys[0], () => backend.cleanTags(this.keyspace.prefix, tagKeys));
     } finally {
       inflight.clear();
     }

@@ -146,6 +146,29 @@ export function hashLongPart(encoded: string): string {
   return `${encoded.slice(0, cut)}%%${oneShotHash('sha256', encoded, 'hex').slice(0, 32)}`;
 }
 
+/**
+ * An entry as the cache names it, passed to backends so that they never parse a key: its
+ * prefix and id, and the two keys built from them.
+ */
+export interface EntryRef {
+  /** The cache's prefix. */
+  readonly prefix: string;
+  /** The entry's id under the prefix, `{name}:{argsHash}` (escaped). */
+  readonly id: string;
+  /** `{prefix}:entry:{id}`. */
+  readonly entryKey: string;
+  /** `{prefix}:lock:{id}`: the lock of the entry's computation. */
+  readonly lockKey: string;
+}
+
+/** The kinds of key a cache writes. */
+export type KeyKind = 'entry' | 'lock' | 'tag';
+
+/** Where the id part of a key of this kind starts: just after `{prefix}:{kind}:`. */
+export function idStart(prefix: string, kind: KeyKind): number {
+  return prefix.length + kind.length + 2;
+}
+
 /** Builds the key names of one cache (one prefix). */
 export class Keyspace {
   /** The cache's prefix. */
@@ -170,6 +193,22 @@ export class Keyspace {
    */
   entryKey(name: string, argsHash: string): string {
     return `${this.#entry}${this.#name(name)}:${encodeKeyPart(argsHash)}`;
+  }
+
+  /** The {@link EntryRef} of `name` and `argsHash`, escaped as {@link Keyspace.entryKey} does. */
+  entryRef(name: string, argsHash: string): EntryRef {
+    const id = `${this.#name(name)}:${encodeKeyPart(argsHash)}`;
+    return { prefix: this.prefix, id, entryKey: this.#entry + id, lockKey: this.#lock + id };
+  }
+
+  /**
+   * The {@link EntryRef} of an entry key of this keyspace (for tools and tests that hold a key).
+   * @throws TypeError if `entryKey` is not an entry key under this prefix
+   */
+  refOf(entryKey: string): EntryRef {
+    if (!entryKey.startsWith(this.#entry)) throw new TypeError(`Not an entry key of prefix '${this.prefix}': '${entryKey}'`);
+    const id = entryKey.slice(this.#entry.length);
+    return { prefix: this.prefix, id, entryKey, lockKey: this.#lock + id };
   }
 
   /** `{prefix}:lock:{name}:{argsHash}`, escaped as {@link Keyspace.entryKey} does. */

@@ -5,11 +5,16 @@
  * and take or release a lock, atomically where the store allows.
  *
  * A backend is bound to one cache's key space by {@link Backend.attach} before its first use.
+ * Requests name an entry by an {@link EntryRef} — its prefix, its id and the keys built from
+ * them — so that a backend never parses a key to learn which prefix or entry it belongs to.
  *
  * @module
  */
 
 import type { EntryCodec, EntryRecord } from '../codec.js';
+import type { EntryRef } from '../keys.js';
+
+export type { EntryRef } from '../keys.js';
 
 /**
  * What a backend stores under an entry key: the encoded bytes (header + payload, see
@@ -28,12 +33,13 @@ export interface BackendContext {
 
 /** One read of one entry: see {@link Backend.read}. */
 export interface ReadRequest {
-  /** The entry's key, `{prefix}:entry:{name}:{argsHash}`. */
-  readonly entryKey: string;
-  /** The keys of the entry's tags (`{prefix}:tag:{tag}`), in the order the tag hash uses. */
+  /** The entry, with its key (`{prefix}:entry:{id}`) and its lock's key (`{prefix}:lock:{id}`). */
+  readonly ref: EntryRef;
+  /**
+   * The keys of the entry's tags (`{prefix}:tag:{tag}`, under the entry's prefix), in the order
+   * the tag hash uses.
+   */
   readonly tagKeys: readonly string[];
-  /** The entry's lock key, `{prefix}:lock:{name}:{argsHash}`. */
-  readonly lockKey: string;
   /** On a miss, take the lock with this token; `undefined` reads without locking. */
   readonly lockToken: string | undefined;
   /** How long a taken lock lives before it expires by itself, in milliseconds. */
@@ -71,14 +77,12 @@ export interface ReadReply {
 
 /** One write of one entry: see {@link Backend.write}. */
 export interface WriteRequest {
-  /** The entry's key. */
-  readonly entryKey: string;
+  /** The entry (and its lock). */
+  readonly ref: EntryRef;
   /** What to store: bytes when {@link Backend.storesBytes}, else the record. */
   readonly entry: StoredEntry;
   /** How long the store keeps the entry, in milliseconds (> 0). */
   readonly ttlMs: number;
-  /** The entry's lock key. */
-  readonly lockKey: string;
   /** Release the lock if it is still held with this token; `undefined` leaves the lock alone. */
   readonly lockToken: string | undefined;
 }
@@ -112,7 +116,7 @@ export interface Backend {
    * before its fresh-until time: a hit. Equal but past it: a stale hit, returned with
    * `stale: true`, and when `lockToken` is given the read tries to take the lock. Otherwise a
    * miss, and when `lockToken` is given it tries to take the lock
-   * (`SET lockKey token NX PX lockTtlMs`).
+   * (`SET ref.lockKey token NX PX lockTtlMs`).
    */
   read(request: ReadRequest): Promise<ReadReply>;
 
@@ -129,7 +133,7 @@ export interface Backend {
    * the calls served by the others around the cache. Called once per wrapped call that reaches
    * the backend: it must be cheap and must not throw. Backends without it have one breaker.
    */
-  failureDomain?(entryKey: string): string | undefined;
+  failureDomain?(ref: EntryRef): string | undefined;
 
   /**
    * Stores an entry with its TTL and, in the same round trip, releases the lock held with
@@ -146,7 +150,7 @@ export interface Backend {
    * Releases a lock held with `token` without writing (the function threw), waking the
    * waiters. A lock held with another token is left alone. One round trip.
    */
-  release(lockKey: string, token: string): Promise<void>;
+  release(ref: EntryRef, token: string): Promise<void>;
 
   /**
    * Resolves when the lock is released or its entry written (by any process sharing the
@@ -154,20 +158,21 @@ export interface Backend {
    * Never a tight poll: a store with push notifications waits for the push. A wake-up that
    * may have been missed is reported as woken (the caller just reads again).
    */
-  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean>;
+  waitForRelease(ref: EntryRef, timeoutMs: number): Promise<boolean>;
 
   /**
    * Deletes an entry and its lock, in one round trip, waking the lock's waiters. Removing the
    * lock makes a computation that is running meanwhile drop its write (see
    * {@link Backend.write}), so nothing computed before the invalidation is stored after it.
    */
-  invalidate(entryKey: string, lockKey: string): Promise<void>;
+  invalidate(ref: EntryRef): Promise<void>;
 
   /**
-   * Invalidates every entry carrying any of these tags by deleting the tag keys: one key per
-   * tag whatever the number of entries, in one round trip.
+   * Invalidates every entry carrying any of these tags by deleting the tag keys (each
+   * `{prefix}:tag:{tag}`, under `prefix`): one key per tag whatever the number of entries, in
+   * one round trip.
    */
-  cleanTags(tagKeys: readonly string[]): Promise<void>;
+  cleanTags(prefix: string, tagKeys: readonly string[]): Promise<void>;
 
   /**
    * Removes every key under `${prefix}:` (entries, tags, locks), and nothing else. The cache

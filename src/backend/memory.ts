@@ -7,9 +7,9 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import { type EntryRecord, freshUntilOf, tagHash } from '../codec.js';
+import { type EntryRecord, FRESH_UNTIL_OFFSET, freshUntilOf, TAG_HASH_OFFSET, tagHash } from '../codec.js';
 import { uniqueToken } from '../keys.js';
-import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
 import { decodeForDump, integerOption, LockWaiters, sortedByKey } from './kit.js';
 
 /** Options of the {@link MemoryBackend}. */
@@ -126,7 +126,7 @@ export class MemoryBackend implements Backend {
         this.#lastHash.set(tagKeys, { versions, hash });
       }
     }
-    const stored = lru.get(request.entryKey);
+    const stored = lru.get(request.ref.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
       // Entries kept only for their fresh time (no grace, no stale-while-revalidate) are fresh
       // as long as the LRU holds them: no clock read on their hits.
@@ -135,11 +135,11 @@ export class MemoryBackend implements Backend {
       if (freshUntil === undefined || freshUntil > Date.now()) return { entry: stored, tagHash: hash, locked: false, stale: false };
       // Past its fresh time but kept for grace / stale-while-revalidate: stale, and lockable.
       let locked = false;
-      if (request.lockToken !== undefined) locked = this.#tryLock(request.lockKey, request.lockToken, request.lockTtlMs);
+      if (request.lockToken !== undefined) locked = this.#tryLock(request.ref.lockKey, request.lockToken, request.lockTtlMs);
       return { entry: stored, tagHash: hash, locked, stale: true };
     }
     let locked = false;
-    if (request.lockToken !== undefined) locked = this.#tryLock(request.lockKey, request.lockToken, request.lockTtlMs);
+    if (request.lockToken !== undefined) locked = this.#tryLock(request.ref.lockKey, request.lockToken, request.lockTtlMs);
     return { entry: undefined, tagHash: hash, locked, stale: false };
   }
 
@@ -147,12 +147,12 @@ export class MemoryBackend implements Backend {
   write(request: WriteRequest): Promise<boolean> {
     const { lockToken } = request;
     if (lockToken !== undefined) {
-      const held = this.#locks.get(request.lockKey);
+      const held = this.#locks.get(request.ref.lockKey);
       if (!held || held.token !== lockToken || held.expiresAt <= Date.now()) return Promise.resolve(false);
     }
-    const size = this.#sizeOf?.(request.entry, request.entryKey);
+    const size = this.#sizeOf?.(request.entry, request.ref.entryKey);
     if (size !== undefined && this.#maxBytes !== undefined && size > this.#maxBytes) {
-      if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
+      if (lockToken !== undefined) this.#unlock(request.ref.lockKey, lockToken);
       return Promise.reject(
         new Error(`the entry takes ${size} bytes, more than maxBytes (${this.#maxBytes}); it was not cached`),
       );
@@ -162,19 +162,20 @@ export class MemoryBackend implements Backend {
     const freshUntil = entry instanceof Uint8Array ? freshUntilOf(entry) : entry.freshUntil;
     // (Within 2 ms: the time between computing the fresh time and this write.)
     if (freshUntil !== undefined && Date.now() + ttl <= freshUntil + 2) this.#freshForLife.add(entry);
-    this.#lru.set(request.entryKey, entry, { ttl });
-    if (lockToken !== undefined) this.#unlock(request.lockKey, lockToken);
+    this.#lru.set(request.ref.entryKey, entry, { ttl });
+    if (lockToken !== undefined) this.#unlock(request.ref.lockKey, lockToken);
     return Promise.resolve(true);
   }
 
   /** Releases a lock held with `token`, waking waiters. */
-  release(lockKey: string, token: string): Promise<void> {
-    this.#unlock(lockKey, token);
+  release(ref: EntryRef, token: string): Promise<void> {
+    this.#unlock(ref.lockKey, token);
     return Promise.resolve();
   }
 
   /** Waits for the lock to be released, or `timeoutMs`; never longer than the lock lives. */
-  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
+  waitForRelease(ref: EntryRef, timeoutMs: number): Promise<boolean> {
+    const { lockKey } = ref;
     const lock = this.#locks.get(lockKey);
     if (!lock || lock.expiresAt <= Date.now()) return Promise.resolve(true);
     // The wait never outlives the lock: an expired lock frees its waiters too.
@@ -183,15 +184,15 @@ export class MemoryBackend implements Backend {
   }
 
   /** Deletes an entry and its lock, waking the lock's waiters. */
-  invalidate(entryKey: string, lockKey: string): Promise<void> {
-    this.#lru.delete(entryKey);
-    const held = this.#locks.get(lockKey);
-    if (held) this.#unlock(lockKey, held.token);
+  invalidate(ref: EntryRef): Promise<void> {
+    this.#lru.delete(ref.entryKey);
+    const held = this.#locks.get(ref.lockKey);
+    if (held) this.#unlock(ref.lockKey, held.token);
     return Promise.resolve();
   }
 
   /** Deletes tag versions, invalidating every entry that carries them. */
-  cleanTags(tagKeys: readonly string[]): Promise<void> {
+  cleanTags(_prefix: string, tagKeys: readonly string[]): Promise<void> {
     for (const key of tagKeys) this.#lru.delete(key);
     return Promise.resolve();
   }
@@ -259,8 +260,8 @@ export class MemoryBackend implements Backend {
 function storedTagHash(stored: StoredEntry): string | undefined {
   if (stored instanceof Uint8Array) {
     // The tag hash sits at a fixed offset of the header; a short or foreign value has none.
-    if (stored.length < 20) return undefined;
-    return Buffer.from(stored.buffer, stored.byteOffset + 4, 16).toString('latin1');
+    if (stored.length < FRESH_UNTIL_OFFSET) return undefined;
+    return Buffer.from(stored.buffer, stored.byteOffset + TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET - TAG_HASH_OFFSET).toString('latin1');
   }
   return stored.tagHash;
 }

@@ -7,6 +7,7 @@
  */
 
 import type { Backend } from '../backend/backend.js';
+import type { EntryRef } from '../keys.js';
 
 /** The state of one breaker. */
 export interface Breaker {
@@ -34,15 +35,15 @@ export class CircuitBreakers {
   }
 
   /**
-   * The breaker of the part of the store that serves `entryKey`: its failure domain's when the
+   * The breaker of the part of the store that serves the entry: its failure domain's when the
    * backend has domains, so that one failing master does not send the calls of the others
    * around the cache; else the backend's one breaker.
    */
-  of(backend: Backend, entryKey: string): Breaker {
+  of(backend: Backend, ref: EntryRef): Breaker {
     if (backend.failureDomain === undefined || this.#config === undefined) return this.#default;
     let domain: string | undefined;
     try {
-      domain = backend.failureDomain(entryKey);
+      domain = backend.failureDomain(ref);
     } catch {
       domain = undefined;
     }

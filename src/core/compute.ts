@@ -62,7 +62,7 @@ export class Computer {
                 resolve(this.servedStale(call, stale, 'timeout', undefined));
               } else {
                 this.#ctx.recorder.timedOut();
-                reject(new TimeoutError(call.request.entryKey, limitMs));
+                reject(new TimeoutError(call.request.ref.entryKey, limitMs));
               }
             }, limitMs)
           : undefined;
@@ -93,7 +93,8 @@ export class Computer {
    */
   async run(call: Call, plan: ComputePlan): Promise<unknown> {
     const { policy, request, backend } = call;
-    const { entryKey, lockKey } = request;
+    const { ref } = request;
+    const { entryKey } = ref;
     const { recorder, locks } = this.#ctx;
     const { lockToken } = plan;
     recorder.computing();
@@ -105,7 +106,7 @@ export class Computer {
       recorder.computed(entryKey, Date.now() - started, false);
       if (lockToken !== undefined) {
         const rewritten = plan.stale !== undefined && (await this.#writeBackStale(call, plan.stale, plan.tagHash, lockToken));
-        if (!rewritten) await locks.release(backend, lockKey, lockToken);
+        if (!rewritten) await locks.release(backend, ref, lockToken);
       }
       throw error;
     }
@@ -117,7 +118,8 @@ export class Computer {
   /** Stores a computed value (encoded when the backend stores bytes), releasing the lock. */
   async #store(call: Call, plan: ComputePlan, value: unknown): Promise<void> {
     const { policy, request, backend } = call;
-    const { entryKey, lockKey } = request;
+    const { ref } = request;
+    const { entryKey } = ref;
     const { codec, guard, locks, breakers } = this.#ctx;
     const { lockToken } = plan;
     // TTL jitter spreads the expiries of entries written together.
@@ -130,20 +132,20 @@ export class Computer {
         entry = codec.encode(record);
       } catch (error) {
         guard.report(new SerializationError(entryKey, error));
-        if (lockToken !== undefined) await locks.release(backend, lockKey, lockToken);
+        if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
         return;
       }
     }
     const ttlMs = freshMs + policy.staleWindowMs;
     try {
       const write = (): Promise<boolean> =>
-        guard.deadline(backend, 'write', () => backend.write({ entryKey, entry, ttlMs, lockKey, lockToken }));
+        guard.deadline(backend, 'write', () => backend.write({ ref, entry, ttlMs, lockToken }));
       await traced(channels.write, write, entryKey, policy.name);
       breakers.success(call.breaker);
     } catch (error) {
       breakers.failure(call.breaker);
       // Free the waiters now rather than at the lock's expiry, if the store still answers.
-      if (lockToken !== undefined) await locks.release(backend, lockKey, lockToken, true);
+      if (lockToken !== undefined) await locks.release(backend, ref, lockToken, true);
       guard.absorb(new BackendError('write', entryKey, error));
     }
   }
@@ -166,17 +168,17 @@ export class Computer {
     try {
       const entry = backend.storesBytes ? this.#ctx.codec.encode(rewritten) : rewritten;
       const ttlMs = Math.max(retryMs, keepUntil - now);
-      await backend.write({ entryKey: request.entryKey, entry, ttlMs, lockKey: request.lockKey, lockToken });
+      await backend.write({ ref: request.ref, entry, ttlMs, lockToken });
       return true;
     } catch (error) {
-      this.#ctx.guard.report(new BackendError('write', request.entryKey, error));
+      this.#ctx.guard.report(new BackendError('write', request.ref.entryKey, error));
       return false;
     }
   }
 
   /** Counts and reports a stale value served; returns the value. */
   servedStale(call: Call, record: EntryRecord, reason: StaleReason, error: unknown): unknown {
-    this.#ctx.recorder.stale(call.request.entryKey, reason, error);
+    this.#ctx.recorder.stale(call.request.ref.entryKey, reason, error);
     return record.value;
   }
 }

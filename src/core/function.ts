@@ -1,12 +1,12 @@
 /**
  * A cached function's compiled form ({@link FunctionPolicy}), built once at `wrap` time and
- * shared by every call, and the entry key of a call ({@link entryKeyOf}).
+ * shared by every call, and the entry of a call ({@link entryRefOf}).
  *
  * @module
  */
 
 import { OptionError } from '../errors.js';
-import { canonicalArgs, hashString, type Keyspace } from '../keys.js';
+import { canonicalArgs, type EntryRef, hashString, type Keyspace } from '../keys.js';
 import type { StalePolicy } from '../options.js';
 
 /** Argument lists whose entry keys are remembered per function. */
@@ -27,33 +27,33 @@ export interface FunctionPolicy extends StalePolicy {
   readonly ttlMs: number;
   /** The user's key function, replacing the argument hash. */
   readonly key: ((...args: unknown[]) => string) | undefined;
-  /** Entry keys of recent argument lists, by canonical form. */
-  readonly keyMemo: Map<string, string>;
+  /** Entries of recent argument lists, by canonical form. */
+  readonly keyMemo: Map<string, EntryRef>;
 }
 
 /**
- * The entry key of a call. Keys of recent argument lists are memoised per function, so that a
+ * The entry of a call. Entries of recent argument lists are memoised per function, so that a
  * hit costs one canonical encoding and one map lookup instead of a hash.
  * @throws {@link OptionError} if the user's key function returns no non-empty string;
  *   `ArgumentError` for an argument that has no canonical form
  */
-export function entryKeyOf(keyspace: Keyspace, policy: FunctionPolicy, args: readonly unknown[]): string {
+export function entryRefOf(keyspace: Keyspace, policy: FunctionPolicy, args: readonly unknown[]): EntryRef {
   if (policy.key) {
     const key = policy.key(...args);
     if (typeof key !== 'string' || key.length === 0) {
       throw new OptionError('key', `The key function of '${policy.name}' must return a non-empty string`);
     }
-    return keyspace.entryKey(policy.name, key);
+    return keyspace.entryRef(policy.name, key);
   }
   const canonical = canonicalArgs(args);
   const memo = policy.keyMemo;
-  let entryKey = memo.get(canonical);
-  if (entryKey === undefined) {
-    entryKey = keyspace.entryKey(policy.name, hashString(canonical));
+  let ref = memo.get(canonical);
+  if (ref === undefined) {
+    ref = keyspace.entryRef(policy.name, hashString(canonical));
     if (canonical.length <= KEY_MEMO_MAX_LENGTH) {
       if (memo.size >= KEY_MEMO_SIZE) memo.clear();
-      memo.set(canonical, entryKey);
+      memo.set(canonical, ref);
     }
   }
-  return entryKey;
+  return ref;
 }

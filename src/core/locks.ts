@@ -8,6 +8,7 @@
 
 import type { Backend, ReadReply, ReadRequest } from '../backend/backend.js';
 import { BackendError } from '../errors.js';
+import type { EntryRef } from '../keys.js';
 
 /** First retry delay of a refused release, ms; doubled up to {@link MAX_RETRY_MS}. */
 const FIRST_RETRY_MS = 100;
@@ -33,12 +34,12 @@ export class LockReleaser {
    * Releases a lock held with `lockToken`; if the store refuses, the failure is reported and
    * the release retried in the background. Never rejects.
    */
-  async release(backend: Backend, lockKey: string, lockToken: string, quiet = false): Promise<void> {
+  async release(backend: Backend, ref: EntryRef, lockToken: string, quiet = false): Promise<void> {
     try {
-      await backend.release(lockKey, lockToken);
+      await backend.release(ref, lockToken);
     } catch (error) {
-      if (!quiet) this.#report(new BackendError('release', lockKey, error));
-      this.retryLater(backend, lockKey, lockToken);
+      if (!quiet) this.#report(new BackendError('release', ref.lockKey, error));
+      this.retryLater(backend, ref, lockToken);
     }
   }
 
@@ -49,12 +50,12 @@ export class LockReleaser {
    * may run the read after that release: if its late reply says it took the lock, released again.
    */
   releaseAfterLateRead(backend: Backend, request: ReadRequest, read: Promise<ReadReply>): void {
-    const { lockKey, lockToken } = request;
+    const { ref, lockToken } = request;
     if (lockToken === undefined) return;
-    void this.release(backend, lockKey, lockToken, true);
+    void this.release(backend, ref, lockToken, true);
     read.then(
       (reply) => {
-        if (reply.locked) void this.release(backend, lockKey, lockToken, true);
+        if (reply.locked) void this.release(backend, ref, lockToken, true);
       },
       () => undefined,
     );
@@ -65,13 +66,13 @@ export class LockReleaser {
    * lock has expired anyway, or the cache closes. Safe to repeat: a release deletes the lock
    * only while it still holds this token.
    */
-  retryLater(backend: Backend, lockKey: string, lockToken: string): void {
+  retryLater(backend: Backend, ref: EntryRef, lockToken: string): void {
     const giveUpAt = Date.now() + this.#lockTimeoutMs;
     let delay = FIRST_RETRY_MS;
     const attempt = (): void => {
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
-        backend.release(lockKey, lockToken).catch(() => {
+        backend.release(ref, lockToken).catch(() => {
           delay = Math.min(delay * 2, MAX_RETRY_MS);
           if (Date.now() + delay < giveUpAt && !this.#closing) attempt();
         });

@@ -12,10 +12,10 @@ import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
 import type { EntryRecord } from '../codec.js';
 import { CorruptEntryError, BackendError } from '../errors.js';
 import { channels, traced } from '../events.js';
-import { uniqueToken } from '../keys.js';
+import { type EntryRef, uniqueToken } from '../keys.js';
 import { Computer } from './compute.js';
 import type { Call, CoreContext } from './context.js';
-import { entryKeyOf, type FunctionPolicy } from './function.js';
+import { entryRefOf, type FunctionPolicy } from './function.js';
 import { staleAction } from './stale.js';
 
 /** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
@@ -49,12 +49,13 @@ export class ReadPath {
    */
   call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
     const ctx = this.#ctx;
-    let entryKey: string;
+    let ref: EntryRef;
     try {
-      entryKey = entryKeyOf(ctx.keyspace, policy, args);
+      ref = entryRefOf(ctx.keyspace, policy, args);
     } catch (error) {
       return Promise.reject(error);
     }
+    const entryKey = ref.entryKey;
     const joined = this.inflight.get(entryKey);
     if (joined !== undefined) return joined;
 
@@ -64,7 +65,7 @@ export class ReadPath {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
-        peek = backend.readSync({ entryKey, tagKeys: policy.tagKeys, lockKey: '', lockToken: undefined, lockTtlMs: 0 });
+        peek = backend.readSync({ ref, tagKeys: policy.tagKeys, lockToken: undefined, lockTtlMs: 0 });
       } catch {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
@@ -79,14 +80,8 @@ export class ReadPath {
       thisArg,
       args,
       backend,
-      request: {
-        entryKey,
-        tagKeys: policy.tagKeys,
-        lockKey: ctx.keyspace.lockKeyOf(entryKey),
-        lockToken: uniqueToken(),
-        lockTtlMs: ctx.options.lockTimeoutMs,
-      },
-      breaker: ctx.breakers.of(backend, entryKey),
+      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      breaker: ctx.breakers.of(backend, ref),
     };
     let promise: Promise<unknown>;
     if (corrupt) {
@@ -115,14 +110,13 @@ export class ReadPath {
    */
   async invalidate(policy: FunctionPolicy, args: readonly unknown[]): Promise<void> {
     const { keyspace, guard } = this.#ctx;
-    const entryKey = entryKeyOf(keyspace, policy, args);
-    this.inflight.delete(entryKey);
+    const ref = entryRefOf(keyspace, policy, args);
+    this.inflight.delete(ref.entryKey);
     const backend = this.#backend();
-    const lockKey = keyspace.lockKeyOf(entryKey);
     try {
-      await guard.invalidation('invalidate', entryKey, () => backend.invalidate(entryKey, lockKey));
+      await guard.invalidation('invalidate', ref.entryKey, () => backend.invalidate(ref));
     } finally {
-      this.inflight.delete(entryKey);
+      this.inflight.delete(ref.entryKey);
     }
   }
 
@@ -130,7 +124,7 @@ export class ReadPath {
   #afterRead(call: Call, reply: ReadReply): unknown {
     this.#ctx.breakers.success(call.breaker);
     if (reply.entry !== undefined && !reply.stale) {
-      const value = this.#hitValue(call.request.entryKey, reply.entry);
+      const value = this.#hitValue(call.request.ref.entryKey, reply.entry);
       if (value !== CORRUPT) return value;
       return this.#recoverCorrupt(call);
     }
@@ -160,19 +154,19 @@ export class ReadPath {
         },
       );
     };
-    return traced(channels.read, run, request.entryKey, call.policy.name);
+    return traced(channels.read, run, request.ref.entryKey, call.policy.name);
   }
 
   /** A read failed: fall open to the function, uncached. */
   #readFailed(call: Call, error: unknown): Promise<unknown> {
     this.#ctx.breakers.failure(call.breaker);
-    this.#ctx.guard.absorb(new BackendError('read', call.request.entryKey, error));
+    this.#ctx.guard.absorb(new BackendError('read', call.request.ref.entryKey, error));
     return this.#fallBack(call, 'read-failed');
   }
 
   /** Runs the function without the cache: the backend failed or its breaker is open. */
   #fallBack(call: Call, reason: 'read-failed' | 'circuit-open'): Promise<unknown> {
-    this.#ctx.recorder.fallback(call.request.entryKey, reason);
+    this.#ctx.recorder.fallback(call.request.ref.entryKey, reason);
     try {
       return Promise.resolve(call.policy.fn.apply(call.thisArg, call.args));
     } catch (error) {
@@ -189,7 +183,7 @@ export class ReadPath {
     const { backend, request } = call;
     let reply: ReadReply;
     try {
-      await this.#ctx.guard.deadline(backend, 'invalidate', () => backend.invalidate(request.entryKey, request.lockKey));
+      await this.#ctx.guard.deadline(backend, 'invalidate', () => backend.invalidate(request.ref));
       reply = await this.#read(call);
     } catch (error) {
       return this.#readFailed(call, error);
@@ -204,6 +198,7 @@ export class ReadPath {
    */
   async #afterMiss(call: Call, first: ReadReply, deadline: number): Promise<unknown> {
     const { policy, request, backend } = call;
+    const { entryKey } = request.ref;
     const { recorder, guard } = this.#ctx;
     const computer = this.#computer;
     let reply = first;
@@ -211,19 +206,19 @@ export class ReadPath {
     for (;;) {
       if (reply.entry !== undefined) {
         if (!reply.stale) {
-          const value = this.#hitValue(request.entryKey, reply.entry);
+          const value = this.#hitValue(entryKey, reply.entry);
           if (value !== CORRUPT) return value;
           // Corrupt again right after they were deleted: served, not stored.
           return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });
         }
-        const record = this.#decode(request.entryKey, reply.entry);
+        const record = this.#decode(entryKey, reply.entry);
         // A stale value that does not decode is a miss (its read tried the lock, as a miss does).
         if (record !== undefined && policy.staleWindowMs > 0) return this.#serveStale(call, record, reply);
         // Past its fresh time without grace or stale-while-revalidate: a miss.
       }
       if (!counted) {
         counted = true;
-        recorder.miss(request.entryKey);
+        recorder.miss(entryKey);
       }
       if (reply.locked) {
         return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: request.lockToken, stale: undefined, store: true });
@@ -236,12 +231,12 @@ export class ReadPath {
       const started = Date.now();
       let woken: boolean;
       try {
-        woken = await backend.waitForRelease(request.lockKey, remaining);
+        woken = await backend.waitForRelease(request.ref, remaining);
       } catch (error) {
-        guard.absorb(new BackendError('wait', request.lockKey, error));
+        guard.absorb(new BackendError('wait', request.ref.lockKey, error));
         return computer.withTimeouts(call, unlocked);
       }
-      recorder.waited(request.entryKey, Date.now() - started, woken);
+      recorder.waited(entryKey, Date.now() - started, woken);
       try {
         reply = await this.#read(call);
       } catch (error) {

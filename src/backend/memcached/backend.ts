@@ -30,8 +30,8 @@ import { MemcacheClient } from 'memcache-client';
 import type { EntryCodec } from '../../codec.js';
 import { freshUntilOf, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash } from '../../codec.js';
 import { OptionError } from '../../errors.js';
-import { uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
+import { idStart, uniqueToken } from '../../keys.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
 import { decodeForDump, LockWaiters, numberOption, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { memcachedKey } from './keys.js';
@@ -143,8 +143,8 @@ export class MemcachedBackend implements Backend {
   #servers: MemcachedServer[] | undefined;
   #closed = false;
   /** Prefixes of the caches attached, with their codec (for dump) and namespace key. */
-  readonly #prefixes = new Map<string, { codec: EntryCodec; namespaceKey: string; entryStart: string; lockStart: string }>();
-  #lastPrefix: { prefix: string; namespaceKey: string; entryStart: string } | undefined;
+  readonly #prefixes = new Map<string, { codec: EntryCodec; namespaceKey: string }>();
+  #lastPrefix: { prefix: string; namespaceKey: string } | undefined;
   readonly #tagPlans = new WeakMap<readonly string[], TagPlan>();
   /** CAS unique of each lock this process holds, by token: release and write need no `gets`. */
   readonly #lockCas = new Map<string, { casUnique: string | number; expiresAt: number }>();
@@ -195,11 +195,9 @@ export class MemcachedBackend implements Backend {
     const known = {
       codec: context.codec,
       namespaceKey: memcachedKey(prefix + NAMESPACE_SUFFIX),
-      entryStart: `${prefix}:entry:`,
-      lockStart: `${prefix}:lock:`,
     };
     this.#prefixes.set(prefix, known);
-    this.#lastPrefix = { prefix, namespaceKey: known.namespaceKey, entryStart: known.entryStart };
+    this.#lastPrefix = { prefix, namespaceKey: known.namespaceKey };
   }
 
   /**
@@ -207,9 +205,10 @@ export class MemcachedBackend implements Backend {
    * a lock token, one more request takes the lock and creates missing tag versions.
    */
   async read(request: ReadRequest): Promise<ReadReply> {
-    const { entryKey, tagKeys } = request;
+    const { ref, tagKeys } = request;
+    const { entryKey } = ref;
     const server = this.#serverFor(entryKey);
-    const namespaceKey = this.#namespaceKeyOf(entryKey);
+    const namespaceKey = this.#namespaceKeyOf(ref.prefix);
     const plan = this.#tagPlan(tagKeys);
     if (plan.namespaceKey !== namespaceKey) {
       plan.namespaceKey = namespaceKey;
@@ -277,7 +276,7 @@ export class MemcachedBackend implements Backend {
     }
     let lockTaken: Promise<boolean> | undefined;
     let lockRead: Promise<MultiGetResult> | undefined;
-    const lockMcKey = lockToken === undefined ? '' : memcachedKey(request.lockKey);
+    const lockMcKey = lockToken === undefined ? '' : memcachedKey(request.ref.lockKey);
     if (lockToken !== undefined) {
       lockTaken = server.add(lockMcKey, lockToken, exptime(request.lockTtlMs));
       lockRead = server.gets([lockMcKey]);
@@ -320,7 +319,8 @@ export class MemcachedBackend implements Backend {
    * resolves `false`.
    */
   async write(request: WriteRequest): Promise<boolean> {
-    const { entryKey, lockKey, lockToken } = request;
+    const { ref, lockToken } = request;
+    const { entryKey, lockKey } = ref;
     const bytes = asBuffer(request.entry);
     if (bytes.length > this.#maxValueSize) throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#maxValueSize);
     const server = this.#serverFor(entryKey);
@@ -366,8 +366,9 @@ export class MemcachedBackend implements Backend {
   }
 
   /** Releases a lock held with `token` (compare-and-delete on its CAS unique), waking waiters. */
-  async release(lockKey: string, token: string): Promise<void> {
-    const server = this.#serverFor(this.#entryKeyOfLock(lockKey));
+  async release(ref: EntryRef, token: string): Promise<void> {
+    const { lockKey } = ref;
+    const server = this.#serverFor(ref.entryKey);
     const lockMcKey = memcachedKey(lockKey);
     let casUnique = this.#lockCas.get(token)?.casUnique;
     if (casUnique === undefined) {
@@ -385,9 +386,10 @@ export class MemcachedBackend implements Backend {
    * otherwise the lock key is polled (one key in the tick's multi-get) after `pollMin` ms,
    * doubling up to `pollMax`. Resolves `false` after `timeoutMs` or on {@link close}.
    */
-  waitForRelease(lockKey: string, timeoutMs: number): Promise<boolean> {
+  waitForRelease(ref: EntryRef, timeoutMs: number): Promise<boolean> {
+    const { lockKey } = ref;
     if (this.#closed) return Promise.resolve(false);
-    const server = this.#serverFor(this.#entryKeyOfLock(lockKey));
+    const server = this.#serverFor(ref.entryKey);
     const lockMcKey = memcachedKey(lockKey);
     const deadline = Date.now() + timeoutMs;
     return this.#waiters.wait(lockKey, timeoutMs, false, (settle) => {
@@ -425,14 +427,15 @@ export class MemcachedBackend implements Backend {
   }
 
   /** Deletes an entry and its lock: two deletes pipelined in one request; wakes waiters. */
-  async invalidate(entryKey: string, lockKey: string): Promise<void> {
+  async invalidate(ref: EntryRef): Promise<void> {
+    const { entryKey, lockKey } = ref;
     const server = this.#serverFor(entryKey);
     await Promise.all([server.delete(memcachedKey(entryKey)), server.delete(memcachedKey(lockKey))]);
     this.#wake(lockKey);
   }
 
   /** Deletes the tag keys on every server: one pipelined request per server, in parallel. */
-  async cleanTags(tagKeys: readonly string[]): Promise<void> {
+  async cleanTags(_prefix: string, tagKeys: readonly string[]): Promise<void> {
     const mcKeys = tagKeys.map(memcachedKey);
     await this.#onEveryServer((server) => Promise.all(mcKeys.map((key) => server.delete(key))));
   }
@@ -484,7 +487,8 @@ export class MemcachedBackend implements Backend {
     for (const [key, mcKey] of wanted) {
       const kind = key.startsWith(`${chosen}:entry:`) ? 'entry' : key.startsWith(`${chosen}:lock:`) ? 'lock' : 'tag';
       // Entries and locks live on their entry's server; tags have a copy on each server.
-      const ownServer = kind === 'tag' ? undefined : this.#ring.serverOf(kind === 'lock' ? this.#entryKeyOfLock(key) : key);
+      const entryKey = kind === 'lock' ? `${chosen}:entry:${key.slice(idStart(chosen, 'lock'))}` : key;
+      const ownServer = kind === 'tag' ? undefined : this.#ring.serverOf(entryKey);
       const found = (ownServer === undefined ? results.find((r) => r[mcKey] !== undefined) : results[ownServer])?.[mcKey];
       if (found === undefined) continue;
       if (kind === 'entry') {
@@ -544,24 +548,11 @@ export class MemcachedBackend implements Backend {
     for (const result of results) if (result.status === 'rejected') throw result.reason;
   }
 
-  /** The memcached key of the namespace version of the prefix `entryKey` belongs to. */
-  #namespaceKeyOf(entryKey: string): string {
+  /** The memcached key of a prefix's namespace version (`{prefix}:namespace`). */
+  #namespaceKeyOf(prefix: string): string {
     const last = this.#lastPrefix;
-    if (last !== undefined && entryKey.startsWith(last.entryStart)) return last.namespaceKey;
-    for (const known of this.#prefixes.values()) if (entryKey.startsWith(known.entryStart)) return known.namespaceKey;
-    // Not an attached cache's key: take the prefix from the key's `:entry:` part.
-    const at = entryKey.indexOf(':entry:');
-    return memcachedKey((at < 0 ? entryKey : entryKey.slice(0, at)) + NAMESPACE_SUFFIX);
-  }
-
-  /** The entry key a lock key belongs to, which decides the server both live on. */
-  #entryKeyOfLock(lockKey: string): string {
-    if (this.#serverNames.length === 1) return lockKey;
-    for (const known of this.#prefixes.values()) {
-      if (lockKey.startsWith(known.lockStart)) return known.entryStart + lockKey.slice(known.lockStart.length);
-    }
-    const at = lockKey.indexOf(':lock:');
-    return at < 0 ? lockKey : `${lockKey.slice(0, at)}:entry:${lockKey.slice(at + 6)}`;
+    if (last !== undefined && last.prefix === prefix) return last.namespaceKey;
+    return this.#prefixes.get(prefix)?.namespaceKey ?? memcachedKey(prefix + NAMESPACE_SUFFIX);
   }
 
   #tagPlan(tagKeys: readonly string[]): TagPlan {
