@@ -16,6 +16,7 @@ export type {
   Backend,
   BackendClass,
   BackendContext,
+  EntryRef,
   ReadReply,
   ReadRequest,
   StoredEntry,

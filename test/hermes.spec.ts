@@ -3,6 +3,7 @@ import {
   ArgumentError,
   type Backend,
   BackendError,
+  type EntryRef,
   Hermes,
   type HermesError,
   MemoryBackend,
@@ -31,17 +32,17 @@ class FlakyBackend extends MemoryBackend {
     this.#check('write');
     return super.write(...args);
   }
-  override async invalidate(entryKey: string, lockKey: string): Promise<void> {
+  override async invalidate(ref: EntryRef): Promise<void> {
     this.#check('invalidate');
-    return super.invalidate(entryKey, lockKey);
+    return super.invalidate(ref);
   }
-  override async cleanTags(keys: readonly string[]): Promise<void> {
+  override async cleanTags(prefix: string, keys: readonly string[]): Promise<void> {
     this.#check('cleanTags');
-    return super.cleanTags(keys);
+    return super.cleanTags(prefix, keys);
   }
-  override async release(lockKey: string, token: string): Promise<void> {
+  override async release(ref: EntryRef, token: string): Promise<void> {
     this.#check('release');
-    return super.release(lockKey, token);
+    return super.release(ref, token);
   }
   override async clear(prefix: string): Promise<void> {
     this.#check('clear');
@@ -230,8 +231,7 @@ describe('Hermes', function () {
       const fn = cache.wrap(async function held() {
         return 'computed';
       });
-      const lockKey = fn.key().replace(':entry:', ':lock:');
-      await backend.read({ entryKey: fn.key(), tagKeys: [], lockKey, lockToken: 'crashed', lockTtlMs: 60_000 });
+      await backend.read({ ref: cache.keyspace.refOf(fn.key()), tagKeys: [], lockToken: 'crashed', lockTtlMs: 60_000 });
       const started = Date.now();
       expect(await fn()).to.equal('computed');
       expect(Date.now() - started).to.be.within(120, 2000);
@@ -505,7 +505,7 @@ describe('Hermes resilience and observability', function () {
     for (let n = 0; n < 50; n++) await fn(n);
     const freshUntil: number[] = [];
     for (let n = 0; n < 50; n++) {
-      const reply = await backend.read({ entryKey: fn.key(n), tagKeys: [], lockKey: '', lockToken: undefined, lockTtlMs: 1 });
+      const reply = await backend.read({ ref: cache.keyspace.refOf(fn.key(n)), tagKeys: [], lockToken: undefined, lockTtlMs: 1 });
       freshUntil.push((reply.entry as { freshUntil: number }).freshUntil - before);
     }
     expect(Math.min(...freshUntil)).to.be.at.least(50_000 - 100);
@@ -517,7 +517,7 @@ describe('Hermes resilience and observability', function () {
     });
     const t0 = Date.now();
     await g();
-    const exact = await none.backend.read({ entryKey: g.key(), tagKeys: [], lockKey: '', lockToken: undefined, lockTtlMs: 1 });
+    const exact = await none.backend.read({ ref: none.keyspace.refOf(g.key()), tagKeys: [], lockToken: undefined, lockTtlMs: 1 });
     expect((exact.entry as { freshUntil: number }).freshUntil - t0).to.be.within(100_000, 100_050);
   });
 
@@ -552,13 +552,13 @@ describe('Hermes: invalidations and the calls in flight', function () {
       await sleep(20);
       return reply;
     }
-    override async cleanTags(keys: readonly string[]): Promise<void> {
+    override async cleanTags(prefix: string, keys: readonly string[]): Promise<void> {
       await sleep(10);
-      return super.cleanTags(keys);
+      return super.cleanTags(prefix, keys);
     }
-    override async invalidate(entryKey: string, lockKey: string): Promise<void> {
+    override async invalidate(ref: EntryRef): Promise<void> {
       await sleep(10);
-      return super.invalidate(entryKey, lockKey);
+      return super.invalidate(ref);
     }
     override async clear(prefix: string): Promise<void> {
       await sleep(10);

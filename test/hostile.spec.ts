@@ -93,7 +93,7 @@ describe('Hostile and bad input', function () {
       cache: (options = {}) =>
         track(new Hermes(new MemoryBackend({ serialize: true }), { prefix: nextPrefix(), ttl: 60, ...options })),
       writeRaw: async (cache, key, bytes) => {
-        await cache.backend.write({ entryKey: key, entry: bytes, ttlMs: 60_000, lockKey: cache.keyspace.lockKeyOf(key), lockToken: undefined });
+        await cache.backend.write({ ref: cache.keyspace.refOf(key), entry: bytes, ttlMs: 60_000, lockToken: undefined });
       },
     },
     {
@@ -463,13 +463,7 @@ describe('Hostile and bad input', function () {
           return { n, text: 'some text to fill the payload' };
         });
         const key = item.key(1);
-        const { tagHash: hash } = await cache.backend.read({
-          entryKey: key,
-          tagKeys: [],
-          lockKey: cache.keyspace.lockKeyOf(key),
-          lockToken: undefined,
-          lockTtlMs: 1000,
-        });
+        const { tagHash: hash } = await cache.backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
         const fresh = String(Date.now() + 60_000).padStart(13, '0');
         const valid = Buffer.from(cache.codec.encode({ tagHash: hash, freshUntil: Date.now() + 60_000, value: { n: 1, text: 'x' } }));
         const header = (ser: string, comp: string): string => `h1${ser}${comp}${hash}${fresh}`;

@@ -76,14 +76,14 @@ describe('MemoryBackend', function () {
   it('wakes waiters when a lock expires, and resolves them as timed out on close()', async function () {
     const backend = new MemoryBackend();
     const cache = new Hermes(backend, { prefix: 'w' });
-    const request = { entryKey: 'w:entry:f:1', tagKeys: [], lockKey: 'w:lock:f:1', lockTtlMs: 80 };
+    const request = { ref: cache.keyspace.entryRef('f', '1'), tagKeys: [], lockTtlMs: 80 };
     expect((await backend.read({ ...request, lockToken: 'holder' })).locked).to.equal(true);
     expect((await backend.read({ ...request, lockToken: 'other' })).locked).to.equal(false);
     const started = Date.now();
-    expect(await backend.waitForRelease(request.lockKey, 5000)).to.equal(true);
+    expect(await backend.waitForRelease(request.ref, 5000)).to.equal(true);
     expect(Date.now() - started).to.be.within(40, 1000);
     expect((await backend.read({ ...request, lockToken: 'other' })).locked).to.equal(true);
-    const pending = backend.waitForRelease(request.lockKey, 5000);
+    const pending = backend.waitForRelease(request.ref, 5000);
     await cache.close();
     expect(await pending).to.equal(false);
   });

@@ -11,6 +11,7 @@ export type {
   Backend,
   BackendClass,
   BackendContext,
+  EntryRef,
   ReadReply,
   ReadRequest,
   StoredEntry,

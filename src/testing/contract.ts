@@ -445,13 +445,7 @@ export function registerBackendContract(options: BackendContractOptions): void {
         });
         const key = item.key(1);
         // The tag hash this backend expects for an untagged entry, as its read reports it.
-        const { tagHash: hash } = await backend.read({
-          entryKey: key,
-          tagKeys: [],
-          lockKey: key.replace(':entry:', ':lock:'),
-          lockToken: undefined,
-          lockTtlMs: 1000,
-        });
+        const { tagHash: hash } = await backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
         // A valid header (format 1, JSON, that hash) over a payload that is not JSON.
         const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
         await writeRaw(backend, key, Buffer.from(`${header}{"n": 1, broken`, 'latin1'));
@@ -473,13 +467,7 @@ export function registerBackendContract(options: BackendContractOptions): void {
           return `${seen}:${n}`;
         });
         const key = item.key(1);
-        const { tagHash: hash } = await backend.read({
-          entryKey: key,
-          tagKeys: [],
-          lockKey: key.replace(':entry:', ':lock:'),
-          lockToken: undefined,
-          lockTtlMs: 1000,
-        });
+        const { tagHash: hash } = await backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
         const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
         await writeRaw(backend, key, Buffer.from(`${header}{"broken`, 'latin1'));
         const pending = item(1); // meets the corrupt bytes and recomputes

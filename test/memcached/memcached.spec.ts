@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { MemcacheClient } from 'memcache-client';
 import { BackendError, Hermes, type HermesError } from '../../src/index.js';
+import { Keyspace } from '../../src/backend/index.js';
 import {
   MemcachedBackend,
   memcachedKey,
@@ -205,11 +206,11 @@ describe('MemcachedBackend', function () {
 
     it('resolves pending lock waits as timed out on close()', async function () {
       const { backend } = countedCache();
-      const request = { entryKey: 'w:entry:f:1', tagKeys: [], lockKey: 'w:lock:f:1', lockTtlMs: 5000 };
+      const request = { ref: new Keyspace('w').entryRef('f', '1'), tagKeys: [], lockTtlMs: 5000 };
       backend.attach({ prefix: 'w', codec: new Hermes().codec });
       expect((await backend.read({ ...request, lockToken: 'holder' })).locked).to.equal(true);
       expect((await backend.read({ ...request, lockToken: 'other' })).locked).to.equal(false);
-      const pending = backend.waitForRelease(request.lockKey, 5000);
+      const pending = backend.waitForRelease(request.ref, 5000);
       await sleep(30);
       await backend.close();
       expect(await pending).to.equal(false);
@@ -220,15 +221,15 @@ describe('MemcachedBackend', function () {
       const waiter = new MemcachedBackend({ servers: server.address });
       toClose.push(holder, waiter);
       const prefix = nextPrefix();
-      const request = { entryKey: `${prefix}:entry:f:1`, tagKeys: [], lockKey: `${prefix}:lock:f:1`, lockTtlMs: 5000 };
+      const request = { ref: new Keyspace(prefix).entryRef('f', '1'), tagKeys: [], lockTtlMs: 5000 };
       expect((await holder.read({ ...request, lockToken: 'holder' })).locked).to.equal(true);
       const started = Date.now();
-      const woken = waiter.waitForRelease(request.lockKey, 3000);
+      const woken = waiter.waitForRelease(request.ref, 3000);
       await sleep(100);
-      await holder.release(request.lockKey, 'holder');
+      await holder.release(request.ref, 'holder');
       expect(await woken).to.equal(true);
       expect(Date.now() - started).to.be.within(100, 400);
-      await holder.invalidate(request.entryKey, request.lockKey);
+      await holder.invalidate(request.ref);
     });
   });
 });
