@@ -31,4 +31,5 @@ export {
   UNTAGGED_HASH,
 } from '../codec.js';
 export type { EntryRecord } from '../codec.js';
-export { argsHash, canonicalArgs, hashString, Keyspace, uniqueToken } from '../keys.js';
+export { argsHash, canonicalArgs, hashString, idStart, Keyspace, uniqueToken } from '../keys.js';
+export type { KeyKind } from '../keys.js';
