@@ -291,6 +291,7 @@ export class MemcachedBackend implements Backend {
         this.#lockCas.set(lockToken, { casUnique: lock.casUniq, expiresAt: Date.now() + request.lockTtlMs });
         if (this.#lockCas.size % 1024 === 0) this.#sweepLockCas();
       }
+      if (locked) this.#track(request.ref.lockKey, lockMcKey); // for clear() and dump()
     }
     const versions: string[] = [];
     for (const key of versionKeys) {
@@ -443,20 +444,24 @@ export class MemcachedBackend implements Backend {
   /**
    * Invalidates every entry under `${prefix}:` by deleting the prefix's namespace version on
    * every server (every tag hash includes it), and deletes the keys this process knows of
-   * under the prefix. One pipelined request per server. Other prefixes are untouched.
+   * under the prefix: the entries it wrote and their locks, the tags it read, the locks it
+   * took. One pipelined request per server. Other prefixes are untouched.
    */
   async clear(prefix: string): Promise<void> {
     const start = `${prefix}:`;
-    const mcKeys = [memcachedKey(prefix + NAMESPACE_SUFFIX)];
+    const entryStart = `${prefix}:entry:`;
+    const mcKeys = new Set([memcachedKey(prefix + NAMESPACE_SUFFIX)]);
     const forget: string[] = [];
     for (const [key, mcKey] of this.#tracked) {
-      if (key.startsWith(start)) {
-        mcKeys.push(mcKey);
-        forget.push(key);
-      }
+      if (!key.startsWith(start)) continue;
+      mcKeys.add(mcKey);
+      forget.push(key);
+      // The lock of an entry this process wrote may be held by another process.
+      if (key.startsWith(entryStart)) mcKeys.add(memcachedKey(`${prefix}:lock:${key.slice(idStart(prefix, 'entry'))}`));
     }
-    await this.#onEveryServer((server) => Promise.all(mcKeys.map((key) => server.delete(key))));
+    await this.#onEveryServer((server) => Promise.all([...mcKeys].map((key) => server.delete(key))));
     for (const key of forget) this.#tracked.delete(key);
+    this.#waiters.wakeAll(); // locks may be gone: their waiters read again
   }
 
   /**
