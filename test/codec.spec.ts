@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { EntryCodec, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/index.js';
+import { EntryCodec, FORMAT_VERSION, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/index.js';
 
 describe('EntryCodec', function () {
   const codec = new EntryCodec();
@@ -55,6 +55,15 @@ describe('EntryCodec', function () {
     expect(Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: new Date(0) }))[2]).to.equal(
       'v'.charCodeAt(0),
     );
+  });
+
+  it('writes FORMAT_VERSION as the second header byte and reads no other version', function () {
+    const bytes = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: 1 }));
+    expect(FORMAT_VERSION).to.have.length(1);
+    expect(bytes.toString('latin1', 0, 2)).to.equal(`h${FORMAT_VERSION}`);
+    const other = String.fromCharCode(FORMAT_VERSION.charCodeAt(0) + 1);
+    bytes.write(other, 1, 'latin1');
+    expect(() => codec.decode(bytes)).to.throw(Error, `unsupported format version '${other}'`);
   });
 
   it('compresses payloads above the threshold, only when smaller', function () {

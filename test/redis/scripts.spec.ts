@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
+import { FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash, UNTAGGED_HASH } from '../../src/codec.js';
 import { listRedisScripts, loadScript, redisScripts, SCRIPTS_DIRECTORY, type RedisScript } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 
@@ -283,5 +285,48 @@ describe('Redis scripts (lua/)', function () {
       if (documentedArgv.length === 0) expect(header.text, where).to.match(/ARGV: none/);
       for (const parameter of [...header.keys, ...header.argv]) expect(parameter.description, where).to.not.equal('');
     }
+  });
+});
+
+/**
+ * One fact, one place: `read.lua` reads the entry header with literal offsets (Lua strings are
+ * 1-based and `string.sub` is inclusive) and hashes tag versions itself. Each literal is pinned
+ * here to the codec constant it copies, so that a change of the header layout or of the tag
+ * hash fails this test instead of turning every Redis read into a miss.
+ */
+describe('read.lua agrees with the codec on the entry header and the tag hash', function () {
+  const read = redisScripts().read;
+  const code = body(read);
+  const header = read.header.text.replace(/\s+/g, ' ');
+  const TAG_HASH_LENGTH = FRESH_UNTIL_OFFSET - TAG_HASH_OFFSET;
+
+  /** The capture groups of the one place `pattern` matches in the body (twice or never fails). */
+  function only(pattern: RegExp): string[] {
+    const matches = [...code.matchAll(new RegExp(pattern.source, 'g'))];
+    expect(matches, `read.lua: ${pattern.source}`).to.have.length(1);
+    return (matches[0] as RegExpMatchArray).slice(1);
+  }
+
+  it('header length, tag-hash range and fresh-until range: the codec offsets, 1-based and inclusive', function () {
+    expect(TAG_HASH_LENGTH).to.equal(UNTAGGED_HASH.length);
+    expect(only(/string\.len\(entry\) >= (\d+)/).map(Number)).to.deep.equal([HEADER_LENGTH]);
+    expect(only(/string\.sub\(entry, (\d+), (\d+)\) == hash/).map(Number)).to.deep.equal([
+      TAG_HASH_OFFSET + 1,
+      TAG_HASH_OFFSET + TAG_HASH_LENGTH,
+    ]);
+    expect(only(/tonumber\(string\.sub\(entry, (\d+), (\d+)\)\)/).map(Number)).to.deep.equal([FRESH_UNTIL_OFFSET + 1, HEADER_LENGTH]);
+    // The header comment says the same.
+    expect(header).to.include(`bytes ${TAG_HASH_OFFSET + 1}..${TAG_HASH_OFFSET + TAG_HASH_LENGTH}`);
+    expect(header).to.include(`bytes ${FRESH_UNTIL_OFFSET + 1}..${HEADER_LENGTH}`);
+    expect(header).to.include(`shorter than ${HEADER_LENGTH} bytes`);
+  });
+
+  it('the tag hash: UNTAGGED_HASH for no tags, else tagHash() (separator and length)', function () {
+    expect(only(/hash = '([0-9a-f]+)'/)).to.deep.equal([UNTAGGED_HASH]);
+    expect(header).to.include(`'${UNTAGGED_HASH}' for no tags`);
+    const [separator = '', from, to] = only(/string\.sub\(redis\.sha1hex\(table\.concat\(versions, '([^']*)'\)\), (\d+), (\d+)\)/);
+    expect([Number(from), Number(to)]).to.deep.equal([1, TAG_HASH_LENGTH]);
+    const versions = ['v1.1', 'v2.1'];
+    expect(createHash('sha1').update(versions.join(separator)).digest('hex').slice(0, TAG_HASH_LENGTH)).to.equal(tagHash(versions));
   });
 });
