@@ -13,6 +13,8 @@
  */
 
 import { expect } from 'chai';
+import { HEADER_LENGTH } from '../codec.js';
+import { CorruptEntryError } from '../errors.js';
 import { entryRef, type EntryRef, Harness, invalidateEntry, readRequest, releaseLock, waitForLock } from './backend-harness.js';
 import type { BackendContractOptions } from './contract.js';
 
@@ -39,6 +41,7 @@ export function registerBackendClauses(options: BackendContractOptions): void {
     writeClauses(h);
     waitClauses(h);
     storeWideClauses(h);
+    if (options.writeRaw) foreignBytesClauses(h, options.writeRaw.bind(options));
   });
 }
 
@@ -320,5 +323,27 @@ function storeWideClauses(h: Harness): void {
       expect(dump[ref.lockKey]).to.equal('token-a');
       expect(dump[tags[0] as string]).to.be.a('string').and.not.equal('');
     }
+  });
+}
+
+/** The clauses about bytes the cache did not write, for a spec that can write raw bytes. */
+function foreignBytesClauses(h: Harness, writeRaw: NonNullable<BackendContractOptions['writeRaw']>): void {
+  it('bytes too short for a header read as a miss; undecodable bytes are returned, and dumped as a CorruptEntryError', async function () {
+    const short = entryRef(h.keys, 'short');
+    await h.store(short, 'replaced below');
+    await writeRaw(h.backend, short.entryKey, Buffer.from('h1j0', 'latin1'));
+    expect(await h.read(short, 'token-a')).to.include({ entry: undefined, locked: true, stale: false });
+    // A valid header over a payload that does not decode: the backend serves it (decoding is the core's part).
+    const broken = entryRef(h.keys, 'broken');
+    const { tagHash } = await h.read(broken);
+    await h.store(broken, 'replaced below'); // stored first, so that a store that cannot list keys knows it
+    const header = Buffer.from(h.codec.encode({ tagHash, freshUntil: Date.now() + 60_000, value: 0 })).subarray(0, HEADER_LENGTH);
+    const bytes = Buffer.concat([header, Buffer.from('{"n": 1, broken', 'latin1')]);
+    await writeRaw(h.backend, broken.entryKey, bytes);
+    const hit = await h.read(broken, 'token-a');
+    expect(hit).to.include({ tagHash, locked: false, stale: false });
+    expect(Buffer.from(hit.entry as Uint8Array).equals(bytes)).to.equal(true);
+    const dumped = (await h.backend.dump())[broken.entryKey];
+    expect(dumped).to.be.instanceOf(CorruptEntryError).with.property('key', broken.entryKey);
   });
 }
