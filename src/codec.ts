@@ -23,7 +23,10 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /** Length of the entry header in bytes. */
 export const HEADER_LENGTH = 33;
-/** The current entry format version, the header's second byte. */
+/**
+ * The current entry format version, the header's second byte (one ASCII character): what
+ * {@link EntryCodec.encode} writes and the only version {@link EntryCodec.decode} accepts.
+ */
 export const FORMAT_VERSION = '1';
 /** Offset of the 16-hex-digit tag hash in the header. */
 export const TAG_HASH_OFFSET = 4;
@@ -31,7 +34,7 @@ export const TAG_HASH_OFFSET = 4;
 export const FRESH_UNTIL_OFFSET = 20;
 
 const MAGIC = 0x68; // 'h'
-const VERSION_BYTE = 0x31; // '1'
+const VERSION_BYTE = FORMAT_VERSION.charCodeAt(0);
 const SER_JSON = 0x6a; // 'j'
 const SER_V8 = 0x76; // 'v'
 const SER_CUSTOM = 0x63; // 'c'

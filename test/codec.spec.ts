@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { EntryCodec, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/backend/index.js';
+import { EntryCodec, FORMAT_VERSION, FRESH_UNTIL_OFFSET, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/backend/index.js';
 
 describe('EntryCodec', function () {
   const codec = new EntryCodec();
@@ -57,6 +57,15 @@ describe('EntryCodec', function () {
     );
   });
 
+  it('writes FORMAT_VERSION as the second header byte and reads no other version', function () {
+    const bytes = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: 1 }));
+    expect(FORMAT_VERSION).to.have.length(1);
+    expect(bytes.toString('latin1', 0, 2)).to.equal(`h${FORMAT_VERSION}`);
+    const other = String.fromCharCode(FORMAT_VERSION.charCodeAt(0) + 1);
+    bytes.write(other, 1, 'latin1');
+    expect(() => codec.decode(bytes)).to.throw(Error, `unsupported format version '${other}'`);
+  });
+
   it('compresses payloads above the threshold, only when smaller', function () {
     const big = 'abc'.repeat(2000);
     const compressed = codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: big });
@@ -88,21 +97,28 @@ describe('EntryCodec', function () {
 
   it('rejects truncated, foreign, newer-format and mismatched bytes with a reason', function () {
     const good = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: { a: 1 } }));
-    const cases: Array<[Buffer, RegExp]> = [
-      [good.subarray(0, 10), /shorter than the header/],
-      [Buffer.from('x'.repeat(40)), /magic/],
-      [Buffer.concat([Buffer.from('h2'), good.subarray(2)]), /format version/],
-      [Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from('{"a":')]), /JSON/],
-      [Buffer.concat([Buffer.from('h1c0'), good.subarray(4)]), /custom serializer/],
-      [Buffer.concat([Buffer.from('h1jz'), good.subarray(4)]), /invalid|incorrect|unexpected|header/i],
-      [Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from([0xff, 0xfe])]), /./],
+    // Each with the error class and the reason it gives (the core wraps them into a
+    // CorruptEntryError whose message carries the reason).
+    const cases: Array<[string, Buffer, new (...args: never[]) => Error, RegExp]> = [
+      ['truncated', good.subarray(0, 10), Error, /^10 bytes is shorter than the header$/],
+      ['foreign', Buffer.from('x'.repeat(40)), Error, /^not a hermes entry \(bad magic byte\)$/],
+      ['newer format', Buffer.concat([Buffer.from('h2'), good.subarray(2)]), Error, /^unsupported format version '2'$/],
+      ['bad JSON', Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from('{"a":')]), SyntaxError, /JSON/],
+      ['custom serializer', Buffer.concat([Buffer.from('h1c0'), good.subarray(4)]), Error, /^entry was written by a custom serializer that is not configured$/],
+      ['not deflate', Buffer.concat([Buffer.from('h1jz'), good.subarray(4)]), Error, /^unexpected end of file$/],
+      ['not UTF-8', Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from([0xff, 0xfe])]), TypeError, /not valid for encoding utf-8/],
     ];
-    for (const [bytes, pattern] of cases) expect(() => codec.decode(bytes)).to.throw(pattern);
+    for (const [title, bytes, ErrorClass, reason] of cases) expect(() => codec.decode(bytes), title).to.throw(ErrorClass, reason);
+    // The fresh-until field is checked too.
+    const badTime = Buffer.from(good);
+    badTime.write('x', FRESH_UNTIL_OFFSET, 'latin1');
+    expect(() => codec.decode(badTime)).to.throw(Error, /^bad fresh-until field$/);
   });
 
   it('throws when a value cannot be serialised', function () {
-    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: { f: () => 1 } })).to.throw();
-    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: Symbol('s') })).to.throw();
+    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: { f: () => 1 } })).to.throw(Error, /could not be cloned/);
+    expect(() => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: Symbol('s') })).to.throw(Error, /Symbol\(s\) could not be cloned/);
+    expect(() => codec.encode({ tagHash: 'short', freshUntil: 0, value: 1 })).to.throw(TypeError, /tag hash must be 16 hex digits, got 'short'/);
   });
 });
 

@@ -269,7 +269,11 @@ describe('Hermes', function () {
     it('rejects with a BackendError when failOpen is false', async function () {
       const backend = new FlakyBackend();
       const cache = new Hermes(backend, { failOpen: false });
+      const events: HermesError[] = [];
+      cache.on('error', (e) => events.push(e));
+      let calls = 0;
       const fn = cache.wrap(async function fn() {
+        calls++;
         return 1;
       });
       backend.failing.add('read');
@@ -277,7 +281,11 @@ describe('Hermes', function () {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(error).to.be.instanceOf(BackendError);
+      expect(error).to.be.instanceOf(BackendError).with.property('operation', 'read');
+      expect((error as BackendError).key).to.equal(fn.key());
+      expect((error as Error).cause).to.be.instanceOf(Error).with.property('message', 'read refused');
+      expect(calls).to.equal(0); // not fallen open to the function
+      expect(events).to.deep.equal([]); // the caller gets the error; no event on top
     });
 
     it('rejects invalidate() and clean() when the backend fails: a lost invalidation is not silent', async function () {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { HEADER_LENGTH } from '../src/backend/index.js';
 import { Hermes, MemoryBackend, OptionError } from '../src/index.js';
 import { registerBackendContract } from '../src/testing/index.js';
 
@@ -35,25 +36,44 @@ describe('MemoryBackend', function () {
     expect(Object.keys(await cache.backend.dump())).to.have.length(3);
   });
 
-  it('bounds stored bytes with maxBytes (serialize: true measures encoded bytes)', async function () {
+  it('bounds stored bytes with maxBytes (serialize: true measures encoded bytes), evicting the least recently used', async function () {
     const cache = new Hermes(new MemoryBackend({ serialize: true, maxBytes: 2000 }));
+    let calls = 0;
     const blob = cache.wrap(async function blob(n: number) {
+      calls++;
       return `${n}`.repeat(300);
     }, { ttl: 60 });
     for (let n = 0; n < 50; n++) await blob(n);
-    const dump = await cache.backend.dump();
-    const keys = Object.keys(dump);
-    expect(keys.length).to.be.within(1, 6);
-    expect(dump[blob.key(49)]).to.equal('49'.repeat(300)); // the newest survived
+    // An entry costs its key plus its encoded bytes (header + JSON, under the compression
+    // threshold): 33 + 33 + 602 = 668 bytes for n >= 10. Two fit in 2000 bytes, three do not.
+    const entryBytes = blob.key(49).length + HEADER_LENGTH + JSON.stringify('49'.repeat(300)).length;
+    expect(Math.floor(2000 / entryBytes)).to.equal(2);
+    const kept = async (): Promise<string[]> => Object.keys(await cache.backend.dump()).sort();
+    expect(await kept()).to.deep.equal([blob.key(48), blob.key(49)].sort());
+    expect((await cache.backend.dump())[blob.key(49)]).to.equal('49'.repeat(300));
+    // A hit makes 48 the most recent: the next entry evicts 49.
+    expect(await blob(48)).to.equal('48'.repeat(300));
+    await blob(50);
+    expect(await kept()).to.deep.equal([blob.key(48), blob.key(50)].sort());
+    expect(calls).to.equal(51);
   });
 
-  it('bounds live values with maxBytes through the size estimate', async function () {
+  it('bounds live values with maxBytes through the size estimate, evicting the least recently used', async function () {
     const cache = new Hermes(new MemoryBackend({ maxBytes: 10_000 }));
+    let calls = 0;
     const big = cache.wrap(async function big(n: number) {
+      calls++;
       return { n, text: 'x'.repeat(1000) };
     });
     for (let n = 0; n < 100; n++) await big(n);
-    expect(Object.keys(await cache.backend.dump()).length).to.be.within(1, 10);
+    // The estimate counts 2 bytes per character, so each entry takes a little over 2000
+    // bytes (2170 with the key and the record's overhead): four fit in 10 000, five do not.
+    const kept = async (): Promise<string[]> => Object.keys(await cache.backend.dump()).sort();
+    expect(await kept()).to.deep.equal([96, 97, 98, 99].map((n) => big.key(n)).sort());
+    expect(await big(96)).to.deep.equal({ n: 96, text: 'x'.repeat(1000) }); // now the most recent
+    await big(100);
+    expect(await kept()).to.deep.equal([96, 98, 99, 100].map((n) => big.key(n)).sort());
+    expect(calls).to.equal(101);
   });
 
   it('returns the cached object itself without serialize, a fresh copy with it', async function () {

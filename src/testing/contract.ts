@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import type { Backend } from '../backend/backend.js';
 import { CorruptEntryError, type HermesError, TimeoutError } from '../errors.js';
 import { Hermes } from '../hermes.js';
+import { registerBackendClauses } from './contract-backend.js';
 
 /** How the contract suite builds and pokes at a backend. */
 export interface BackendContractOptions {
@@ -37,6 +38,7 @@ let prefixCounter = 0;
 
 /** Registers the contract tests for one backend. */
 export function registerBackendContract(options: BackendContractOptions): void {
+  registerBackendClauses(options);
   describe(`Backend contract: ${options.name}`, function () {
     let backend: Backend;
     let cache: Hermes;

@@ -1,8 +1,28 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
+import { FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash, UNTAGGED_HASH } from '../../src/codec.js';
 import { listRedisScripts, loadScript, redisScripts, SCRIPTS_DIRECTORY, type RedisScript } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
+
+/**
+ * The command table of the `redis-commands` package (names, flags, key positions, as of
+ * Redis 6): the offline reference the script bodies are checked against. It has no type
+ * declarations; this is the part the tests use.
+ */
+interface CommandTable {
+  /** Every command name, lowercase. */
+  readonly list: readonly string[];
+  exists(name: string): boolean;
+  /** `write`, `readonly`, `noscript`, `pubsub`, `random`, …; throws on an unknown command. */
+  hasFlag(name: string, flag: string): boolean;
+  /** The indexes (in `args`, the arguments after the name) of the arguments that are keys. */
+  getKeyIndexes(name: string, args: readonly string[]): number[];
+}
+const commandTable = createRequire(import.meta.url)('redis-commands') as CommandTable;
+const commandSpecs = createRequire(import.meta.url)('redis-commands/commands.json') as Record<string, { arity: number }>;
 
 /** `redis.call(...)` / `redis.pcall(...)` in a script: the text between the parentheses. */
 function scriptCalls(source: string): string[] {
@@ -37,6 +57,36 @@ function splitArguments(text: string): string[] {
   }
   if (current.trim() !== '') out.push(current.trim());
   return out;
+}
+
+/** One `redis.call` of a script body: the command (lowercase) and its argument expressions. */
+interface ScriptCall {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The call as written, for messages. */
+  readonly text: string;
+}
+
+/** The `redis.call`s of a script body whose command is a string literal (the lint test checks they all are). */
+function commandCalls(script: RedisScript): ScriptCall[] {
+  return scriptCalls(body(script)).map((text) => {
+    const [name = '', ...args] = splitArguments(text);
+    return { command: name.replace(/^'|'$/g, '').toLowerCase(), args, text: `${script.file}: redis.call(${text})` };
+  });
+}
+
+/**
+ * What a call changes on the server, from the command table's flags: `SET KEYS[1]` for a
+ * write-flagged command (each key argument named as written), `PUBLISH ARGV[1]` for a
+ * publication (named by its channel argument); nothing for a call that changes nothing.
+ */
+function effectsOf(call: ScriptCall): string[] {
+  const name = call.command.toUpperCase();
+  if (commandTable.hasFlag(call.command, 'write')) {
+    return commandTable.getKeyIndexes(call.command, call.args).map((i) => `${name} ${call.args[i] ?? '?'}`);
+  }
+  if (commandTable.hasFlag(call.command, 'pubsub') && call.command === 'publish') return [`${name} ${call.args[0] ?? '?'}`];
+  return [];
 }
 
 /** The script body after its header comment. */
@@ -86,35 +136,123 @@ describe('Redis scripts (lua/)', function () {
     expect(() => loadScript('read-1.lua', 'return 1')).to.throw(/header/);
   });
 
-  it('every redis.call names a real command of the server, as a literal', async function () {
+  // Two references for the commands the scripts call. The command table (redis-commands) works
+  // offline and knows flags: it catches a misspelt command, a wrong argument count (arity), a
+  // command a script may not call (`noscript`), and tells writes from reads. The live server's
+  // COMMAND INFO catches what the table cannot: a command the server the tests run against does
+  // not have (the table may be older or newer than the server), and a table whose key positions
+  // disagree with the server's for the commands used.
+
+  it('every redis.call names a command of the command table, as a literal, callable from a script, with its arity', function () {
     for (const script of listRedisScripts()) {
       const calls = scriptCalls(body(script));
       expect(calls, script.file).to.not.be.empty;
       for (const call of calls) {
         const [name] = splitArguments(call);
         expect(name, `${script.file}: redis.call(${call})`).to.match(/^'[A-Za-z|]+'$/);
-        const command = (name as string).slice(1, -1);
-        const [info] = (await redis.command('INFO', command));
-        expect(info, `${script.file}: ${command} is not a Redis command`).to.be.an('array');
+      }
+      for (const call of commandCalls(script)) {
+        expect(commandTable.exists(call.command), `${call.text}: '${call.command}' is not a Redis command`).to.equal(true);
+        expect(commandTable.hasFlag(call.command, 'noscript'), `${call.text}: not callable from a script`).to.equal(false);
+        // Arity counts the command name: n means exactly n, -n at least n. An unpack() stands for one or more.
+        const { arity } = commandSpecs[call.command] as { arity: number };
+        const given = call.args.length + 1;
+        const variable = call.args.some((arg) => arg.startsWith('unpack('));
+        if (arity >= 0 && !variable) expect(given, `${call.text}: arity ${arity}`).to.equal(arity);
+        else expect(given, `${call.text}: arity ${arity}`).to.be.at.least(Math.abs(arity));
       }
     }
   });
 
-  it('every key a script touches comes from KEYS, never from ARGV or string building', async function () {
+  it('the live server knows every command the scripts call, with the key positions of the command table', async function () {
     for (const script of listRedisScripts()) {
-      for (const call of scriptCalls(body(script))) {
-        const [name, ...args] = splitArguments(call);
-        const command = (name as string).slice(1, -1);
-        const [info] = (await redis.command('INFO', command)) as [unknown[]];
-        const firstKey = Number(info[3]); // position of the first key argument (0: none)
-        const lastKey = Number(info[4]);
-        if (firstKey === 0) continue;
-        const keyArgs = lastKey < 0 ? args.slice(firstKey - 1) : args.slice(firstKey - 1, lastKey);
-        for (const arg of keyArgs) {
-          expect(arg, `${script.file}: redis.call(${call})`).to.match(/^KEYS\[[^\]]+\]$|^unpack\(KEYS\)$/);
+      for (const call of commandCalls(script)) {
+        const [info] = (await redis.command('INFO', call.command)) as [unknown[] | null];
+        expect(info, `${call.text}: ${call.command} is not a command of this server`).to.be.an('array');
+        const firstKey = Number(info?.[3]); // position of the first key argument (0: none)
+        const lastKey = Number(info?.[4]);
+        const serverKeys =
+          firstKey === 0 ? [] : (lastKey < 0 ? call.args.slice(firstKey - 1) : call.args.slice(firstKey - 1, lastKey)).map((_, i) => i + firstKey - 1);
+        expect(commandTable.getKeyIndexes(call.command, call.args), call.text).to.deep.equal(serverKeys);
+      }
+    }
+  });
+
+  it('every key a script touches comes from KEYS, never from ARGV or string building', function () {
+    for (const script of listRedisScripts()) {
+      for (const call of commandCalls(script)) {
+        for (const i of commandTable.getKeyIndexes(call.command, call.args)) {
+          expect(call.args[i], call.text).to.match(/^KEYS\[[^\]]+\]$|^unpack\(KEYS\)$/);
         }
       }
     }
+  });
+
+  /**
+   * What each script changes, and where its header says so. The headers document KEYS, ARGV and
+   * the reply but have no machine-readable "writes" line, so the claim is this table: each
+   * effect (`COMMAND key` for a write, `PUBLISH channel` for a wake-up, from the body with the
+   * command table's flags) with the header's own words for it, quoted. The test checks the
+   * table against both: the body's effects are exactly the table's, and every quote is in the
+   * header and names what is written (the documented name of the key, or the channel).
+   */
+  const documentedEffects: Record<string, Record<string, string>> = {
+    'cleanTags.lua': { 'UNLINK unpack(KEYS)': "by deleting the tags' version keys" },
+    'invalidate-2.lua': {
+      'UNLINK KEYS[1]': 'deletes one entry',
+      'DEL KEYS[2]': 'deletes one entry and its lock',
+      'PUBLISH ARGV[1]': 'KEYS[2] was published on ARGV[1]',
+    },
+    'read.lua': {
+      'SET KEYS[i]': 'tag versions (creating the missing ones)',
+      'SET KEYS[2]': 'lock token taken on a miss with SET NX PX',
+    },
+    'release-1.lua': {
+      'DEL KEYS[1]': 'deletes a lock if it is held with the given token',
+      'PUBLISH ARGV[2]': 'KEYS[1] published on ARGV[2]',
+    },
+    'write-2.lua': {
+      'SET KEYS[1]': 'stores an entry',
+      'DEL KEYS[2]': "releases the entry's lock",
+      'PUBLISH ARGV[4]': 'KEYS[2] published on ARGV[4]',
+    },
+  };
+
+  it("each script's writes and publications are the ones its header states", function () {
+    expect(Object.keys(documentedEffects).sort()).to.deep.equal(listRedisScripts().map((s) => s.file));
+    const verbs: Record<string, RegExp> = { SET: /stor|creat|tak/i, DEL: /delet|releas/i, UNLINK: /delet/i, PUBLISH: /publish/i };
+    for (const script of listRedisScripts()) {
+      const documented = documentedEffects[script.file] ?? {};
+      const effects = new Set(commandCalls(script).flatMap(effectsOf));
+      expect([...effects].sort(), script.file).to.deep.equal(Object.keys(documented).sort());
+      const header = script.header.text.replace(/\s+/g, ' ');
+      for (const [effect, quote] of Object.entries(documented)) {
+        const where = `${script.file}: ${effect}`;
+        expect(header, where).to.include(quote);
+        const [command = '', target = ''] = effect.split(' ');
+        expect(quote, where).to.match(verbs[command] ?? /(?!)/);
+        if (command === 'PUBLISH') {
+          expect(quote, where).to.include(target);
+          continue;
+        }
+        // The documented name of the key written ("entry key", "lock key", "tag keys"): its first word is in the quote.
+        const index = /^KEYS\[(\d+)\]$/.exec(target)?.[1];
+        const parameter = script.header.keys.find((k) => k.index === index) ?? script.header.keys.find((k) => k.index.endsWith('..'));
+        const noun = parameter?.description.split(' ')[0] ?? '?';
+        expect(quote, `${where} writes the ${noun}`).to.match(new RegExp(`\\b${noun}`));
+      }
+    }
+  });
+
+  it('a script is declared read-only (#!lua flags=no-writes) exactly when it calls no write command', function () {
+    for (const script of listRedisScripts()) {
+      const firstLine = script.source.split('\n', 1)[0] ?? '';
+      const readOnly = /^#!lua\b.*\bflags=\S*\bno-writes\b/.test(firstLine);
+      const writes = commandCalls(script).filter((call) => commandTable.hasFlag(call.command, 'write'));
+      expect(readOnly, `${script.file}: declared no-writes but calls ${writes.map((c) => c.command).join(', ')}`).to.equal(writes.length === 0);
+    }
+    // Today every script writes (read.lua creates tag versions and takes locks): none is declared read-only.
+    expect(listRedisScripts().filter((s) => s.source.startsWith('#!lua'))).to.deep.equal([]);
   });
 
   it("each header documents KEYS and ARGV consistently with the file name's key count and the body", function () {
@@ -147,5 +285,48 @@ describe('Redis scripts (lua/)', function () {
       if (documentedArgv.length === 0) expect(header.text, where).to.match(/ARGV: none/);
       for (const parameter of [...header.keys, ...header.argv]) expect(parameter.description, where).to.not.equal('');
     }
+  });
+});
+
+/**
+ * One fact, one place: `read.lua` reads the entry header with literal offsets (Lua strings are
+ * 1-based and `string.sub` is inclusive) and hashes tag versions itself. Each literal is pinned
+ * here to the codec constant it copies, so that a change of the header layout or of the tag
+ * hash fails this test instead of turning every Redis read into a miss.
+ */
+describe('read.lua agrees with the codec on the entry header and the tag hash', function () {
+  const read = redisScripts().read;
+  const code = body(read);
+  const header = read.header.text.replace(/\s+/g, ' ');
+  const TAG_HASH_LENGTH = FRESH_UNTIL_OFFSET - TAG_HASH_OFFSET;
+
+  /** The capture groups of the one place `pattern` matches in the body (twice or never fails). */
+  function only(pattern: RegExp): string[] {
+    const matches = [...code.matchAll(new RegExp(pattern.source, 'g'))];
+    expect(matches, `read.lua: ${pattern.source}`).to.have.length(1);
+    return (matches[0] as RegExpMatchArray).slice(1);
+  }
+
+  it('header length, tag-hash range and fresh-until range: the codec offsets, 1-based and inclusive', function () {
+    expect(TAG_HASH_LENGTH).to.equal(UNTAGGED_HASH.length);
+    expect(only(/string\.len\(entry\) >= (\d+)/).map(Number)).to.deep.equal([HEADER_LENGTH]);
+    expect(only(/string\.sub\(entry, (\d+), (\d+)\) == hash/).map(Number)).to.deep.equal([
+      TAG_HASH_OFFSET + 1,
+      TAG_HASH_OFFSET + TAG_HASH_LENGTH,
+    ]);
+    expect(only(/tonumber\(string\.sub\(entry, (\d+), (\d+)\)\)/).map(Number)).to.deep.equal([FRESH_UNTIL_OFFSET + 1, HEADER_LENGTH]);
+    // The header comment says the same.
+    expect(header).to.include(`bytes ${TAG_HASH_OFFSET + 1}..${TAG_HASH_OFFSET + TAG_HASH_LENGTH}`);
+    expect(header).to.include(`bytes ${FRESH_UNTIL_OFFSET + 1}..${HEADER_LENGTH}`);
+    expect(header).to.include(`shorter than ${HEADER_LENGTH} bytes`);
+  });
+
+  it('the tag hash: UNTAGGED_HASH for no tags, else tagHash() (separator and length)', function () {
+    expect(only(/hash = '([0-9a-f]+)'/)).to.deep.equal([UNTAGGED_HASH]);
+    expect(header).to.include(`'${UNTAGGED_HASH}' for no tags`);
+    const [separator = '', from, to] = only(/string\.sub\(redis\.sha1hex\(table\.concat\(versions, '([^']*)'\)\), (\d+), (\d+)\)/);
+    expect([Number(from), Number(to)]).to.deep.equal([1, TAG_HASH_LENGTH]);
+    const versions = ['v1.1', 'v2.1'];
+    expect(createHash('sha1').update(versions.join(separator)).digest('hex').slice(0, TAG_HASH_LENGTH)).to.equal(tagHash(versions));
   });
 });
