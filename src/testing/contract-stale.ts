@@ -1,0 +1,221 @@
+/**
+ * The cache tier of the contract suite, continued: stale values (grace, stale-while-revalidate,
+ * soft and hard timeouts) and bytes under an entry key that the cache did not write.
+ *
+ * @module
+ */
+
+import { expect } from 'chai';
+import type { Backend } from '../backend/backend.js';
+import { CorruptEntryError, TimeoutError } from '../errors.js';
+import type { Hermes } from '../hermes.js';
+import { type CacheHarness, sleep, staleCache } from './cache-harness.js';
+import type { BackendContractOptions } from './contract.js';
+
+/** Grace and stale-while-revalidate. */
+export function grace(h: CacheHarness): void {
+  const stale = (extra: Record<string, unknown>): Hermes => staleCache(h, extra);
+  it('grace: serves the stale value when the refresh throws, says why, and spares the failing function', async function () {
+    const cache2 = stale({ grace: 30 });
+    const reasons: string[] = [];
+    cache2.on('stale', (event) => reasons.push(event.reason));
+    let calls = 0;
+    const price = cache2.wrap(async function price(sku: string) {
+      calls++;
+      if (calls > 1) throw new Error('upstream down');
+      return `${sku}:v1`;
+    });
+    expect(await price('a')).to.equal('a:v1');
+    await sleep(300); // past ttl, within grace
+    expect(await price('a')).to.equal('a:v1');
+    expect(calls).to.equal(2);
+    expect(reasons).to.deep.equal(['error']);
+    // Written back fresh for a while: the next callers do not call the failing function.
+    expect(await price('a')).to.equal('a:v1');
+    expect(calls).to.equal(2);
+    expect(cache2.stats().staleServed).to.equal(1);
+  });
+
+  it('grace never serves an entry invalidated by a tag or by invalidate()', async function () {
+    const cache2 = stale({ grace: 30 });
+    let calls = 0;
+    const fn = cache2.wrap(async function report(n: number) {
+      calls++;
+      if (calls > 2) throw new Error('down');
+      return n;
+    }, { tags: ['r'] });
+    await fn(1);
+    await fn(2);
+    await sleep(300);
+    await cache2.clean(['r']);
+    const viaTag = await fn(1).then(() => 'served', (e: unknown) => (e as Error).message);
+    expect(viaTag).to.equal('down');
+    await fn.invalidate(2);
+    const viaInvalidate = await fn(2).then(() => 'served', (e: unknown) => (e as Error).message);
+    expect(viaInvalidate).to.equal('down');
+  });
+
+  it('grace: callers without the lock get the stale value at once while one caller refreshes', async function () {
+    const cache2 = stale({ grace: 30 });
+    const peer = await h.peerCache({ ttl: 0.2, jitter: 0, grace: 30 });
+    let calls = 0;
+    const fn = async (): Promise<string> => {
+      calls++;
+      if (calls > 1) await sleep(300);
+      return `v${calls}`;
+    };
+    const a = cache2.wrap(fn, { name: 'slowRefresh' });
+    const b = peer.wrap(fn, { name: 'slowRefresh' });
+    expect(await a()).to.equal('v1');
+    await sleep(300);
+    const refreshing = a(); // takes the lock, recomputes for 300 ms
+    await sleep(30);
+    const started = Date.now();
+    expect(await b()).to.equal('v1'); // no lock: stale at once
+    expect(Date.now() - started).to.be.below(200);
+    expect(await refreshing).to.equal('v2');
+    expect(await b()).to.equal('v2');
+    expect(calls).to.equal(2);
+  });
+
+  it('stale-while-revalidate: every caller gets the stale value at once; one refresh in total', async function () {
+    const cache2 = stale({ staleWhileRevalidate: 30, ttl: 0.6 });
+    const peer = await h.peerCache({ ttl: 0.6, jitter: 0, staleWhileRevalidate: 30 });
+    let calls = 0;
+    const fn = async (): Promise<string> => {
+      calls++;
+      await sleep(calls > 1 ? 150 : 0);
+      return `v${calls}`;
+    };
+    const a = cache2.wrap(fn, { name: 'swr' });
+    const b = peer.wrap(fn, { name: 'swr' });
+    expect(await a()).to.equal('v1');
+    await sleep(700);
+    const started = Date.now();
+    const served = await Promise.all([a(), a(), b(), b(), a(), b()]);
+    expect(Date.now() - started).to.be.below(120); // nobody waited for the 150 ms refresh
+    expect(served).to.deep.equal(Array(6).fill('v1'));
+    await sleep(300); // the refresh is written, and fresh for 0.6 s
+    expect(await a()).to.equal('v2');
+    expect(await b()).to.equal('v2');
+    expect(calls).to.equal(2);
+  });
+}
+
+/** Soft and hard timeouts. */
+export function timeouts(h: CacheHarness): void {
+  const stale = (extra: Record<string, unknown>): Hermes => staleCache(h, extra);
+  it('timeout.soft serves the stale value and lets the refresh finish in the background', async function () {
+    const cache2 = stale({ grace: 30, timeout: { soft: 50 }, ttl: 0.6 });
+    const reasons: string[] = [];
+    cache2.on('stale', (event) => reasons.push(event.reason));
+    let calls = 0;
+    const fn = cache2.wrap(async function softly() {
+      calls++;
+      if (calls > 1) await sleep(300);
+      return `v${calls}`;
+    });
+    expect(await fn()).to.equal('v1');
+    await sleep(700);
+    const started = Date.now();
+    expect(await fn()).to.equal('v1');
+    expect(Date.now() - started).to.be.within(40, 250);
+    expect(reasons).to.deep.equal(['timeout']);
+    await sleep(400); // the refresh (300 ms) is written, fresh for 0.6 s
+    expect(await fn()).to.equal('v2');
+    expect(calls).to.equal(2);
+  });
+
+  it('timeout.hard rejects with a TimeoutError and still caches the result', async function () {
+    const cache2 = stale({ timeout: { hard: 50 }, ttl: 60 });
+    let calls = 0;
+    const fn = cache2.wrap(async function hard() {
+      calls++;
+      await sleep(200);
+      return 'late';
+    });
+    const started = Date.now();
+    const error = await fn().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(TimeoutError);
+    expect(Date.now() - started).to.be.below(180);
+    await sleep(300);
+    expect(await fn()).to.equal('late');
+    expect(calls).to.equal(1);
+    expect(cache2.stats().timeouts).to.equal(1);
+  });
+}
+
+/** Bytes under an entry key that the cache did not write. */
+export function corruptBytes(h: CacheHarness, writeRaw: NonNullable<BackendContractOptions['writeRaw']>): void {
+  let backend: Backend;
+  let cache: Hermes;
+  const errors = h.errors;
+  beforeEach(function () {
+    ({ backend, cache } = h);
+  });
+
+
+  it('treats corrupt stored bytes as a miss with an error event, then overwrites them', async function () {
+    let calls = 0;
+    const item = cache.wrap(async function item(n: number) {
+      calls++;
+      return { n };
+    });
+    const key = item.key(1);
+    // The tag hash this backend expects for an untagged entry, as its read reports it.
+    const { tagHash: hash } = await backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
+    // A valid header (format 1, JSON, that hash) over a payload that is not JSON.
+    const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
+    await writeRaw(backend, key, Buffer.from(`${header}{"n": 1, broken`, 'latin1'));
+    expect(await item(1)).to.deep.equal({ n: 1 });
+    expect(calls).to.equal(1);
+    expect(errors.some((e) => e instanceof CorruptEntryError && e.key === key)).to.equal(true);
+    expect(await item(1)).to.deep.equal({ n: 1 });
+    expect(calls).to.equal(1);
+  });
+
+  it('never stores a recompute over corrupt bytes that overlapped invalidate() of its entry', async function () {
+    let source = 'old';
+    let calls = 0;
+    let openGate: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const item = cache.wrap(async function item(n: number) {
+      const seen = source; // reads its source, then is slow
+      if (++calls === 1) await gate;
+      return `${seen}:${n}`;
+    });
+    const key = item.key(1);
+    const { tagHash: hash } = await backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
+    const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
+    await writeRaw(backend, key, Buffer.from(`${header}{"broken`, 'latin1'));
+    const pending = item(1); // meets the corrupt bytes and recomputes
+    await sleep(30);
+    source = 'new';
+    await item.invalidate(1); // acknowledged while the recompute still runs
+    openGate();
+    expect(await pending).to.equal('old:1'); // its own caller gets it...
+    expect(await item(1)).to.equal('new:1'); // ...but it was not stored over the invalidation
+    expect(calls).to.equal(2);
+    expect(await item(1)).to.equal('new:1');
+    expect(calls).to.equal(2);
+    expect(errors.some((e) => e instanceof CorruptEntryError && e.key === key)).to.equal(true);
+  });
+
+  it('treats foreign or truncated bytes under an entry key as a miss', async function () {
+    let calls = 0;
+    const item = cache.wrap(async function item(n: number) {
+      calls++;
+      return n;
+    });
+    for (const junk of ['', 'x', 'not a hermes entry at all, just some bytes', 'h9']) {
+      await writeRaw(backend, item.key(1), Buffer.from(junk, 'latin1'));
+      expect(await item(1)).to.equal(1);
+    }
+    expect(calls).to.equal(4);
+    expect(await item(1)).to.equal(1);
+    expect(calls).to.equal(4);
+  });
+}
