@@ -1,6 +1,6 @@
 /**
- * The Redis backend: every operation is one Lua script from the package's `lua/` folder,
- * called with EVALSHA, so that each costs one request:
+ * The Redis backend: every operation is one Lua script from the package's `lua/` folder, so
+ * that each costs one request:
  *
  * - **read** (`read.lua`): tag versions (the missing ones created), tag hash, entry, and on a
  *   miss the entry's lock (`SET NX PX`), atomically. A hit, tagged or not, is one request.
@@ -10,9 +10,10 @@
  * - **release** (`release-1.lua`), **invalidate** (`invalidate-2.lua`), **cleanTags**
  *   (`cleanTags.lua`): one request each.
  *
- * Scripts are sent with EVALSHA only; the first call of a script on a server that does not
- * know it (a fresh server, a restart, a failover, SCRIPT FLUSH) gets NOSCRIPT, and the backend
- * then sends SCRIPT LOAD and the EVALSHA again, written together, transparently.
+ * The first call of each script on a connection is sent as EVAL with the script's body (one
+ * request, which also caches it on the server), the later ones as EVALSHA; an EVALSHA answered
+ * NOSCRIPT (SCRIPT FLUSH, a restart or failover) is sent again as EVAL, once per script and
+ * connection however many calls were in flight (see `script-caller.ts`).
  *
  * Lock waiters are woken by pub/sub: the scripts that delete a lock PUBLISH the lock key on the
  * channel `{prefix}:unlock` (a channel is not a key; an ACL `&{prefix}:*` covers it). One
@@ -20,9 +21,9 @@
  * dispatches the messages to the waiters of this process.
  *
  * Every key a script touches is in its KEYS, so the backend runs under an ACL user confined
- * to `~{prefix}:*` and `&{prefix}:*`. The commands it needs: `evalsha`, `script|load`, `scan`,
- * `unlink`, `get`, `exists`, `publish`, `subscribe`, and inside the scripts `get`, `set`,
- * `del`, `unlink`, `pttl`, `publish`.
+ * to `~{prefix}:*` and `&{prefix}:*`. The commands it needs: `eval`, `evalsha`, `scan`,
+ * `unlink`, `get`, `exists`, `publish`, `subscribe` (and `wait` with `invalidationReplicas`),
+ * and inside the scripts `get`, `set`, `del`, `unlink`, `pttl`, `publish` and `time`.
  *
  * Standalone servers, Sentinel (through ioredis' own `sentinels` options) and Redis Cluster
  * (the `cluster` option, or an ioredis `Cluster` as `client`) are supported. On a cluster the
@@ -40,6 +41,7 @@ import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
 import { BucketLayout, CLUSTER_SLOTS, slotOf } from './buckets.js';
 import { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
+import { type ScriptArgument, ScriptCaller } from './script-caller.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
 
 /**
@@ -180,6 +182,7 @@ export class RedisBackend implements Backend {
   readonly buckets: BucketLayout | undefined;
   readonly #ownsClient: boolean;
   readonly #scripts: RedisScripts;
+  readonly #caller: ScriptCaller;
   readonly #contexts = new Map<string, BackendContext>();
   #context: BackendContext | undefined;
   #lastError: unknown;
@@ -205,6 +208,8 @@ export class RedisBackend implements Backend {
   /** On a cluster: the masters' sockets corked until the next tick, if any. */
   #corkedNodes: Array<Redis['stream']> | undefined;
   readonly #writeBatch: number;
+  /** The wait for a cluster client to learn its slots, shared by the callers meanwhile. */
+  #clusterReadying: Promise<void> | undefined;
   /** How long a cluster operation waits for the client to learn the slots, in ms. */
   readonly #connectWait: number;
   /** Replicas an invalidation must reach (`WAIT`) before it resolves; see the option. */
@@ -311,6 +316,8 @@ export class RedisBackend implements Backend {
     }
     this.client.on('error', this.#onClientError);
     this.#scripts = redisScripts();
+    const own = this.client;
+    this.#caller = new ScriptCaller(own, own instanceof Cluster ? () => this.#clusterReady(own) : undefined);
     this.buckets = this.client instanceof Cluster ? new BucketLayout(bucketCount) : undefined;
   }
 
@@ -340,15 +347,15 @@ export class RedisBackend implements Backend {
       tagKeys = tagKeys.map((key) => this.#place(key, 'tag', bucket));
     }
     const script = this.#scripts.read;
-    const args: (string | number)[] = [script.sha, 2 + tagKeys.length, entryKey, lockKey];
-    for (let i = 0; i < tagKeys.length; i++) args.push(tagKeys[i] as string);
+    const keys: string[] = [entryKey, lockKey];
+    for (let i = 0; i < tagKeys.length; i++) keys.push(tagKeys[i] as string);
     // The versions of the tags this read creates are seeded afresh for every read, never by the
     // lock token: a call reads again with the same token after waiting for a lock, and a version
     // it created before a clean(tags) must not come back after it — every entry written with
     // that version meanwhile would be valid again.
-    args.push(lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken());
+    const argv = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
     const sentAt = Date.now();
-    return this.#evalsha(script, args).then(
+    return this.#call(script, keys, argv).then(
       (reply) => {
         if (Buffer.isBuffer(reply)) {
           // A fresh hit: the entry, whose header holds the (equal) tag hash at bytes 4..20.
@@ -402,16 +409,11 @@ export class RedisBackend implements Backend {
     if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: write() takes an encoded entry');
     const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
     const script = this.#scripts.write;
-    const reply = await this.#evalsha(script, [
-      script.sha,
-      2,
-      entryKey,
-      lockKey,
-      bytes,
-      Math.max(1, Math.ceil(request.ttlMs)),
-      request.lockToken ?? '',
-      this.#channelOf(lockKey),
-    ]);
+    const reply = await this.#call(
+      script,
+      [entryKey, lockKey],
+      [bytes, Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#channelOf(lockKey)],
+    );
     return reply === 1;
   }
 
@@ -419,7 +421,7 @@ export class RedisBackend implements Backend {
   async release(lockKey: string, token: string): Promise<void> {
     if (this.buckets !== undefined) lockKey = this.#place(lockKey, 'lock');
     const script = this.#scripts.release;
-    await this.#evalsha(script, [script.sha, 1, lockKey, token, this.#channelOf(lockKey)]);
+    await this.#call(script, [lockKey], [token, this.#channelOf(lockKey)]);
   }
 
   /**
@@ -495,7 +497,7 @@ export class RedisBackend implements Backend {
       lockKey = this.#place(lockKey, 'lock');
     }
     const script = this.#scripts.invalidate;
-    await this.#evalsha(script, [script.sha, 2, entryKey, lockKey, this.#channelOf(lockKey)]);
+    await this.#call(script, [entryKey, lockKey], [this.#channelOf(lockKey)]);
     await this.#replicated();
   }
 
@@ -512,7 +514,7 @@ export class RedisBackend implements Backend {
       return;
     }
     const script = this.#scripts.cleanTags;
-    await this.#evalsha(script, [script.sha, tagKeys.length, ...tagKeys]);
+    await this.#call(script, tagKeys, []);
     await this.#replicated();
   }
 
@@ -618,6 +620,7 @@ export class RedisBackend implements Backend {
       // reconnecting): disconnect() closes them.
       if (client instanceof Redis && client.options.failoverDetector === true) client.disconnect();
     }
+    this.#caller.close();
     this.client.off('error', this.#onClientError);
     this.client.off('-node', this.#onNodeTrouble);
     this.client.off('node error', this.#onNodeTrouble);
@@ -650,11 +653,10 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * EVALSHA; on NOSCRIPT (the server does not know the script: fresh server, restart,
-   * failover, SCRIPT FLUSH) sends SCRIPT LOAD and EVALSHA again, together, once.
-   * `args` is the whole EVALSHA argument list: sha, number of keys, keys, arguments.
+   * One call of a script (EVAL the first time on a connection, EVALSHA after, NOSCRIPT handled
+   * once per script and connection: see `script-caller.ts`), its socket write coalesced.
    */
-  #evalsha(script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
+  #call(script: RedisScript, keys: readonly string[], argv: readonly ScriptArgument[]): Promise<unknown> {
     let client: Redis | Cluster;
     try {
       client = this.#usableClient();
@@ -662,30 +664,7 @@ export class RedisBackend implements Backend {
       return Promise.reject(error);
     }
     this.#coalesce(client);
-    // No async frame on the hot path: a hit costs the client's promise and one reaction.
-    return evalshaBuffer(client, args).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#reloadAndRetry(client, script, args);
-    });
-  }
-
-  /** After NOSCRIPT: SCRIPT LOAD and the EVALSHA again, written together. */
-  async #reloadAndRetry(client: Redis | Cluster, script: RedisScript, args: (string | number | Buffer)[]): Promise<unknown> {
-    if (client instanceof Cluster) {
-      // The node that answered NOSCRIPT is not addressable by slot alone during a failover:
-      // load the script on every master (once per script and topology change), then retry.
-      await Promise.all(client.nodes('master').map((node) => node.script('LOAD', script.source)));
-      return evalshaBuffer(client, args);
-    }
-    const loading = client.script('LOAD', script.source);
-    const retry = evalshaBuffer(client, args);
-    try {
-      await loading;
-    } catch (error) {
-      retry.catch(() => undefined);
-      throw error;
-    }
-    return retry;
+    return this.#caller.call(script, keys, argv);
   }
 
   /**
@@ -771,10 +750,13 @@ export class RedisBackend implements Backend {
     }
   }
 
-  /** Resolves once the cluster client knows the slots (connecting it if it is lazy). */
-  async #clusterReady(cluster: Cluster): Promise<void> {
-    if (cluster.status === 'ready' && cluster.slots.length > 0) return;
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * Resolves once the cluster client knows the slots (connecting it if it is lazy), or rejects
+   * after the connect timeout plus `commandTimeout`. One wait shared by the callers meanwhile.
+   */
+  #clusterReady(cluster: Cluster): Promise<void> {
+    if (cluster.status === 'ready' && cluster.slots.length > 0) return Promise.resolve();
+    this.#clusterReadying ??= new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         cluster.off('ready', onReady);
         reject(new RedisUnavailableError(cluster.status, this.#lastError));
@@ -786,7 +768,10 @@ export class RedisBackend implements Backend {
       cluster.once('ready', onReady);
       if (cluster.status === 'wait') cluster.connect().catch(() => undefined);
       else if (cluster.status === 'ready') onReady();
+    }).finally(() => {
+      this.#clusterReadying = undefined;
     });
+    return this.#clusterReadying;
   }
 
   /**
@@ -948,14 +933,4 @@ function decodeForDump(codec: EntryCodec, key: string, bytes: Buffer): unknown {
   } catch (error) {
     return new CorruptEntryError(key, error instanceof Error ? error.message : String(error), error);
   }
-}
-
-/**
- * EVALSHA with Buffer replies. ioredis has `evalshaBuffer` at run time but not in its types;
- * `callBuffer('EVALSHA', …)` would do the same, except under `enableAutoPipelining`, where
- * ioredis 6 drops the command name of `call`/`callBuffer` (the server then sees the SHA1 as the
- * command).
- */
-function evalshaBuffer(client: Redis | Cluster, args: (string | number | Buffer)[]): Promise<unknown> {
-  return (client as unknown as { evalshaBuffer(...a: (string | number | Buffer)[]): Promise<unknown> }).evalshaBuffer(...args);
 }
