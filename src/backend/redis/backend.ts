@@ -611,17 +611,24 @@ export class RedisBackend implements Backend {
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
     this.#subscriptions.clear();
+    // The connections the backend opened keep their error listener after close: a late error
+    // on them (a write failing with EPIPE once the server is gone) is absorbed, never printed
+    // by ioredis as an "Unhandled error event". A given client gets back its own listeners only.
     if (subscriber) subscriber.disconnect();
     if (this.#ownsClient) {
       const client = this.client;
+      const ended = endOf(client, this.#connectWait);
       if (client.status === 'ready') await client.quit().catch(() => { client.disconnect(); });
       else client.disconnect();
       // ioredis' quit() leaves the failoverDetector's connections to the sentinels open (and
       // reconnecting): disconnect() closes them.
       if (client instanceof Redis && client.options.failoverDetector === true) client.disconnect();
+      // quit() resolves with the server's OK, before the socket has closed: wait for that too.
+      await ended;
+    } else {
+      this.client.off('error', this.#onClientError);
     }
     this.#caller.close();
-    this.client.off('error', this.#onClientError);
     this.client.off('-node', this.#onNodeTrouble);
     this.client.off('node error', this.#onNodeTrouble);
   }
@@ -908,6 +915,20 @@ export class RedisBackend implements Backend {
   #wakeAll(): void {
     for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(true);
   }
+}
+
+/** Resolves once the client has ended (its 'end' event), or after `limitMs` at most. */
+function endOf(client: Redis | Cluster, limitMs: number): Promise<void> {
+  if (client.status === 'end') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('end', done);
+      resolve();
+    };
+    const timer = setTimeout(done, limitMs);
+    client.once('end', done);
+  });
 }
 
 /** Keys grouped by hash slot, for multi-key commands on a cluster (one group on a standalone server). */
