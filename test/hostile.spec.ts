@@ -382,7 +382,22 @@ describe('Hostile and bad input', function () {
         return value;
       });
       expect((await big()).equals(value)).to.equal(true);
-      const hit = await big();
+      // The hit is read by a second cache on the same prefix (another process): the first
+      // call's own in-flight promise can outlive its return while the 8 MB write is under way,
+      // and a second call of the same cache would join it and get the same object.
+      const peer = stores[2]?.cache({ prefix: cache.keyspace.prefix }) as Hermes;
+      const peerErrors = listen(peer);
+      const peerBig = peer.wrap(function big() {
+        calls++;
+        return value;
+      });
+      const stored = Date.now();
+      while ((await admin.strlen(big.key())) <= 8 * 1024 * 1024) {
+        if (Date.now() - stored > 10_000) throw new Error('the 8 MB entry was not stored within 10 s');
+        await sleep(10);
+      }
+      const hit = await peerBig();
+      expect(peerErrors).to.deep.equal([]);
       expect(Buffer.isBuffer(hit)).to.equal(true);
       expect(hit.equals(value)).to.equal(true);
       expect(hit).not.to.equal(value); // a decoded copy, from the server
