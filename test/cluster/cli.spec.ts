@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Cluster } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { listRedisScripts } from '../../src/backend/redis/scripts.js';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/backend/redis/cli.js';
 import { type HermesError, Hermes } from '../../src/index.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 
