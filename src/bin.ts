@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { run } from './cli.js';
+import { run } from './backend/redis/cli.js';
 
 // `hermes scripts | head`: a closed pipe ends the output, not the process with a stack trace.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { RedisBackend } from '../src/backend/redis/index.js';
 import { listRedisScripts } from '../src/backend/redis/scripts.js';
-import { main } from '../src/cli.js';
+import { main } from '../src/backend/redis/cli.js';
 import { Hermes } from '../src/index.js';
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js';
 

@@ -27,7 +27,7 @@ import { Hermes } from '../../src/index.js';
 import { RedisBackend, type RedisBackendOptions } from '../../src/backend/redis/index.js';
 import { slotOf } from '../../src/backend/redis/buckets.js';
 import { redisScripts } from '../../src/backend/redis/scripts.js';
-import { startRedisCluster } from '../../test/helpers/redis-cluster.js';
+import { startRedisCluster, storedKeyOf } from '../../test/helpers/redis-cluster.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
 import { fmt, interleavedThroughput, median, percentile } from './measure.js';
 import { countPerCall, payload } from './redis.js';
@@ -131,7 +131,7 @@ async function hitSubjects(target: Target): Promise<Subject[]> {
     const fn = names.wrap(async (id: number) => id, { name });
     return Array.from({ length: KEYS }, (_, i) => {
       const entry = fn.key(i);
-      return [entry, entry.replace(':entry:', ':lock:'), ...tags.map((t) => `bench:tag:${t}`)].map((key) => mapper.storedKey(key, entry));
+      return [entry, entry.replace(':entry:', ':lock:'), ...tags.map((t) => `bench:tag:${t}`)].map((key) => storedKeyOf(mapper, key, entry));
     });
   };
   const keySets = { untagged: storedKeys('untagged', []), tagged: storedKeys('tagged', TAGS) };

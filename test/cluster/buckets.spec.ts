@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { Hermes, OptionError } from '../../src/index.js';
 import { BucketLayout, bucketHashTags, CLUSTER_SLOTS, slotOf } from '../../src/backend/redis/buckets.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
+import { storedKeyOf } from '../helpers/redis-cluster.js';
 
 /** The masters' slot ranges as `redis-cli --cluster create` assigns them to `n` masters. */
 function masterRanges(n: number): Array<[number, number]> {
@@ -71,11 +72,11 @@ describe('Redis Cluster bucket layout', function () {
       const used = new Set<number>();
       for (let i = 0; i < 2000; i++) {
         const entryKey = fn.key(i);
-        const entry = backend.storedKey(entryKey);
+        const entry = storedKeyOf(backend, entryKey);
         const slot = slotOf(entry);
         expect(slots.has(slot), entry).to.equal(true);
-        expect(slotOf(backend.storedKey(cache.keyspace.lockKeyOf(entryKey))), entry).to.equal(slot);
-        for (const tag of ['a', 'b', 'c']) expect(slotOf(backend.storedKey(cache.keyspace.tagKey(tag), entryKey))).to.equal(slot);
+        expect(slotOf(storedKeyOf(backend, cache.keyspace.lockKeyOf(entryKey))), entry).to.equal(slot);
+        for (const tag of ['a', 'b', 'c']) expect(slotOf(storedKeyOf(backend, cache.keyspace.tagKey(tag), entryKey))).to.equal(slot);
         used.add(slot);
       }
       expect(used.size, 'buckets used by 2000 entries').to.equal(64);
@@ -84,11 +85,11 @@ describe('Redis Cluster bucket layout', function () {
     it('stores {prefix}:{kind}:{B}:{rest}, and unplace() gives the logical key back', function () {
       const layout = new BucketLayout(64);
       const entryKey = 'app:entry:f:abc123';
-      const stored = backend.storedKey(entryKey);
+      const stored = storedKeyOf(backend, entryKey);
       const bucket = layout.bucketOf('f:abc123');
       expect(stored).to.equal(`app:entry:${layout.hashTags[bucket] ?? ''}:f:abc123`);
       expect(layout.unplace(stored, 'app')).to.equal(entryKey);
-      expect(layout.unplace(backend.storedKey('app:tag:t', entryKey), 'app')).to.equal('app:tag:t');
+      expect(layout.unplace(storedKeyOf(backend, 'app:tag:t', entryKey), 'app')).to.equal('app:tag:t');
       expect(layout.unplace('app:entry:plain', 'app')).to.equal('app:entry:plain');
     });
   });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Cluster } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { listRedisScripts } from '../../src/backend/redis/scripts.js';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/backend/redis/cli.js';
 import { type HermesError, Hermes } from '../../src/index.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 
@@ -104,7 +104,7 @@ describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster)
 
   it('works as an ACL user confined to the prefix: the standalone rules plus cluster|slots and cluster|info', async function () {
     const rules = [
-      '~acl:*', '&acl:*', '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+      '~acl:*', '&acl:*', '+eval', '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
       '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info', '+cluster|slots', '+cluster|info',
     ];
     for (const node of client.nodes('master')) await node.call('ACL', 'SETUSER', 'hermes', 'reset', 'on', '>secret', ...rules);

@@ -11,7 +11,7 @@ import { type CachedFunction, Hermes } from '../../src/index.js';
 import { bucketHashTags, slotOf } from '../../src/backend/redis/buckets.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { type ClusterProxies, proxyCluster } from '../helpers/cluster-proxies.js';
-import { type RedisCluster, slotOwners, startRedisCluster } from '../helpers/redis-cluster.js';
+import { type RedisCluster, slotOwners, startRedisCluster, storedKeyOf } from '../helpers/redis-cluster.js';
 
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -122,7 +122,7 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
     }
 
     it('a miss is 2 requests in 2 round trips, a hit 1, on the master of the entry only (untagged)', async function () {
-      const stored = backend.storedKey(plainFn.key(7));
+      const stored = storedKeyOf(backend, plainFn.key(7));
       runs = 0;
       const miss = await traffic(() => plainFn(7));
       expect(runs).to.equal(1);
@@ -133,7 +133,7 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
     });
 
     it('with 3 tags: a miss is still 2 requests, a hit 1, all on one master', async function () {
-      const stored = backend.storedKey(taggedFn.key(8));
+      const stored = storedKeyOf(backend, taggedFn.key(8));
       runs = 0;
       expectOnOwnerOnly(await traffic(() => taggedFn(8)), stored, 2);
       expectOnOwnerOnly(await traffic(async () => expect(await taggedFn(8)).to.equal(24)), stored, 1);
@@ -143,19 +143,19 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
     it('hits of entries on every master: each is 1 request to its own master', async function () {
       const byOwner = new Map<number, number>();
       for (let i = 0; i < 60 && byOwner.size < 3; i++) {
-        const owner = ownerOf(backend.storedKey(taggedFn.key(i)));
+        const owner = ownerOf(storedKeyOf(backend, taggedFn.key(i)));
         if (!byOwner.has(owner)) byOwner.set(owner, i);
       }
       expect(byOwner.size, 'entries found on every master').to.equal(3);
       for (const i of byOwner.values()) {
         await taggedFn(i);
-        expectOnOwnerOnly(await traffic(() => taggedFn(i)), backend.storedKey(taggedFn.key(i)), 1);
+        expectOnOwnerOnly(await traffic(() => taggedFn(i)), storedKeyOf(backend, taggedFn.key(i)), 1);
       }
     });
 
     it('invalidate is 1 request', async function () {
       await plainFn(9);
-      expectOnOwnerOnly(await traffic(() => plainFn.invalidate(9)), backend.storedKey(plainFn.key(9)), 1);
+      expectOnOwnerOnly(await traffic(() => plainFn.invalidate(9)), storedKeyOf(backend, plainFn.key(9)), 1);
       runs = 0;
       await plainFn(9);
       expect(runs, 'the entry is gone').to.equal(1);
@@ -242,7 +242,7 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
       const copies = await keysPerNode('copies:tag:*');
       const t1 = [...copies.values()].flat().filter((k) => k.endsWith(':t1'));
       const t2 = [...copies.values()].flat().filter((k) => k.endsWith(':t2'));
-      const buckets = new Set(Array.from({ length: 100 }, (_, i) => slotOf((cache.backend as RedisBackend).storedKey(fn.key(i)))));
+      const buckets = new Set(Array.from({ length: 100 }, (_, i) => slotOf(storedKeyOf(cache.backend as RedisBackend, fn.key(i)))));
       expect(t1.length, 'one copy of t1 per bucket used').to.equal(buckets.size);
       expect(t1.length).to.be.greaterThan(40);
       for (const [port, keys] of copies) expect(keys.filter((k) => k.endsWith(':t1')).length, `copies on node ${port}`).to.be.greaterThan(0);
@@ -270,7 +270,7 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
       expect(keys.filter((k) => k.includes(':tag:'))).to.deep.equal([tagKey]);
       const versions = dump[tagKey];
       expect(versions).to.be.an('array');
-      const buckets = new Set(Array.from({ length: 30 }, (_, i) => slotOf(backend.storedKey(fn.key(i)))));
+      const buckets = new Set(Array.from({ length: 30 }, (_, i) => slotOf(storedKeyOf(backend, fn.key(i)))));
       expect((versions as string[]).length).to.equal(buckets.size);
       expect(keys.filter((k) => k.includes(':entry:'))).to.have.length(30);
     });

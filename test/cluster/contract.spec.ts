@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Cluster } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { registerBackendContract } from '../../src/testing/index.js';
-import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
+import { type RedisCluster, startRedisCluster, storedKeyOf } from '../helpers/redis-cluster.js';
 
 describe('RedisBackend on a real 3-master Redis Cluster', function () {
   this.timeout(60_000);
@@ -42,7 +42,7 @@ describe('RedisBackend on a real 3-master Redis Cluster', function () {
     createPeer: () => new RedisBackend({ cluster: [...cluster.nodes] }),
     writeRaw: async (backend, key, bytes) => {
       const redis = backend as RedisBackend;
-      await redis.client.set(redis.storedKey(key), bytes);
+      await redis.client.set(storedKeyOf(redis, key), bytes);
     },
   });
 });

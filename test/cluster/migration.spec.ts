@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { type CachedFunction, Hermes, type HermesError } from '../../src/index.js';
 import { bucketHashTags, slotOf } from '../../src/backend/redis/buckets.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
-import { type Migration, migrateSlots, type RedisCluster, slotOwners, startRedisCluster } from '../helpers/redis-cluster.js';
+import { type Migration, migrateSlots, type RedisCluster, slotOwners, startRedisCluster, storedKeyOf } from '../helpers/redis-cluster.js';
 
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -94,7 +94,7 @@ describe('RedisBackend on Redis Cluster: slot migration under load', function ()
 
     // The buckets to move: used by the items, on the first master.
     const owners = await slotOwners(first);
-    const itemSlot = (i: number): number => slotOf(backend.storedKey(fnOf(0, i).key(i)));
+    const itemSlot = (i: number): number => slotOf(storedKeyOf(backend, fnOf(0, i).key(i)));
     const usedSlots = new Set(Array.from({ length: ITEMS }, (_, i) => itemSlot(i)));
     const moved = bucketHashTags(64)
       .map(slotOf)
@@ -243,7 +243,7 @@ describe('RedisBackend on Redis Cluster: slot migration under load', function ()
     }
     expect((caches[0] as Hermes).stats().hits - hitsBefore).to.be.at.least(movedItems.length);
     const newOwner = admins[2] as Redis;
-    for (const i of movedItems) expect(await newOwner.exists(backend.storedKey(fnOf(0, i).key(i))), `entry of item ${i} on the new owner`).to.equal(1);
+    for (const i of movedItems) expect(await newOwner.exists(storedKeyOf(backend, fnOf(0, i).key(i))), `entry of item ${i} on the new owner`).to.equal(1);
     expect(errors.filter((e) => e.code !== 'ERR_HERMES_BACKEND'), 'only backend errors, absorbed').to.deep.equal([]);
   });
 });

@@ -13,6 +13,7 @@
 import type { CachedFunction, Hermes, HermesError } from '../../src/index.js';
 import { slotOf } from '../../src/backend/redis/buckets.js';
 import type { RedisBackend } from '../../src/backend/redis/index.js';
+import { storedKeyOf } from './redis-cluster.js';
 
 const pause = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -101,7 +102,7 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
   );
   const fnOf = (c: number, i: number): CachedFunction<[number], string> => fns[c]?.[i % groups] as CachedFunction<[number], string>;
   const backend = caches[0].backend as RedisBackend;
-  const slotOfKey = (key: string): number => slotOf(backend.storedKey(key));
+  const slotOfKey = (key: string): number => slotOf(storedKeyOf(backend, key));
   const slotOfItem = (i: number): number => slotOfKey(fnOf(0, i).key(i));
   for (const cache of caches) {
     cache.on('hit', ({ key }) => hits.push({ at: Date.now(), slot: slotOfKey(key) }));

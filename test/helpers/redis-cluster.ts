@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { type EntryRef, Keyspace } from '../../src/backend/index.js';
+import type { RedisBackend } from '../../src/backend/redis/index.js';
 
 const run = promisify(execFile);
 const BINARY = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ?? 'redis-server';
@@ -226,4 +228,24 @@ export async function migrateSlots(
   } finally {
     for (const admin of admins.values()) admin.disconnect();
   }
+}
+
+/**
+ * Where a RedisBackend stores a key the cache names: an entry's or a lock's own, or a tag's
+ * copy in the bucket of `entryKey`. (Test code may parse keys; the backend is given refs.)
+ */
+export function storedKeyOf(backend: RedisBackend, key: string, entryKey?: string): string {
+  const split = (k: string, kind: string): { prefix: string; id: string } | undefined => {
+    const at = k.indexOf(`:${kind}:`);
+    return at < 0 ? undefined : { prefix: k.slice(0, at), id: k.slice(at + kind.length + 2) };
+  };
+  const refOf = (k: string, kind: string): EntryRef => {
+    const parts = split(k, kind);
+    if (parts === undefined) throw new TypeError(`Not a ${kind} key: '${k}'`);
+    return new Keyspace(parts.prefix).refOf(`${parts.prefix}:entry:${parts.id}`);
+  };
+  if (split(key, 'entry')) return backend.storedKeys(refOf(key, 'entry'))[0] as string;
+  if (split(key, 'lock')) return backend.storedKeys(refOf(key, 'lock'))[1] as string;
+  if (entryKey === undefined) throw new TypeError('the stored key of a tag on a cluster needs the entry key whose bucket is meant');
+  return backend.storedKeys(refOf(entryKey, 'entry'), [key])[2] as string;
 }

@@ -4,6 +4,7 @@
  */
 
 import { Redis } from 'ioredis';
+import { listRedisScripts } from '../../src/backend/redis/index.js';
 
 /** One command as MONITOR reports it. */
 export interface LoggedCommand {
@@ -76,4 +77,33 @@ export class CommandLog {
 
 function isMarker(command: LoggedCommand, marker: string): boolean {
   return command.name === 'echo' && command.args[0] === marker;
+}
+
+/**
+ * The script a command ran, by name: EVALSHA by its SHA1, EVAL by its body (as MONITOR escapes
+ * it); `undefined` for any other command.
+ */
+export function scriptOf(command: LoggedCommand): string | undefined {
+  const first = command.args[0] ?? '';
+  if (command.name === 'evalsha') return listRedisScripts().find((s) => s.sha === first)?.name;
+  if (command.name === 'eval') {
+    const source = unescapeMonitor(first);
+    return listRedisScripts().find((s) => s.source === source)?.name ?? 'unknown script';
+  }
+  return undefined;
+}
+
+/** A MONITOR argument as it was sent: MONITOR escapes quotes, control and non-ASCII bytes. */
+export function unescapeMonitor(text: string): string {
+  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', '"': '"', '\\': '\\' };
+  return text.replace(/\\(x[0-9a-f]{2}|[nrtab"\\])/g, (_, code: string) =>
+    code.startsWith('x') ? String.fromCharCode(parseInt(code.slice(1), 16)) : (simple[code] as string),
+  );
+}
+
+/** The script commands among `commands` (EVAL, EVALSHA, SCRIPT …), as `name script` strings. */
+export function scriptCommands(commands: readonly LoggedCommand[]): string[] {
+  return commands
+    .filter((c) => c.name === 'eval' || c.name === 'evalsha' || c.name === 'script')
+    .map((c) => (c.name === 'script' ? `script ${(c.args[0] ?? '').toLowerCase()}` : `${c.name} ${scriptOf(c) ?? '?'}`));
 }

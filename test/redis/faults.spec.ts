@@ -470,7 +470,7 @@ describe('Redis faults against real servers (fail open, never reject)', function
     }
 
     for (const [what, rules] of [
-      ['without +evalsha', ['~{prefix}:*', '&{prefix}:*', '+@all', '-evalsha']],
+      ['without +eval and +evalsha', ['~{prefix}:*', '&{prefix}:*', '+@all', '-eval', '-evalsha']],
       ['without key access under the prefix', ['~other:*', '&{prefix}:*', '+@all']],
       ['with read-only key access (%R~)', ['%R~{prefix}:*', '&{prefix}:*', '+@all']],
     ] as const) {

@@ -1,21 +1,16 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { BackendError, CorruptEntryError, EntryCodec, Hermes, type HermesError, OptionError } from '../../src/index.js';
+import { BackendError, CorruptEntryError, EntryCodec, type EntryRef, Hermes, type HermesError, OptionError } from '../../src/index.js';
+import { Keyspace } from '../../src/backend/index.js';
 import { listRedisScripts, RedisBackend, RedisBackendClosedError, type RedisBackendOptions, redisScripts } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
-import { CommandLog, type LoggedCommand } from './command-log.js';
+import { CommandLog, scriptOf, unescapeMonitor } from './command-log.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let prefixCounter = 0;
 const newPrefix = (name: string): string => `${name}${process.pid}x${++prefixCounter}`;
-
-/** The script an EVALSHA called, by SHA1. */
-function scriptOf(command: LoggedCommand): string | undefined {
-  if (command.name !== 'evalsha') return undefined;
-  return listRedisScripts().find((s) => s.sha === command.args[0])?.name;
-}
 
 describe('RedisBackend', function () {
   let server: RedisServer;
@@ -82,7 +77,7 @@ describe('RedisBackend', function () {
       const versions = ['a', 'b', 'c'].map((t) => dump[`${cache.keyspace.prefix}:tag:${t}`] as string);
       expect(new Set(versions).size).to.equal(3); // each created tag has its own version
       const { tagHash } = await import('../../src/codec.js');
-      const reply = await backend.read({ entryKey: value.key(1), tagKeys: ['a', 'b', 'c'].map((t) => cache.keyspace.tagKey(t)), lockKey: 'x', lockToken: undefined, lockTtlMs: 1 });
+      const reply = await backend.read({ ref: cache.keyspace.refOf(value.key(1)), tagKeys: ['a', 'b', 'c'].map((t) => cache.keyspace.tagKey(t)), lockToken: undefined, lockTtlMs: 1 });
       expect(reply.entry).to.be.instanceOf(Buffer);
       expect(reply.tagHash).to.equal(tagHash(versions));
     });
@@ -160,7 +155,7 @@ describe('RedisBackend', function () {
       expect(client.status).to.equal('ready');
       expect(await client.ping()).to.equal('PONG');
       await backend.close(); // idempotent
-      await expectRejection(backend.read({ entryKey: 'k', tagKeys: [], lockKey: 'l', lockToken: undefined, lockTtlMs: 1 }), RedisBackendClosedError);
+      await expectRejection(backend.read({ ref: new Keyspace('closed').entryRef('f', 'k'), tagKeys: [], lockToken: undefined, lockTtlMs: 1 }), RedisBackendClosedError);
     });
 
     it('dump() shows entries decoded, tags as versions, locks as tokens, corrupt entries as errors', async function () {
@@ -239,7 +234,7 @@ describe('RedisBackend', function () {
       const b = new Hermes(RedisBackend, { host: server.host, port: server.port, prefix: cache.keyspace.prefix, ttl: 0.2, jitter: 0, staleWhileRevalidate: 60 });
       closers.push(() => b.close());
       const bFn = b.wrap(fn, { name: 'staleRead', tags: ['s'] });
-      await b.backend.read({ entryKey: 'warm-up', tagKeys: [], lockKey: 'warm-up', lockToken: undefined, lockTtlMs: 1 }); // connect
+      await b.backend.read({ ref: b.keyspace.entryRef('warm', 'up'), tagKeys: [], lockToken: undefined, lockTtlMs: 1 }); // connect
       await sleep(300);
       // The first stale read takes the lock and refreshes in the background (one read, then the
       // refresh's write later); the second, without the lock, is served from one read.
@@ -252,7 +247,7 @@ describe('RedisBackend', function () {
       expect(calls).to.equal(2);
     });
 
-    it('reloads the scripts after SCRIPT FLUSH: EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA, and a hit', async function () {
+    it('after SCRIPT FLUSH, the next call costs one request more: EVALSHA (NOSCRIPT), then EVAL with the body; EVALSHA after', async function () {
       const { cache, errors } = newCache();
       let calls = 0;
       const f = cache.wrap(async function f(n: number) {
@@ -269,13 +264,12 @@ describe('RedisBackend', function () {
       expect(calls).to.equal(1); // served from the cache, not recomputed
       expect(errors).to.deep.equal([]);
       const read = redisScripts().read;
-      expect(commands.map((c) => [c.name, c.args[0]])).to.deep.equal([
-        ['evalsha', read.sha], // answered NOSCRIPT
-        ['script', 'LOAD'],
-        ['evalsha', read.sha],
+      expect(commands.map((c) => [c.name, scriptOf(c)])).to.deep.equal([
+        ['evalsha', 'read'], // answered NOSCRIPT
+        ['eval', 'read'],
       ]);
-      expect(unescapeMonitor(commands[1]?.args[1] ?? '')).to.equal(read.source);
-      // Loaded once: the next call is a single EVALSHA again.
+      expect(unescapeMonitor(commands[1]?.args[0] ?? '')).to.equal(read.source);
+      // Loaded again: the next call is a single EVALSHA.
       expect((await log.record(() => f(4))).map((c) => c.name)).to.deep.equal(['evalsha']);
     });
   });
@@ -346,8 +340,8 @@ describe('RedisBackend', function () {
           return n + 1;
         });
       });
-      await backends[0]?.cleanTags([`${prefix}:tag:warm`]); // connect and load the scripts first
-      await backends[1]?.cleanTags([`${prefix}:tag:warm`]);
+      await backends[0]?.cleanTags(prefix, [`${prefix}:tag:warm`]); // connect and load the scripts first
+      await backends[1]?.cleanTags(prefix, [`${prefix}:tag:warm`]);
       let results: unknown[] = [];
       const started = Date.now();
       const commands = await log.record(async () => {
@@ -393,10 +387,11 @@ describe('RedisBackend', function () {
     it('a release that arrives between the read and the wait counts as a wake-up', async function () {
       const { holder, waiter, lockKey, prefix } = twoBackends();
       // Subscribe the waiter first, with a wait on another lock that is not held.
-      await holder.read(readOf(`${prefix}:lock:other`, 'holder'));
-      await waiter.read(readOf(`${prefix}:lock:other`, 'waiter'));
-      const first = waiter.waitForRelease(`${prefix}:lock:other`, 10_000);
-      await holder.release(`${prefix}:lock:other`, 'holder');
+      const other = new Keyspace(prefix).entryRef('f', 'other');
+      await holder.read(readOf(other, 'holder'));
+      await waiter.read(readOf(other, 'waiter'));
+      const first = waiter.waitForRelease(other, 10_000);
+      await holder.release(other, 'holder');
       expect(await first).to.equal(true);
 
       expect((await holder.read(readOf(lockKey, 'holder'))).locked).to.equal(true);
@@ -416,7 +411,7 @@ describe('RedisBackend', function () {
       expect(await waiter.waitForRelease(lockKey, 10_000)).to.equal(true);
       expect(Date.now() - started).to.be.within(200, 1000);
 
-      const longLock = `${prefix}:lock:long`;
+      const longLock = new Keyspace(prefix).entryRef('f', 'long');
       await holder.read({ ...readOf(longLock, 'holder'), lockTtlMs: 10_000 });
       await waiter.read(readOf(longLock, 'waiter'));
       started = Date.now();
@@ -445,7 +440,7 @@ describe('RedisBackend', function () {
       expect(Date.now() - started).to.be.below(2000);
     });
 
-    function twoBackends(): { holder: RedisBackend; waiter: RedisBackend; lockKey: string; prefix: string } {
+    function twoBackends(): { holder: RedisBackend; waiter: RedisBackend; lockKey: EntryRef; prefix: string } {
       const prefix = newPrefix('wait');
       const holder = new RedisBackend({ host: server.host, port: server.port });
       const waiter = new RedisBackend({ host: server.host, port: server.port });
@@ -453,12 +448,11 @@ describe('RedisBackend', function () {
         backend.attach({ prefix, codec: new EntryCodec() });
         closers.push(() => backend.close());
       }
-      return { holder, waiter, lockKey: `${prefix}:lock:f:1`, prefix };
+      return { holder, waiter, lockKey: new Keyspace(prefix).entryRef('f', '1'), prefix };
     }
 
-    function readOf(lockKey: string, token: string): Parameters<RedisBackend['read']>[0] {
-      const entryKey = lockKey.replace(':lock:', ':entry:');
-      return { entryKey, tagKeys: [], lockKey, lockToken: token, lockTtlMs: 10_000 };
+    function readOf(ref: EntryRef, token: string): Parameters<RedisBackend['read']>[0] {
+      return { ref, tagKeys: [], lockToken: token, lockTtlMs: 10_000 };
     }
   });
 
@@ -468,7 +462,7 @@ describe('RedisBackend', function () {
       const user = `hermes-${prefix}`;
       await admin.call(
         'ACL', 'SETUSER', user, 'reset', 'on', '>secret', `~${prefix}:*`, `&${prefix}:*`,
-        '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+        '+eval', '+evalsha', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
         '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info',
       );
       const options = { host: server.host, port: server.port, username: user, password: 'secret' };
@@ -485,7 +479,7 @@ describe('RedisBackend', function () {
       };
       const f = cache.wrap(fn, { name: 'f', tags: ['t'] });
       const g = peer.wrap(fn, { name: 'f', tags: ['t'] });
-      await admin.script('FLUSH'); // the user loads the scripts itself
+      await admin.script('FLUSH'); // the user's calls load the scripts themselves (EVAL)
       const [a, b] = await Promise.all([f(1), (async () => (await sleep(20), g(1)))()]);
       expect([a, b, calls]).to.deep.equal([2, 2, 1]); // the peer waited on the lock, woken by pub/sub
       await f.invalidate(1);
@@ -545,7 +539,7 @@ describe('RedisBackend', function () {
       expect(errors.every((e) => e instanceof BackendError)).to.equal(true);
       // The backend calls themselves reject within the timeout.
       const started = Date.now();
-      await expectRejection(cache.backend.read({ entryKey: 'k', tagKeys: [], lockKey: 'l', lockToken: undefined, lockTtlMs: 1 }), Error);
+      await expectRejection(cache.backend.read({ ref: cache.keyspace.entryRef('f', 'k'), tagKeys: [], lockToken: undefined, lockTtlMs: 1 }), Error);
       expect(Date.now() - started).to.be.below(500);
 
       await own.restart();
@@ -587,13 +581,6 @@ describe('RedisBackend', function () {
 });
 
 /** Undoes the escaping MONITOR applies to arguments (`\\n`, `\\"`, `\\xHH`, …). */
-function unescapeMonitor(text: string): string {
-  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', '"': '"', '\\': '\\' };
-  return text.replace(/\\(x[0-9a-f]{2}|[nrtab"\\])/g, (_, code: string) =>
-    code.startsWith('x') ? String.fromCharCode(parseInt(code.slice(1), 16)) : (simple[code] as string),
-  );
-}
-
 async function expectRejection<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
   try {
     await promise;

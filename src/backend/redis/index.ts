@@ -17,7 +17,8 @@
  * @module
  */
 
-export { RedisBackend, type RedisBackendOptions } from './backend.js';
+export { RedisBackend } from './backend.js';
+export type { RedisBackendOptions } from './options.js';
 export { BucketLayout, bucketHashTags, CLUSTER_SLOTS } from './buckets.js';
 export { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
 export {

@@ -10,9 +10,9 @@
 
 import { parseArgs } from 'node:util';
 import type { Cluster, Redis as RedisClient } from 'ioredis';
-import { EntryCodec } from './codec.js';
-import { Keyspace } from './keys.js';
-import { listRedisScripts, type RedisScript } from './backend/redis/scripts.js';
+import { EntryCodec } from '../../codec.js';
+import { Keyspace } from '../../keys.js';
+import { listRedisScripts, type RedisScript } from './scripts.js';
 
 const HELP: Record<string, string> = {
   main: `hermes — operate hermes caches on Redis
@@ -277,13 +277,13 @@ async function inspect(io: Io, connection: Connection, prefix: string, json: boo
 }
 
 async function clean(io: Io, connection: Connection, prefix: string, tags: readonly string[], buckets: number, json: boolean): Promise<number> {
-  const { RedisBackend } = await import('./backend/redis/backend.js');
+  const { RedisBackend } = await import('./backend.js');
   const backend = new RedisBackend({ client: connection.client, buckets });
   backend.attach({ prefix, codec: new EntryCodec() });
   try {
     if (tags.length > 0) {
       const keyspace = new Keyspace(prefix);
-      await backend.cleanTags(tags.map((tag) => keyspace.tagKey(tag)));
+      await backend.cleanTags(prefix, tags.map((tag) => keyspace.tagKey(tag)));
       if (json) io.out(JSON.stringify({ prefix, invalidatedTags: tags }, null, 2));
       else io.out(`invalidated every entry tagged ${tags.map((t) => `'${t}'`).join(', ')} under ${prefix}:`);
     } else {

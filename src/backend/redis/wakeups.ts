@@ -1,0 +1,218 @@
+/**
+ * Lock wake-ups of the Redis backend, by pub/sub: the scripts that delete a lock PUBLISH the
+ * lock key on the channel `{prefix}:unlock`; one subscriber connection per backend (a
+ * `duplicate()` of the client), opened on the first wait, dispatches the messages to the
+ * waiters of this process.
+ *
+ * A release can be missed: published before the subscription (the first wait on a prefix then
+ * checks that the lock still exists), between the read that found the lock and the wait (the
+ * releases of the last seconds are remembered), while the subscriber was reconnecting or, on a
+ * cluster, while ioredis moved the subscription to another node (every waiter is then woken,
+ * and reads again).
+ *
+ * @module
+ */
+
+import { Cluster, type Redis } from 'ioredis';
+import { RedisBackendClosedError } from './errors.js';
+
+type Waiter = (woken: boolean) => void;
+
+interface Subscription {
+  readonly ready: Promise<void>;
+  subscribed: boolean;
+}
+
+/** Read misses that did not take the lock, remembered until the caller waits for the lock. */
+interface PendingWait {
+  /** When the read was sent (`Date.now()`): releases seen since then count as a wake-up. */
+  readonly sentAt: number;
+  /** The lock's remaining life reported by the read, in ms (-2: gone, -1: no expiry). */
+  readonly lockTtl: number;
+}
+
+/** How long release messages are remembered for the missed-wake-up check, in ms (×2 at most). */
+const RELEASE_MEMORY_MS = 10_000;
+const MAX_PENDING_WAITS = 10_000;
+
+/** The waiters of one backend and its subscriber connection. */
+export class LockWakeups {
+  readonly #client: Redis | Cluster;
+  readonly #onError: (error: unknown) => void;
+  /** Whether the lock (its stored key) still exists; rejects when the backend cannot ask. */
+  readonly #lockExists: (lockKey: string) => Promise<number>;
+  #closed = false;
+  #subscriber: Redis | Cluster | undefined;
+  #subscriberReadies = 0;
+  #nodeTroubleAt = 0;
+  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #pendingWaits = new Map<string, PendingWait>();
+  #released = new Map<string, number>();
+  #releasedBefore = new Map<string, number>();
+  #releasedRotatedAt = Date.now();
+
+  /**
+   * @param client - the backend's client, duplicated for the subscriber
+   * @param onError - the subscriber's error listener
+   * @param lockExists - whether a lock still exists (EXISTS on the backend's client)
+   */
+  constructor(client: Redis | Cluster, onError: (error: unknown) => void, lockExists: (lockKey: string) => Promise<number>) {
+    this.#client = client;
+    this.#onError = onError;
+    this.#lockExists = lockExists;
+  }
+
+  /** After a read that found the lock taken by another caller: remembered for its wait. */
+  rememberMiss(lockKey: string, sentAt: number, lockTtl: number): void {
+    if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
+    this.#pendingWaits.set(lockKey, { sentAt, lockTtl });
+  }
+
+  /**
+   * Waits for a release of the lock (its stored key) published on `channel`, or `timeoutMs`,
+   * or the lock's expiry (as reported by the read that found it taken), whichever comes
+   * first; see {@link RedisBackend.waitForRelease}.
+   */
+  wait(lockKey: string, channel: string, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    const pending = this.#pendingWaits.get(lockKey);
+    this.#pendingWaits.delete(lockKey);
+    const since = pending?.sentAt ?? Date.now();
+    if (this.#releasedSince(lockKey, since)) return Promise.resolve(true);
+    let delay = Math.max(0, timeoutMs);
+    let expires = false; // the wait ends with the lock's own expiry: that frees it too
+    if (pending !== undefined) {
+      if (pending.lockTtl === -2) return Promise.resolve(true); // gone already
+      if (pending.lockTtl >= 0 && pending.lockTtl <= delay) {
+        delay = pending.lockTtl;
+        expires = true;
+      }
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      let waiters = this.#waiters.get(lockKey);
+      if (!waiters) this.#waiters.set(lockKey, (waiters = new Set()));
+      const set = waiters;
+      let settled = false;
+      const finish = (woken: boolean, error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
+        if (error === undefined) resolve(woken);
+        else reject(error);
+      };
+      const done: Waiter = (woken) => {
+        finish(woken);
+      };
+      const timer = setTimeout(() => {
+        finish(expires);
+      }, delay);
+      set.add(done);
+      const subscription = this.#subscribe(channel);
+      if (subscription.subscribed) return;
+      // Not subscribed when the lock was seen: a release may have been published unseen.
+      subscription.ready.then(
+        () => this.#lockExists(lockKey),
+        (error: unknown) => {
+          finish(false, error);
+          return 1;
+        },
+      ).then(
+        (exists) => {
+          if (exists === 0) finish(true);
+        },
+        (error: unknown) => {
+          finish(false, error);
+        },
+      );
+    });
+  }
+
+  /** Ends every wait with `false` and disconnects the subscriber (which keeps its error listener). */
+  close(): void {
+    this.#closed = true;
+    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(false);
+    this.#waiters.clear();
+    this.#pendingWaits.clear();
+    const subscriber = this.#subscriber;
+    this.#subscriber = undefined;
+    this.#subscriptions.clear();
+    if (subscriber) subscriber.disconnect();
+    this.#client.off('-node', this.#onNodeTrouble);
+    this.#client.off('node error', this.#onNodeTrouble);
+  }
+
+  #subscribe(channel: string): Subscription {
+    const existing = this.#subscriptions.get(channel);
+    if (existing) return existing;
+    const subscriber = this.#subscriber ?? this.#openSubscriber();
+    const subscription: Subscription = {
+      subscribed: false,
+      ready: subscriber.subscribe(channel).then(() => {
+        subscription.subscribed = true;
+      }),
+    };
+    subscription.ready.catch(() => {
+      // Let a later wait try again.
+      if (this.#subscriptions.get(channel) === subscription) this.#subscriptions.delete(channel);
+    });
+    this.#subscriptions.set(channel, subscription);
+    return subscription;
+  }
+
+  #openSubscriber(): Redis | Cluster {
+    if (this.#closed) throw new RedisBackendClosedError();
+    const client = this.#client;
+    const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
+    subscriber.on('error', this.#onError);
+    subscriber.on('message', (_channel: string, lockKey: string) => {
+      this.#onRelease(lockKey);
+    });
+    subscriber.on('ready', () => {
+      // After a reconnection, releases published while disconnected were lost: wake everyone
+      // (they read again) rather than let them sleep until their timeout.
+      if (++this.#subscriberReadies > 1) this.#wakeAll();
+    });
+    if (client instanceof Cluster) {
+      // On a cluster the subscription lives on one node, and ioredis moves it to another node
+      // when that one fails, silently: releases published meanwhile are lost. A node failing
+      // or leaving, as the cluster clients see it, wakes everyone (they read again).
+      subscriber.on('-node', this.#onNodeTrouble);
+      client.on('-node', this.#onNodeTrouble);
+      client.on('node error', this.#onNodeTrouble);
+    }
+    this.#subscriber = subscriber;
+    return subscriber;
+  }
+
+  /** See {@link LockWakeups.#openSubscriber}: wakes every waiter, at most every 50 ms. */
+  readonly #onNodeTrouble = (): void => {
+    const now = Date.now();
+    if (now - this.#nodeTroubleAt < 50) return;
+    this.#nodeTroubleAt = now;
+    this.#wakeAll();
+  };
+
+  #onRelease(lockKey: string): void {
+    const now = Date.now();
+    if (now - this.#releasedRotatedAt > RELEASE_MEMORY_MS) {
+      this.#releasedBefore = this.#released;
+      this.#released = new Map();
+      this.#releasedRotatedAt = now;
+    }
+    this.#released.set(lockKey, now);
+    const waiters = this.#waiters.get(lockKey);
+    if (waiters) for (const done of [...waiters]) done(true);
+  }
+
+  #releasedSince(lockKey: string, since: number): boolean {
+    const at = this.#released.get(lockKey) ?? this.#releasedBefore.get(lockKey);
+    return at !== undefined && at >= since;
+  }
+
+  #wakeAll(): void {
+    for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(true);
+  }
+}
