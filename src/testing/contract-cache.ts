@@ -12,17 +12,19 @@ import type { Backend } from '../backend/backend.js';
 import type { Hermes } from '../hermes.js';
 import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
-import { corruptBytes, grace, timeouts } from './contract-stale.js';
+import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
   const h = new CacheHarness(options);
   storing(h);
   invalidating(h);
+  clearing(h);
   stampedes(h);
   races(h);
   describe('stale values (grace, stale-while-revalidate, timeouts)', function () {
     grace(h);
+    staleWhileRevalidate(h);
     timeouts(h);
   });
   const writeRaw = options.writeRaw?.bind(options);
@@ -89,13 +91,11 @@ function storing(h: CacheHarness): void {
   });
 }
 
-/** invalidate(), clean(tags), clean(), dump(). */
+/** invalidate() and clean(tags). */
 function invalidating(h: CacheHarness): void {
-  let backend: Backend;
   let cache: Hermes;
-  let prefix: string;
   beforeEach(function () {
-    ({ backend, cache, prefix } = h);
+    ({ cache } = h);
   });
 
   it('invalidates one entry and leaves the others', async function () {
@@ -145,6 +145,17 @@ function invalidating(h: CacheHarness): void {
     await cache.clean(['unknown-tag']);
     await all();
     expect(calls).to.deep.equal({ ab: 6, bc: 4, c: 4, none: 2 });
+  });
+
+}
+
+/** clean() and dump(): everything under the prefix, and nothing of another. */
+function clearing(h: CacheHarness): void {
+  let backend: Backend;
+  let cache: Hermes;
+  let prefix: string;
+  beforeEach(function () {
+    ({ backend, cache, prefix } = h);
   });
 
   it('clean() removes every key under the prefix and nothing of another prefix', async function () {

@@ -12,7 +12,7 @@ import type { Hermes } from '../hermes.js';
 import { type CacheHarness, sleep, staleCache } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 
-/** Grace and stale-while-revalidate. */
+/** Grace. */
 export function grace(h: CacheHarness): void {
   const stale = (extra: Record<string, unknown>): Hermes => staleCache(h, extra);
   it('grace: serves the stale value when the refresh throws, says why, and spares the failing function', async function () {
@@ -78,6 +78,11 @@ export function grace(h: CacheHarness): void {
     expect(calls).to.equal(2);
   });
 
+}
+
+/** Stale-while-revalidate. */
+export function staleWhileRevalidate(h: CacheHarness): void {
+  const stale = (extra: Record<string, unknown>): Hermes => staleCache(h, extra);
   it('stale-while-revalidate: every caller gets the stale value at once; one refresh in total', async function () {
     const cache2 = stale({ staleWhileRevalidate: 30, ttl: 0.6 });
     const peer = await h.peerCache({ ttl: 0.6, jitter: 0, staleWhileRevalidate: 30 });
