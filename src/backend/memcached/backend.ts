@@ -27,30 +27,23 @@
  */
 
 import type { EntryCodec } from '../../codec.js';
-import { freshUntilOf, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash } from '../../codec.js';
+import { tagHash } from '../../codec.js';
 import { idStart, uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
 import { decodeForDump, LockWaiters, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
+import { HeldLocks, lookUpCasUnique } from './held-locks.js';
 import { memcachedKey } from './keys.js';
 import { type MemcachedBackendOptions, openClient, type ResolvedMemcachedOptions, resolveMemcachedOptions } from './options.js';
 import { HashRing } from './ring.js';
 import { exptime, MemcachedServer, type MultiGetResult } from './server.js';
+import { asBuffer, entryState } from './stored-entries.js';
+import { TagPlans, versionsAfterMiss } from './tag-plans.js';
 import { TrackedKeys } from './tracked-keys.js';
 import { pollLock } from './waits.js';
 
 /** The suffix of the per-prefix namespace version key: `{prefix}:namespace`. */
 const NAMESPACE_SUFFIX = ':namespace';
-
-/** Per tag-key list (one array per wrapped function): the memcached keys and the last hash. */
-interface TagPlan {
-  readonly keys: readonly string[];
-  /** The keys a read fetches after the entry: the namespace version, then the tags. */
-  versionKeys: readonly string[];
-  namespaceKey: string;
-  versions: readonly string[] | undefined;
-  hash: string;
-}
 
 /**
  * A {@link Backend} on one or more memcached servers, through `memcache-client` (an optional
@@ -74,9 +67,9 @@ export class MemcachedBackend implements Backend {
   /** Prefixes of the caches attached, with their codec (for dump) and namespace key. */
   readonly #prefixes = new Map<string, { codec: EntryCodec; namespaceKey: string }>();
   #lastPrefix: { prefix: string; namespaceKey: string } | undefined;
-  readonly #tagPlans = new WeakMap<readonly string[], TagPlan>();
+  readonly #tagPlans = new TagPlans();
   /** CAS unique of each lock this process holds, by token: release and write need no `gets`. */
-  readonly #lockCas = new Map<string, { casUnique: string | number; expiresAt: number }>();
+  readonly #heldLocks = new HeldLocks();
   readonly #waiters = new LockWaiters();
   /** Keys this process wrote or created, for clear() and dump(). */
   readonly #tracked: TrackedKeys;
@@ -113,12 +106,7 @@ export class MemcachedBackend implements Backend {
     const { entryKey } = ref;
     const server = this.#serverFor(entryKey);
     const namespaceKey = this.#namespaceKeyOf(ref.prefix);
-    const plan = this.#tagPlan(tagKeys);
-    if (plan.namespaceKey !== namespaceKey) {
-      plan.namespaceKey = namespaceKey;
-      plan.versionKeys = [namespaceKey, ...plan.keys];
-      plan.versions = undefined;
-    }
+    const plan = this.#tagPlans.planFor(tagKeys, namespaceKey);
     const versionKeys = plan.versionKeys;
     const entryMcKey = memcachedKey(entryKey);
     const found = await server.getBatched(entryMcKey, versionKeys);
@@ -192,25 +180,14 @@ export class MemcachedBackend implements Backend {
       locked = await lockTaken;
       const lock = (await lockRead)[lockMcKey];
       if (locked && lock?.value === lockToken && lock.casUniq !== undefined) {
-        this.#lockCas.set(lockToken, { casUnique: lock.casUniq, expiresAt: Date.now() + request.lockTtlMs });
-        if (this.#lockCas.size % 1024 === 0) this.#sweepLockCas();
+        this.#heldLocks.remember(lockToken, lock.casUniq, request.lockTtlMs);
       }
       if (locked) this.#tracked.track(request.ref.lockKey, lockMcKey); // for clear() and dump()
     }
-    const versions: string[] = [];
-    for (const key of versionKeys) {
-      const value = (created?.[key] ?? found[key])?.value;
-      if (typeof value !== 'string' || value.length === 0) {
-        // Deleted again between the add and the read (a clean raced us): hash a fresh version,
-        // which no entry carries, so whatever is computed now is written invalid.
-        versions.push(uniqueToken());
-      } else {
-        versions.push(value);
-      }
-    }
+    const versions = versionsAfterMiss(versionKeys, found, created);
     const hash = tagHash(versions);
     if (missing !== undefined) {
-      const plan = this.#tagPlan(request.tagKeys);
+      const plan = this.#tagPlans.get(request.tagKeys);
       plan.versions = versions;
       plan.hash = hash;
       this.#tracked.trackAll(request.tagKeys, plan.keys);
@@ -236,18 +213,13 @@ export class MemcachedBackend implements Backend {
       return true;
     }
     const lockMcKey = memcachedKey(lockKey);
-    const known = this.#lockCas.get(lockToken);
-    let casUnique = known?.casUnique;
-    if (casUnique === undefined) {
-      // A lock taken by another backend instance: look up its CAS unique first.
-      const lock = (await server.gets([lockMcKey]))[lockMcKey];
-      if (lock?.value !== lockToken || lock.casUniq === undefined) return false;
-      casUnique = lock.casUniq;
-    }
+    // A lock taken by another backend instance: look up its CAS unique first.
+    const casUnique = this.#heldLocks.casUniqueOf(lockToken) ?? (await lookUpCasUnique(server, lockMcKey, lockToken));
+    if (casUnique === undefined) return false;
     const stored = this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs);
     const released = server.casDelete(lockMcKey, casUnique);
     const [, stillOurs] = await Promise.all([stored, released.catch(() => false)]);
-    this.#lockCas.delete(lockToken);
+    this.#heldLocks.forget(lockToken);
     this.#wake(lockKey);
     if (!stillOurs) {
       // The lock was removed (invalidate) or lost while computing: the result may predate an
@@ -275,14 +247,10 @@ export class MemcachedBackend implements Backend {
     const { lockKey } = ref;
     const server = this.#serverFor(ref.entryKey);
     const lockMcKey = memcachedKey(lockKey);
-    let casUnique = this.#lockCas.get(token)?.casUnique;
-    if (casUnique === undefined) {
-      const lock = (await server.gets([lockMcKey]))[lockMcKey];
-      if (lock?.value !== token || lock.casUniq === undefined) return;
-      casUnique = lock.casUniq;
-    }
+    const casUnique = this.#heldLocks.casUniqueOf(token) ?? (await lookUpCasUnique(server, lockMcKey, token));
+    if (casUnique === undefined) return;
     await server.casDelete(lockMcKey, casUnique);
-    this.#lockCas.delete(token);
+    this.#heldLocks.forget(token);
     this.#wake(lockKey);
   }
 
@@ -409,42 +377,7 @@ export class MemcachedBackend implements Backend {
     return this.#prefixes.get(prefix)?.namespaceKey ?? memcachedKey(prefix + NAMESPACE_SUFFIX);
   }
 
-  #tagPlan(tagKeys: readonly string[]): TagPlan {
-    let plan = this.#tagPlans.get(tagKeys);
-    if (plan === undefined) {
-      const keys = tagKeys.map(memcachedKey);
-      plan = { keys, versionKeys: keys, namespaceKey: '', versions: undefined, hash: '' };
-      this.#tagPlans.set(tagKeys, plan);
-    }
-    return plan;
-  }
-
   #wake(lockKey: string): void {
     this.#waiters.wake(lockKey);
   }
-
-  #sweepLockCas(): void {
-    const now = Date.now();
-    for (const [token, lock] of this.#lockCas) if (lock.expiresAt <= now) this.#lockCas.delete(token);
-  }
-}
-
-/**
- * What stored bytes are for an entry written under `hash`: `'fresh'` when the header's tag
- * hash (bytes 4..20) equals `hash` and its fresh-until time (bytes 20..33, milliseconds) is in
- * the future on this process's clock, `'stale'` when the hash matches but that time has
- * passed, `'invalid'` otherwise (foreign bytes included): a miss.
- */
-function entryState(stored: unknown, hash: string): 'fresh' | 'stale' | 'invalid' {
-  if (!Buffer.isBuffer(stored) || stored.length < HEADER_LENGTH) return 'invalid';
-  for (let i = 0; i < 16; i++) if (stored[TAG_HASH_OFFSET + i] !== hash.charCodeAt(i)) return 'invalid';
-  const freshUntil = freshUntilOf(stored);
-  if (freshUntil === undefined) return 'invalid';
-  return freshUntil > Date.now() ? 'fresh' : 'stale';
-}
-
-function asBuffer(entry: StoredEntry): Buffer {
-  if (Buffer.isBuffer(entry)) return entry;
-  if (entry instanceof Uint8Array) return Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
-  throw new TypeError('MemcachedBackend stores encoded bytes (storesBytes is true), got a record');
 }
