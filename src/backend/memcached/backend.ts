@@ -26,94 +26,24 @@
  * @module
  */
 
-import { MemcacheClient } from 'memcache-client';
 import type { EntryCodec } from '../../codec.js';
-import { freshUntilOf, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash } from '../../codec.js';
-import { OptionError } from '../../errors.js';
+import { tagHash } from '../../codec.js';
 import { idStart, uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
-import { decodeForDump, LockWaiters, numberOption, sortedByKey } from '../kit.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
+import { decodeForDump, LockWaiters, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
+import { HeldLocks, lookUpCasUnique } from './held-locks.js';
 import { memcachedKey } from './keys.js';
+import { type MemcachedBackendOptions, openClient, type ResolvedMemcachedOptions, resolveMemcachedOptions } from './options.js';
 import { HashRing } from './ring.js';
 import { exptime, MemcachedServer, type MultiGetResult } from './server.js';
-
-/** Options of the {@link MemcachedBackend}. */
-export interface MemcachedBackendOptions {
-  /**
-   * The memcached servers, as `'host:port'` strings (one string, or several). Keys are spread
-   * over several servers by consistent hashing of the entry key. Ignored when `client` is given.
-   * @default 'localhost:11211'
-   */
-  servers?: string | readonly string[] | undefined;
-  /**
-   * Existing `memcache-client` clients to use instead of connecting to `servers`: one client
-   * per server, each configured with exactly one server, in a stable order (the order decides
-   * which server holds which keys). `close()` leaves them open: their owner closes them.
-   * Create them with `noDelay: true`, or every request waits for Nagle's algorithm.
-   * @default undefined
-   */
-  client?: MemcacheClient | readonly MemcacheClient[] | undefined;
-  /**
-   * How long a request may take before it fails, in milliseconds; the core then falls back to
-   * the function. Applies to clients this backend creates.
-   * @default 1000
-   */
-  timeout?: number | undefined;
-  /**
-   * How long connecting to a server may take, in milliseconds. Applies to clients this
-   * backend creates.
-   * @default 1000
-   */
-  connectTimeout?: number | undefined;
-  /**
-   * After a server fails (connection refused or dropped, timeout), requests to it fail at
-   * once for this many milliseconds, so that calls fall open without waiting; then the next
-   * request tries to reconnect. `0` retries on every request.
-   * @default 1000
-   */
-  retryInterval?: number | undefined;
-  /**
-   * The largest encoded entry stored, in bytes. Larger entries are not cached: the write
-   * rejects with a {@link MemcachedValueTooLargeError} (the core emits it as an `error` event
-   * and the caller gets its result). Keep it below the server's item size limit (`-I`, 1 MiB
-   * by default) minus the item header and key (about 300 bytes).
-   * @default 1048576 - 512
-   */
-  maxValueSize?: number | undefined;
-  /**
-   * Waiting for another process's lock polls the lock key, first after `pollMin`
-   * milliseconds, doubling up to `pollMax` (Memcached cannot push a wake-up). Waiters in the
-   * same process as the lock's holder are woken at once, without polling.
-   * @default 5
-   */
-  pollMin?: number | undefined;
-  /**
-   * The longest pause between two polls of a lock, in milliseconds; see `pollMin`.
-   * @default 50
-   */
-  pollMax?: number | undefined;
-  /**
-   * How many keys this process remembers having written or created, for {@link MemcachedBackend.dump}
-   * and {@link MemcachedBackend.clear} (memcached cannot list its keys). The oldest are
-   * forgotten first.
-   * @default 10000
-   */
-  trackedKeys?: number | undefined;
-}
+import { asBuffer, entryState } from './stored-entries.js';
+import { TagPlans, versionsAfterMiss } from './tag-plans.js';
+import { TrackedKeys } from './tracked-keys.js';
+import { pollLock } from './waits.js';
 
 /** The suffix of the per-prefix namespace version key: `{prefix}:namespace`. */
 const NAMESPACE_SUFFIX = ':namespace';
-
-/** Per tag-key list (one array per wrapped function): the memcached keys and the last hash. */
-interface TagPlan {
-  readonly keys: readonly string[];
-  /** The keys a read fetches after the entry: the namespace version, then the tags. */
-  versionKeys: readonly string[];
-  namespaceKey: string;
-  versions: readonly string[] | undefined;
-  hash: string;
-}
 
 /**
  * A {@link Backend} on one or more memcached servers, through `memcache-client` (an optional
@@ -130,63 +60,30 @@ interface TagPlan {
 export class MemcachedBackend implements Backend {
   /** Entries are stored as encoded bytes. */
   readonly storesBytes = true;
-  readonly #serverNames: readonly string[];
-  readonly #clients: readonly MemcacheClient[] | undefined;
-  readonly #timeout: number;
-  readonly #connectTimeout: number;
-  readonly #retryInterval: number;
-  readonly #maxValueSize: number;
-  readonly #pollMin: number;
-  readonly #pollMax: number;
-  readonly #trackLimit: number;
+  readonly #options: ResolvedMemcachedOptions;
   readonly #ring: HashRing;
   #servers: MemcachedServer[] | undefined;
   #closed = false;
   /** Prefixes of the caches attached, with their codec (for dump) and namespace key. */
   readonly #prefixes = new Map<string, { codec: EntryCodec; namespaceKey: string }>();
   #lastPrefix: { prefix: string; namespaceKey: string } | undefined;
-  readonly #tagPlans = new WeakMap<readonly string[], TagPlan>();
+  readonly #tagPlans = new TagPlans();
   /** CAS unique of each lock this process holds, by token: release and write need no `gets`. */
-  readonly #lockCas = new Map<string, { casUnique: string | number; expiresAt: number }>();
+  readonly #heldLocks = new HeldLocks();
   readonly #waiters = new LockWaiters();
-  /** Keys this process wrote or created (original key → its memcached key), oldest first. */
-  readonly #tracked = new Map<string, string>();
+  /** Keys this process wrote or created, for clear() and dump(). */
+  readonly #tracked: TrackedKeys;
 
   /** @param options - servers or clients, timeouts and limits; see {@link MemcachedBackendOptions} */
   constructor(options: MemcachedBackendOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-    const { client } = options;
-    if (client !== undefined) {
-      const clients = Array.isArray(client) ? (client as readonly MemcacheClient[]) : [client as MemcacheClient];
-      if (clients.length === 0 || clients.some((c) => c === null || typeof c !== 'object' || typeof c.get !== 'function')) {
-        throw new OptionError('client', 'client must be a memcache-client MemcacheClient or a non-empty array of them');
-      }
-      this.#clients = clients;
-      this.#serverNames = clients.map((c, i) => (typeof c.options.server === 'string' ? c.options.server : `client${i}`));
-    } else {
-      const servers = options.servers ?? 'localhost:11211';
-      const list = typeof servers === 'string' ? [servers] : [...servers];
-      if (list.length === 0 || list.some((s) => typeof s !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(s))) {
-        throw new OptionError('servers', `servers must be one or more 'host:port' strings, got ${JSON.stringify(servers)}`);
-      }
-      if (new Set(list).size !== list.length) throw new OptionError('servers', 'servers lists a server twice');
-      this.#clients = undefined;
-      this.#serverNames = list;
-    }
-    this.#timeout = numberOption(options.timeout ?? 1000, 'timeout', 0);
-    this.#connectTimeout = numberOption(options.connectTimeout ?? 1000, 'connectTimeout', 0);
-    this.#retryInterval = numberOption(options.retryInterval ?? 1000, 'retryInterval', 0, true);
-    this.#maxValueSize = numberOption(options.maxValueSize ?? 1_048_576 - 512, 'maxValueSize', 0);
-    this.#pollMin = numberOption(options.pollMin ?? 5, 'pollMin', 0);
-    this.#pollMax = numberOption(options.pollMax ?? 50, 'pollMax', 0);
-    if (this.#pollMax < this.#pollMin) throw new OptionError('pollMax', 'pollMax must be at least pollMin');
-    this.#trackLimit = numberOption(options.trackedKeys ?? 10_000, 'trackedKeys', 0, true);
-    this.#ring = new HashRing(this.#serverNames);
+    this.#options = resolveMemcachedOptions(options);
+    this.#tracked = new TrackedKeys(this.#options.trackedKeys);
+    this.#ring = new HashRing(this.#options.serverNames);
   }
 
   /** The servers' names (`host:port`), in ring order. */
   get serverNames(): readonly string[] {
-    return this.#serverNames;
+    return this.#options.serverNames;
   }
 
   /** Binds the backend to a cache's key space; several prefixes may share one backend. */
@@ -209,12 +106,7 @@ export class MemcachedBackend implements Backend {
     const { entryKey } = ref;
     const server = this.#serverFor(entryKey);
     const namespaceKey = this.#namespaceKeyOf(ref.prefix);
-    const plan = this.#tagPlan(tagKeys);
-    if (plan.namespaceKey !== namespaceKey) {
-      plan.namespaceKey = namespaceKey;
-      plan.versionKeys = [namespaceKey, ...plan.keys];
-      plan.versions = undefined;
-    }
+    const plan = this.#tagPlans.planFor(tagKeys, namespaceKey);
     const versionKeys = plan.versionKeys;
     const entryMcKey = memcachedKey(entryKey);
     const found = await server.getBatched(entryMcKey, versionKeys);
@@ -241,7 +133,7 @@ export class MemcachedBackend implements Backend {
         hash = tagHash(versions);
         plan.versions = versions;
         plan.hash = hash;
-        this.#trackAll(request.tagKeys, plan.keys);
+        this.#tracked.trackAll(request.tagKeys, plan.keys);
       }
       const stored = found[entryMcKey]?.value;
       const state = stored === undefined ? 'invalid' : entryState(stored, hash);
@@ -288,28 +180,17 @@ export class MemcachedBackend implements Backend {
       locked = await lockTaken;
       const lock = (await lockRead)[lockMcKey];
       if (locked && lock?.value === lockToken && lock.casUniq !== undefined) {
-        this.#lockCas.set(lockToken, { casUnique: lock.casUniq, expiresAt: Date.now() + request.lockTtlMs });
-        if (this.#lockCas.size % 1024 === 0) this.#sweepLockCas();
+        this.#heldLocks.remember(lockToken, lock.casUniq, request.lockTtlMs);
       }
-      if (locked) this.#track(request.ref.lockKey, lockMcKey); // for clear() and dump()
+      if (locked) this.#tracked.track(request.ref.lockKey, lockMcKey); // for clear() and dump()
     }
-    const versions: string[] = [];
-    for (const key of versionKeys) {
-      const value = (created?.[key] ?? found[key])?.value;
-      if (typeof value !== 'string' || value.length === 0) {
-        // Deleted again between the add and the read (a clean raced us): hash a fresh version,
-        // which no entry carries, so whatever is computed now is written invalid.
-        versions.push(uniqueToken());
-      } else {
-        versions.push(value);
-      }
-    }
+    const versions = versionsAfterMiss(versionKeys, found, created);
     const hash = tagHash(versions);
     if (missing !== undefined) {
-      const plan = this.#tagPlan(request.tagKeys);
+      const plan = this.#tagPlans.get(request.tagKeys);
       plan.versions = versions;
       plan.hash = hash;
-      this.#trackAll(request.tagKeys, plan.keys);
+      this.#tracked.trackAll(request.tagKeys, plan.keys);
     }
     return { entry: undefined, tagHash: hash, locked, stale: false };
   }
@@ -323,27 +204,22 @@ export class MemcachedBackend implements Backend {
     const { ref, lockToken } = request;
     const { entryKey, lockKey } = ref;
     const bytes = asBuffer(request.entry);
-    if (bytes.length > this.#maxValueSize) throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#maxValueSize);
+    if (bytes.length > this.#options.maxValueSize) throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#options.maxValueSize);
     const server = this.#serverFor(entryKey);
     const entryMcKey = memcachedKey(entryKey);
     if (lockToken === undefined) {
       await this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs);
-      this.#track(entryKey, entryMcKey);
+      this.#tracked.track(entryKey, entryMcKey);
       return true;
     }
     const lockMcKey = memcachedKey(lockKey);
-    const known = this.#lockCas.get(lockToken);
-    let casUnique = known?.casUnique;
-    if (casUnique === undefined) {
-      // A lock taken by another backend instance: look up its CAS unique first.
-      const lock = (await server.gets([lockMcKey]))[lockMcKey];
-      if (lock?.value !== lockToken || lock.casUniq === undefined) return false;
-      casUnique = lock.casUniq;
-    }
+    // A lock taken by another backend instance: look up its CAS unique first.
+    const casUnique = this.#heldLocks.casUniqueOf(lockToken) ?? (await lookUpCasUnique(server, lockMcKey, lockToken));
+    if (casUnique === undefined) return false;
     const stored = this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs);
     const released = server.casDelete(lockMcKey, casUnique);
     const [, stillOurs] = await Promise.all([stored, released.catch(() => false)]);
-    this.#lockCas.delete(lockToken);
+    this.#heldLocks.forget(lockToken);
     this.#wake(lockKey);
     if (!stillOurs) {
       // The lock was removed (invalidate) or lost while computing: the result may predate an
@@ -351,7 +227,7 @@ export class MemcachedBackend implements Backend {
       await server.delete(entryMcKey);
       return false;
     }
-    this.#track(entryKey, entryMcKey);
+    this.#tracked.track(entryKey, entryMcKey);
     return true;
   }
 
@@ -360,7 +236,7 @@ export class MemcachedBackend implements Backend {
       await server.set(mcKey, bytes, exptime(ttlMs));
     } catch (error) {
       if (/too large/i.test(error instanceof Error ? error.message : String(error))) {
-        throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#maxValueSize, error);
+        throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#options.maxValueSize, error);
       }
       throw error;
     }
@@ -371,14 +247,10 @@ export class MemcachedBackend implements Backend {
     const { lockKey } = ref;
     const server = this.#serverFor(ref.entryKey);
     const lockMcKey = memcachedKey(lockKey);
-    let casUnique = this.#lockCas.get(token)?.casUnique;
-    if (casUnique === undefined) {
-      const lock = (await server.gets([lockMcKey]))[lockMcKey];
-      if (lock?.value !== token || lock.casUniq === undefined) return;
-      casUnique = lock.casUniq;
-    }
+    const casUnique = this.#heldLocks.casUniqueOf(token) ?? (await lookUpCasUnique(server, lockMcKey, token));
+    if (casUnique === undefined) return;
     await server.casDelete(lockMcKey, casUnique);
-    this.#lockCas.delete(token);
+    this.#heldLocks.forget(token);
     this.#wake(lockKey);
   }
 
@@ -393,38 +265,10 @@ export class MemcachedBackend implements Backend {
     const server = this.#serverFor(ref.entryKey);
     const lockMcKey = memcachedKey(lockKey);
     const deadline = Date.now() + timeoutMs;
-    return this.#waiters.wait(lockKey, timeoutMs, false, (settle) => {
-      let delay = this.#pollMin;
-      let timer: NodeJS.Timeout | undefined;
-      let settled = false;
-      const poll = (): void => {
-        server.getBatched(lockMcKey).then(
-          (found) => {
-            if (settled) return;
-            if (found[lockMcKey] === undefined) {
-              settle(true);
-              return;
-            }
-            const remaining = deadline - Date.now();
-            if (remaining <= 0) {
-              settle(false);
-              return;
-            }
-            timer = setTimeout(poll, Math.min(delay, remaining));
-            delay = Math.min(delay * 2, this.#pollMax);
-          },
-          (error: unknown) => {
-            settle(false, error);
-          },
-        );
-      };
-      timer = setTimeout(poll, Math.min(delay, Math.max(0, timeoutMs)));
-      delay = Math.min(delay * 2, this.#pollMax);
-      return () => {
-        settled = true;
-        clearTimeout(timer);
-      };
-    });
+    const { pollMin, pollMax } = this.#options;
+    return this.#waiters.wait(lockKey, timeoutMs, false, (settle) =>
+      pollLock({ server, lockMcKey, deadline, timeoutMs, pollMin, pollMax }, settle),
+    );
   }
 
   /** Deletes an entry and its lock: two deletes pipelined in one request; wakes waiters. */
@@ -448,19 +292,10 @@ export class MemcachedBackend implements Backend {
    * took. One pipelined request per server. Other prefixes are untouched.
    */
   async clear(prefix: string): Promise<void> {
-    const start = `${prefix}:`;
-    const entryStart = `${prefix}:entry:`;
-    const mcKeys = new Set([memcachedKey(prefix + NAMESPACE_SUFFIX)]);
-    const forget: string[] = [];
-    for (const [key, mcKey] of this.#tracked) {
-      if (!key.startsWith(start)) continue;
-      mcKeys.add(mcKey);
-      forget.push(key);
-      // The lock of an entry this process wrote may be held by another process.
-      if (key.startsWith(entryStart)) mcKeys.add(memcachedKey(`${prefix}:lock:${key.slice(idStart(prefix, 'entry'))}`));
-    }
+    const { tracked, reached } = this.#tracked.under(prefix);
+    const mcKeys = new Set([memcachedKey(prefix + NAMESPACE_SUFFIX), ...reached.values()]);
     await this.#onEveryServer((server) => Promise.all([...mcKeys].map((key) => server.delete(key))));
-    for (const key of forget) this.#tracked.delete(key);
+    this.#tracked.forget(tracked);
     this.#waiters.wakeAll(); // locks may be gone: their waiters read again
   }
 
@@ -474,17 +309,7 @@ export class MemcachedBackend implements Backend {
     const chosen = prefix ?? this.#lastPrefix?.prefix;
     if (chosen === undefined) throw new Error('MemcachedBackend is not attached to a cache yet');
     const codec = (this.#prefixes.get(chosen) ?? [...this.#prefixes.values()].at(-1))?.codec;
-    const start = `${chosen}:`;
-    const wanted = new Map<string, string>();
-    for (const [key, mcKey] of this.#tracked) {
-      if (!key.startsWith(start)) continue;
-      wanted.set(key, mcKey);
-      const entryStart = `${chosen}:entry:`;
-      if (key.startsWith(entryStart)) {
-        const lockKey = `${chosen}:lock:${key.slice(entryStart.length)}`;
-        wanted.set(lockKey, memcachedKey(lockKey));
-      }
-    }
+    const wanted = this.#tracked.under(chosen).reached;
     const out: Record<string, unknown> = {};
     if (wanted.size === 0) return out;
     const servers = this.#connect();
@@ -523,21 +348,13 @@ export class MemcachedBackend implements Backend {
   }
 
   #connect(): MemcachedServer[] {
-    if (this.#closed) throw new MemcachedServerDownError(this.#serverNames.join(','), 'the backend is closed');
+    const options = this.#options;
+    if (this.#closed) throw new MemcachedServerDownError(options.serverNames.join(','), 'the backend is closed');
     if (this.#servers === undefined) {
-      const given = this.#clients;
-      this.#servers = this.#serverNames.map((name, i) => {
-        const client =
-          given?.[i] ??
-          new MemcacheClient({
-            server: { server: name, maxConnections: 1 },
-            cmdTimeout: this.#timeout,
-            connectTimeout: this.#connectTimeout,
-            noDelay: true,
-            keepAlive: 60_000,
-            logger: silentLogger,
-          });
-        return new MemcachedServer(name, client, given === undefined, this.#retryInterval);
+      const given = options.clients;
+      this.#servers = options.serverNames.map((name, i) => {
+        const client = given?.[i] ?? openClient(name, options);
+        return new MemcachedServer(name, client, given === undefined, options.retryInterval);
       });
     }
     return this.#servers;
@@ -560,62 +377,7 @@ export class MemcachedBackend implements Backend {
     return this.#prefixes.get(prefix)?.namespaceKey ?? memcachedKey(prefix + NAMESPACE_SUFFIX);
   }
 
-  #tagPlan(tagKeys: readonly string[]): TagPlan {
-    let plan = this.#tagPlans.get(tagKeys);
-    if (plan === undefined) {
-      const keys = tagKeys.map(memcachedKey);
-      plan = { keys, versionKeys: keys, namespaceKey: '', versions: undefined, hash: '' };
-      this.#tagPlans.set(tagKeys, plan);
-    }
-    return plan;
-  }
-
   #wake(lockKey: string): void {
     this.#waiters.wake(lockKey);
   }
-
-  #track(key: string, mcKey: string): void {
-    if (this.#trackLimit === 0) return;
-    const tracked = this.#tracked;
-    if (tracked.has(key)) tracked.delete(key);
-    tracked.set(key, mcKey);
-    if (tracked.size > this.#trackLimit) {
-      const oldest = tracked.keys().next();
-      if (oldest.done !== true) tracked.delete(oldest.value);
-    }
-  }
-
-  #trackAll(keys: readonly string[], mcKeys: readonly string[]): void {
-    for (let i = 0; i < keys.length; i++) this.#track(keys[i] as string, mcKeys[i] as string);
-  }
-
-  #sweepLockCas(): void {
-    const now = Date.now();
-    for (const [token, lock] of this.#lockCas) if (lock.expiresAt <= now) this.#lockCas.delete(token);
-  }
-}
-
-const silentLogger = { info: noop, warn: noop, error: noop, debug: noop };
-function noop(): void {
-  // memcache-client logs connection trouble; the backend reports it through rejections.
-}
-
-/**
- * What stored bytes are for an entry written under `hash`: `'fresh'` when the header's tag
- * hash (bytes 4..20) equals `hash` and its fresh-until time (bytes 20..33, milliseconds) is in
- * the future on this process's clock, `'stale'` when the hash matches but that time has
- * passed, `'invalid'` otherwise (foreign bytes included): a miss.
- */
-function entryState(stored: unknown, hash: string): 'fresh' | 'stale' | 'invalid' {
-  if (!Buffer.isBuffer(stored) || stored.length < HEADER_LENGTH) return 'invalid';
-  for (let i = 0; i < 16; i++) if (stored[TAG_HASH_OFFSET + i] !== hash.charCodeAt(i)) return 'invalid';
-  const freshUntil = freshUntilOf(stored);
-  if (freshUntil === undefined) return 'invalid';
-  return freshUntil > Date.now() ? 'fresh' : 'stale';
-}
-
-function asBuffer(entry: StoredEntry): Buffer {
-  if (Buffer.isBuffer(entry)) return entry;
-  if (entry instanceof Uint8Array) return Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
-  throw new TypeError('MemcachedBackend stores encoded bytes (storesBytes is true), got a record');
 }

@@ -5,6 +5,7 @@
  * @module
  */
 
-export { MemcachedBackend, type MemcachedBackendOptions } from './backend.js';
+export { MemcachedBackend } from './backend.js';
+export type { MemcachedBackendOptions } from './options.js';
 export { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 export { memcachedKey, MAX_KEY_LENGTH } from './keys.js';
