@@ -1,6 +1,6 @@
 /**
- * Redis hit throughput: a hit through `wrap` on the RedisBackend (untagged and with 3 tags)
- * beside raw ioredis GET of the same entry key and a raw EVALSHA of hermes' own read script
+ * Redis hit throughput: a hit through `wrap` on the RedisBackend (untagged, untagged without
+ * write coalescing — `writeBatch: 1` — and with 3 tags) beside raw ioredis GET of the same entry key and a raw EVALSHA of hermes' own read script
  * with the same keys, at concurrency 1 and 64, each on one connection, against a redis-server
  * started on a free loopback port. Figures are medians of interleaved rounds after a warm-up;
  * requests and commands per hit are counted by the server (`INFO commandstats` deltas).
@@ -121,8 +121,8 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
       const entryKey = keys[i % KEYS] as string;
       return [read.sha, 2 + tags.length, entryKey, entryKey.replace(':entry:', ':lock:'), ...tags.map((t) => `bench:tag:${t}`), '', 10_000, 'seed'];
     };
-    const wrapCase = (name: string, tags: readonly string[]) => (port: number): Subject => {
-      const cache = new Hermes(RedisBackend, { ...options, port });
+    const wrapCase = (name: string, tags: readonly string[], backendOptions: Record<string, unknown> = {}) => (port: number): Subject => {
+      const cache = new Hermes(RedisBackend, { ...options, ...backendOptions, port });
       const fn = cache.wrap(async (id: number) => payload(id), { name, tags: [...tags] });
       return { run: (i) => fn(i % KEYS), close: () => cache.close() };
     };
@@ -130,6 +130,7 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
       ['raw ioredis GET (the entry)', raw((c, i) => c.getBuffer(untaggedKeys[i % KEYS] as string))],
       ['raw EVALSHA read script, untagged', raw((c, i) => c.callBuffer('EVALSHA', evalshaArgs(untaggedKeys, i, [])))],
       ['hermes wrap hit, untagged', wrapCase('untagged', [])],
+      ['hermes wrap hit, untagged, writeBatch 1', wrapCase('untagged', [], { writeBatch: 1 })],
       ['raw EVALSHA read script, 3 tags', raw((c, i) => c.callBuffer('EVALSHA', evalshaArgs(taggedKeys, i, TAGS)))],
       ['hermes wrap hit, 3 tags', wrapCase('tagged', TAGS)],
     ];

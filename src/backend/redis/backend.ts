@@ -140,8 +140,11 @@ export class RedisBackend implements Backend {
     // that version meanwhile would be valid again.
     const argv = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
     const sentAt = Date.now();
-    return this.#call(script, keys, argv).then(
-      (reply) => {
+    return this.#call(
+      script,
+      keys,
+      argv,
+      (reply): ReadReply => {
         if (Buffer.isBuffer(reply)) {
           // A fresh hit: the entry, whose header holds the (equal) tag hash.
           return { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
@@ -344,16 +347,23 @@ export class RedisBackend implements Backend {
 
   /**
    * One call of a script (EVAL the first time on a connection, EVALSHA after, NOSCRIPT handled
-   * once per script and connection: see `script-caller.ts`), its socket write coalesced.
+   * once per script and connection: see `script-caller.ts`), its socket write coalesced; the
+   * reply through `onReply`, a failure through `onError` (see {@link ScriptCaller.call}).
    */
-  #call(script: RedisScript, keys: readonly string[], argv: readonly ScriptArgument[]): Promise<unknown> {
+  #call<T = unknown>(
+    script: RedisScript,
+    keys: readonly string[],
+    argv: readonly ScriptArgument[],
+    onReply?: (reply: unknown) => T,
+    onError?: (error: unknown) => never,
+  ): Promise<T> {
     try {
       this.#usableClient();
     } catch (error) {
       return Promise.reject(error);
     }
     this.#coalescer.beforeWrite();
-    return this.#caller.call(script, keys, argv);
+    return this.#caller.call(script, keys, argv, onReply, onError);
   }
 
   /** Calls `each` with every batch of keys under `${prefix}:`, in SCAN order, on every node holding keys (in parallel). */

@@ -1,8 +1,10 @@
 /**
- * Socket-write coalescing: the commands issued in one tick are written to the socket together,
- * in groups of at most `writeBatch`, instead of one write syscall each. Each read is still one
- * request with its own reply; under concurrency the requests share write syscalls, and the
- * server reads them in batches.
+ * Socket-write coalescing: under concurrency, the commands issued in one tick are written to the
+ * socket together, in groups of at most `writeBatch`, instead of one write syscall each. Each
+ * read is still one request with its own reply; the requests share write syscalls, and the
+ * server reads them in batches. Only a crowd is coalesced: a lone call is written at once with
+ * a plain write, since corking it would cost it a `writev` at the end of its tick for nothing
+ * (measured at concurrency 1: the hit went from ~75% to ~85% of a raw EVALSHA).
  *
  * @module
  */
@@ -24,14 +26,22 @@ export function createWriteCoalescer(client: Redis | Cluster, writeBatch: number
 type Stream = Redis['stream'];
 
 /**
- * One connection: the first command of a tick corks the socket, every `writeBatch`-th command
+ * One connection. A tick's first command is written at once, uncorked, unless the previous tick
+ * had a crowd; a second command in the same tick corks the socket, every `writeBatch`-th command
  * flushes it, and the end of the tick (after the microtasks that issue the tick's commands)
- * uncorks it. A lone command is written at the end of its tick, without delay.
+ * uncorks it. A lone call (concurrency 1) is thus written at once with a plain write, while a
+ * crowd (one tick after another with several commands) is corked from its first command.
  */
 class StreamCoalescer implements WriteCoalescer {
   readonly #client: Redis;
   readonly #writeBatch: number;
-  /** The socket corked until the next tick, if any. */
+  /** Whether a command was written in this tick (the end-of-tick callback is scheduled). */
+  #tickOpen = false;
+  /** Commands written in this tick. */
+  #tickCommands = 0;
+  /** Whether the previous tick wrote more than one command. */
+  #crowd = false;
+  /** The socket corked until the end of the tick, if any. */
   #corked: Stream | undefined;
   #batched = 0;
 
@@ -43,31 +53,50 @@ class StreamCoalescer implements WriteCoalescer {
   beforeWrite(): void {
     const stream = this.#client.stream as Stream | undefined;
     if (stream === undefined || stream.destroyed) return;
-    if (this.#corked !== stream) {
-      this.#corked = stream;
-      this.#batched = 1;
-      stream.cork();
-      process.nextTick(() => {
-        if (this.#corked === stream) this.#corked = undefined;
-        stream.uncork();
-      });
-    } else if (++this.#batched >= this.#writeBatch) {
+    if (!this.#tickOpen) {
+      this.#tickOpen = true;
+      this.#tickCommands = 1;
+      process.nextTick(this.#endTick);
+      if (this.#crowd) this.#cork(stream);
+      return;
+    }
+    this.#tickCommands++;
+    if (this.#corked !== stream) this.#cork(stream);
+    else if (++this.#batched >= this.#writeBatch) {
       this.#batched = 0;
       stream.uncork();
       stream.cork();
     }
   }
+
+  #cork(stream: Stream): void {
+    this.#corked?.uncork(); // a stream replaced within the tick (a reconnection)
+    this.#corked = stream;
+    this.#batched = 1;
+    stream.cork();
+  }
+
+  readonly #endTick = (): void => {
+    this.#crowd = this.#tickCommands > 1;
+    this.#tickOpen = false;
+    const stream = this.#corked;
+    this.#corked = undefined;
+    if (stream !== undefined) stream.uncork();
+  };
 }
 
 /**
- * A cluster: the first command of a tick corks the socket of every master (a command goes to
- * the one its slot lives on), the end of the tick uncorks them, and every `writeBatch` ×
- * masters commands flushes them.
+ * A cluster, as {@link StreamCoalescer} with every master's socket: corking corks them all (a
+ * command goes to the one its slot lives on), the end of the tick uncorks them, and every
+ * `writeBatch` × masters commands flushes them.
  */
 class MastersCoalescer implements WriteCoalescer {
   readonly #cluster: Cluster;
   readonly #writeBatch: number;
-  /** The masters' sockets corked until the next tick, if any. */
+  #tickOpen = false;
+  #tickCommands = 0;
+  #crowd = false;
+  /** The masters' sockets corked until the end of the tick, if any. */
   #corked: Stream[] | undefined;
   #batched = 0;
 
@@ -77,22 +106,17 @@ class MastersCoalescer implements WriteCoalescer {
   }
 
   beforeWrite(): void {
+    if (!this.#tickOpen) {
+      this.#tickOpen = true;
+      this.#tickCommands = 1;
+      process.nextTick(this.#endTick);
+      if (this.#crowd) this.#cork();
+      return;
+    }
+    this.#tickCommands++;
     const corked = this.#corked;
-    if (corked === undefined) {
-      const streams: Stream[] = [];
-      for (const node of this.#cluster.nodes('master')) {
-        const stream = node.stream as Stream | undefined;
-        if (stream === undefined || stream.destroyed) continue;
-        stream.cork();
-        streams.push(stream);
-      }
-      this.#corked = streams;
-      this.#batched = 1;
-      process.nextTick(() => {
-        this.#corked = undefined;
-        for (const stream of streams) stream.uncork();
-      });
-    } else if (++this.#batched >= this.#writeBatch * Math.max(1, corked.length)) {
+    if (corked === undefined) this.#cork();
+    else if (++this.#batched >= this.#writeBatch * Math.max(1, corked.length)) {
       this.#batched = 0;
       for (const stream of corked) {
         stream.uncork();
@@ -100,4 +124,24 @@ class MastersCoalescer implements WriteCoalescer {
       }
     }
   }
+
+  #cork(): void {
+    const streams: Stream[] = [];
+    for (const node of this.#cluster.nodes('master')) {
+      const stream = node.stream as Stream | undefined;
+      if (stream === undefined || stream.destroyed) continue;
+      stream.cork();
+      streams.push(stream);
+    }
+    this.#corked = streams;
+    this.#batched = 1;
+  }
+
+  readonly #endTick = (): void => {
+    this.#crowd = this.#tickCommands > 1;
+    this.#tickOpen = false;
+    const streams = this.#corked;
+    this.#corked = undefined;
+    if (streams !== undefined) for (const stream of streams) stream.uncork();
+  };
 }

@@ -70,11 +70,12 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   commandTimeout?: number | undefined;
   /**
-   * Commands issued in the same tick (concurrent reads, mostly) are written to the socket
-   * together, in groups of at most this many: fewer write syscalls for the client and batched
-   * reads for the server, while each read stays one request with its own reply. `1` writes
-   * every command on its own, as ioredis does. Measured on loopback at 64 concurrent hits
-   * (`npm run bench -- redis`), 8 to 32 serve best; a lone command is never delayed.
+   * Commands issued in the same tick while the connection has others awaiting their replies
+   * (concurrent reads, mostly) are written to the socket together, in groups of at most this
+   * many: fewer write syscalls for the client and batched reads for the server, while each read
+   * stays one request with its own reply. A command on an idle connection is written at once.
+   * `1` writes every command on its own, as ioredis does. Measured on loopback at 64 concurrent
+   * hits (`npm run bench -- redis`), 8 to 32 serve best.
    * @default 16
    */
   writeBatch?: number | undefined;

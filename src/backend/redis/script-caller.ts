@@ -76,10 +76,18 @@ export class ScriptCaller {
 
   /**
    * Runs `script` with these KEYS and ARGV and resolves with its reply (bulk strings as
-   * Buffers). The key count is the keys array's length, checked against the script's own
+   * Buffers), passed through `onReply` when given; a failure other than NOSCRIPT goes through
+   * `onError` when given. (Taking both here keeps a call to one promise reaction on the hot
+   * path.) The key count is the keys array's length, checked against the script's own
    * (`numberOfKeys`, from its file name) when it has one.
    */
-  call(script: RedisScript, keys: readonly string[], argv: readonly ScriptArgument[]): Promise<unknown> {
+  call<T = unknown>(
+    script: RedisScript,
+    keys: readonly string[],
+    argv: readonly ScriptArgument[],
+    onReply?: (reply: unknown) => T,
+    onError?: (error: unknown) => never,
+  ): Promise<T> {
     const keyCount = keys.length;
     if (script.numberOfKeys !== undefined && keyCount !== script.numberOfKeys) {
       return Promise.reject(new TypeError(`${script.file} takes ${script.numberOfKeys} keys, got ${keyCount}`));
@@ -89,26 +97,27 @@ export class ScriptCaller {
     args[1] = keyCount;
     for (let i = 0; i < keyCount; i++) args[2 + i] = keys[i] as string;
     for (let i = 0; i < argv.length; i++) args[2 + keyCount + i] = argv[i] as ScriptArgument;
+    const call: PendingCall<T> = { script, args, onReply, onError };
     const connection = this.#connectionOf(keys[0]);
     if (connection === undefined) {
       // A cluster that does not know its slots yet: the call would wait in its queue anyway;
       // waiting here instead lets it go out knowing its master.
-      return this.#clusterReady().then(() => this.#send(script, this.#connectionOf(keys[0]) ?? this.#unknownSlot(keys[0]), args));
+      return this.#clusterReady().then(() => this.#send(call, this.#connectionOf(keys[0]) ?? this.#unknownSlot(keys[0])), onError);
     }
-    return this.#send(script, connection, args);
+    return this.#send(call, connection);
   }
 
   /** Writes a call as EVAL if its script is not known on the connection, else as EVALSHA. */
-  #send(script: RedisScript, connection: ConnectionScripts, args: ScriptArgument[]): Promise<unknown> {
+  #send<T>(call: PendingCall<T>, connection: ConnectionScripts): Promise<T> {
+    const { script, args } = call;
     const sequence = ++connection.sent;
     if (!connection.loadedBy.has(script.sha)) {
       connection.loadedBy.set(script.sha, sequence);
-      args[0] = script.source;
-      return send(this.#client, 'evalBuffer', args);
+      return settle(send(this.#client, 'evalBuffer', withBody(call)), call);
     }
-    return send(this.#client, 'evalshaBuffer', args).catch((error: unknown) => {
-      if (!isNoScript(error)) throw error;
-      return this.#afterNoScript(script, connection, sequence, args, false);
+    return send(this.#client, 'evalshaBuffer', args).then<T, T>(call.onReply, (error: unknown) => {
+      if (!isNoScript(error)) return fail(error, call);
+      return this.#afterNoScript(call, connection, sequence, false);
     });
   }
 
@@ -125,27 +134,21 @@ export class ScriptCaller {
    * EVALSHA if an EVAL of the script was written there after it (it runs first), else sent as
    * EVAL, which caches the script again for the calls after it.
    */
-  #afterNoScript(
-    script: RedisScript,
-    connection: ConnectionScripts,
-    sequence: number,
-    args: ScriptArgument[],
-    retried: boolean,
-  ): Promise<unknown> {
+  #afterNoScript<T>(call: PendingCall<T>, connection: ConnectionScripts, sequence: number, retried: boolean): Promise<T> {
+    const { script, args } = call;
     const current = this.#connectionOf(args[2]) ?? this.#unknownSlot(args[2]);
     const loadedBy = current.loadedBy.get(script.sha);
     const resent = ++current.sent;
     if (!retried && current === connection && loadedBy !== undefined && loadedBy > sequence) {
-      return send(this.#client, 'evalshaBuffer', args).catch((error: unknown) => {
-        if (!isNoScript(error)) throw error;
-        return this.#afterNoScript(script, current, resent, args, true);
+      return send(this.#client, 'evalshaBuffer', args).then<T, T>(call.onReply, (error: unknown) => {
+        if (!isNoScript(error)) return fail(error, call);
+        return this.#afterNoScript(call, current, resent, true);
       });
     }
     current.loadedBy.set(script.sha, resent);
-    const withBody = args.slice();
-    withBody[0] = script.source;
-    return send(this.#client, 'evalBuffer', withBody);
+    return settle(send(this.#client, 'evalBuffer', withBody(call)), call);
   }
+
 
   /**
    * The connection a script call with this first key goes to; `undefined` on a cluster that
@@ -180,6 +183,34 @@ export class ScriptCaller {
     this.#connection = freshConnection();
     this.#nodes.clear();
   };
+}
+
+/** A call on its way: what to send, and what to do with the reply. */
+interface PendingCall<T> {
+  readonly script: RedisScript;
+  /** The EVALSHA arguments: SHA1, key count, keys, ARGV. */
+  readonly args: ScriptArgument[];
+  readonly onReply: ((reply: unknown) => T) | undefined;
+  readonly onError: ((error: unknown) => never) | undefined;
+}
+
+/** The call's EVAL arguments: the EVALSHA ones with the body in place of the SHA1. */
+function withBody(call: PendingCall<unknown>): ScriptArgument[] {
+  const args = call.args.slice();
+  args[0] = call.script.source;
+  return args;
+}
+
+/** The reply of an EVAL through the call's handlers. */
+function settle<T>(sent: Promise<unknown>, call: PendingCall<T>): Promise<T> {
+  if (call.onReply === undefined && call.onError === undefined) return sent as Promise<T>;
+  return sent.then<T, T>(call.onReply, call.onError);
+}
+
+/** A failure other than NOSCRIPT: through the call's `onError`, else rethrown. */
+function fail(error: unknown, call: PendingCall<unknown>): never {
+  if (call.onError !== undefined) call.onError(error);
+  throw error;
 }
 
 function slotOfKey(key: ScriptArgument | undefined): number {
