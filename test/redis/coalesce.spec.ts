@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import type { ReadRequest } from '../../src/backend/backend.js';
 import { EntryCodec } from '../../src/index.js';
+import { Keyspace } from '../../src/backend/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -27,7 +28,7 @@ describe('RedisBackend write coalescing', function () {
     await server.stop();
   });
 
-  const request = (n: number): ReadRequest => ({ entryKey: `co:entry:f:${n}`, lockKey: `co:lock:f:${n}`, tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
+  const request = (n: number): ReadRequest => ({ ref: new Keyspace('co').entryRef('f', String(n)), tagKeys: [], lockToken: undefined, lockTtlMs: 1000 });
   const corked = (): number => (backend.client as Redis).stream.writableCorked;
 
   it('writes a lone call at once, uncorked; corks the second call of a tick until its end', async function () {
