@@ -85,8 +85,13 @@ export const channels = Object.freeze({
  * object is built: this runs on every read).
  */
 export function traced<T>(channel: TracingChannel<object, TraceContext>, fn: () => Promise<T>, key: string, name: string): Promise<T> {
-  if (!channel.start.hasSubscribers && !channel.asyncEnd.hasSubscribers && !channel.error.hasSubscribers) return fn();
+  if (!isTraced(channel)) return fn();
   return channel.tracePromise(fn, { key, name });
+}
+
+/** Whether anybody listens to a tracing channel. */
+export function isTraced(channel: TracingChannel<object, TraceContext>): boolean {
+  return channel.start.hasSubscribers || channel.asyncEnd.hasSubscribers || channel.error.hasSubscribers;
 }
 
 /** The events emitted once per call, worth building only while somebody listens. */

@@ -10,24 +10,24 @@ import type { Recorder } from '../events.js';
 import { BackendError, type BackendOperation, HermesError } from '../errors.js';
 
 /** One call under a {@link DeadlineQueue}'s deadline. */
-interface Deadline {
+export interface Deadline {
   /** When it expires, `Date.now()` time. */
   readonly at: number;
-  /** Runs once if the deadline passes before the call settles. */
+  /** Runs if the deadline passes before the call ends it. */
   readonly expire: () => void;
-  /** Set when the call settled in time, or expired: nothing more to do. */
-  done: boolean;
 }
 
 /**
  * The deadlines of backend calls, all of one length: since each expires a fixed time after it
- * was added, they expire in the order they were added — one queue and one timer serve them all,
- * instead of a timer per call (a burst of thousands of calls would otherwise arm as many).
+ * was added, they expire in the order they were added — one ordered set and one timer serve
+ * them all, instead of a timer per call (a burst of thousands of calls would otherwise arm as
+ * many). A call that ends in time leaves the set at once, so nothing it holds is kept alive
+ * until its deadline.
  */
 export class DeadlineQueue {
   readonly #ms: number;
-  #queue: Deadline[] = [];
-  #head = 0;
+  /** Pending deadlines, in insertion order, which is their order of expiry. */
+  readonly #pending = new Set<Deadline>();
   #timer: NodeJS.Timeout | undefined;
 
   /** @param ms - the length of every deadline */
@@ -35,40 +35,58 @@ export class DeadlineQueue {
     this.#ms = ms;
   }
 
-  /** Starts a deadline; `expire` runs if it passes before the returned entry is marked done. */
+  /** Starts a deadline; `expire` runs if it passes before {@link DeadlineQueue.end} is called. */
   add(expire: () => void): Deadline {
-    const deadline: Deadline = { at: Date.now() + this.#ms, expire, done: false };
-    this.#queue.push(deadline);
+    const deadline: Deadline = { at: Date.now() + this.#ms, expire };
+    this.#pending.add(deadline);
     if (this.#timer === undefined) this.#timer = setTimeout(this.#sweep, this.#ms);
     return deadline;
   }
 
+  /** Ends a deadline: `true` if it was still pending (the call is in time), `false` if it expired. */
+  end(deadline: Deadline): boolean {
+    return this.#pending.delete(deadline);
+  }
+
+  /** The number of pending deadlines. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * The timer: deadlines past due are expired after the I/O that is ready has been read (one
+   * `setImmediate` later), not at once. When this process itself was busy past a deadline — a
+   * burst of thousands of calls issued in one go, a long synchronous task — the answers that
+   * arrived meanwhile are waiting in the socket: they end their calls' deadlines first, and
+   * only the calls the backend has not answered by then expire.
+   */
   readonly #sweep = (): void => {
     this.#timer = undefined;
-    const now = Date.now();
-    const queue = this.#queue;
-    let head = this.#head;
-    while (head < queue.length) {
-      const deadline = queue[head] as Deadline;
-      if (!deadline.done) {
-        if (deadline.at > now) break;
-        deadline.done = true;
-        deadline.expire();
-      }
-      head++;
-    }
-    if (head >= queue.length) {
-      this.#queue = [];
-      this.#head = 0;
+    const first = this.#pending.values().next();
+    if (first.done === true) return;
+    if (first.value.at > Date.now()) {
+      this.#arm(first.value.at);
       return;
     }
-    if (head > 1024 && head * 2 > queue.length) {
-      this.#queue = queue.slice(head);
-      head = 0;
-    }
-    this.#head = head;
-    this.#timer = setTimeout(this.#sweep, Math.max(1, (this.#queue[head] as Deadline).at - now));
+    setImmediate(this.#expireDue);
   };
+
+  readonly #expireDue = (): void => {
+    const now = Date.now();
+    const pending = this.#pending;
+    for (const deadline of pending) {
+      if (deadline.at > now) {
+        this.#arm(deadline.at);
+        return;
+      }
+      pending.delete(deadline);
+      deadline.expire();
+    }
+  };
+
+  #arm(at: number): void {
+    if (this.#timer === undefined) this.#timer = setTimeout(this.#sweep, Math.max(1, at - Date.now()));
+  }
 }
 
 /** How a cache calls its backend: deadlines and the fail-open policy. */
@@ -102,24 +120,36 @@ export class BackendGuard {
       return Promise.reject(error);
     }
     if (backend.readSync) return promise;
+    const deadlines = this.#deadlines;
     return new Promise<T>((resolve, reject) => {
-      const deadline = this.#deadlines.add(() => {
+      const deadline = deadlines.add(() => {
         onLate?.();
         reject(new Error(`${operation} timed out after ${this.#deadlineMs} ms (backendTimeout)`));
       });
       promise.then(
         (value) => {
-          if (deadline.done) return;
-          deadline.done = true;
-          resolve(value);
+          if (deadlines.end(deadline)) resolve(value);
         },
         (error: unknown) => {
-          if (deadline.done) return;
-          deadline.done = true;
-          reject(error);
+          if (deadlines.end(deadline)) reject(error);
         },
       );
     });
+  }
+
+  /**
+   * Starts the deadline of one remote backend call (`backendTimeout`): `expire` gets the timeout
+   * error if it passes before the caller ends it with {@link BackendGuard.endDeadline}.
+   */
+  startDeadline(operation: string, expire: (error: Error) => void): Deadline {
+    return this.#deadlines.add(() => {
+      expire(new Error(`${operation} timed out after ${this.#deadlineMs} ms (backendTimeout)`));
+    });
+  }
+
+  /** Ends a deadline: `true` if the call is in time, `false` if its deadline already passed. */
+  endDeadline(deadline: Deadline): boolean {
+    return this.#deadlines.end(deadline);
   }
 
   /** A backend failure on a wrapped call: thrown unless failing open, else reported. */
