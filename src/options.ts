@@ -78,8 +78,10 @@ export interface HermesOptions extends CodecOptions {
   jitter?: number | undefined;
   /**
    * Deadline of every backend call of a wrapped function (read, write), in milliseconds:
-   * past it the call falls open to the function with an `error` event. Not applied to the
-   * in-process backend, which cannot hang.
+   * past it the call falls open to the function with an `error` event. When this process was
+   * itself busy past the deadline (a burst of thousands of calls, a long synchronous task), the
+   * answers that arrived meanwhile are read first: only calls the backend has not answered by
+   * then fall open. Not applied to the in-process backend, which cannot hang.
    * @default 250
    */
   backendTimeout?: number | undefined;
