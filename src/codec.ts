@@ -189,22 +189,28 @@ export class EntryCodec {
    * entry of this format (the caller turns it into a {@link CorruptEntryError}).
    */
   decode(bytes: Uint8Array): EntryRecord {
-    if (bytes.length < HEADER_LENGTH) throw new Error(`${bytes.length} bytes is shorter than the header`);
+    const length = bytes.length;
+    if (length < HEADER_LENGTH) throw new Error(`${length} bytes is shorter than the header`);
     if (bytes[0] !== MAGIC) throw new Error('not a hermes entry (bad magic byte)');
     if (bytes[1] !== VERSION_BYTE) throw new Error(`unsupported format version '${String.fromCharCode(bytes[1] ?? 0)}'`);
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-    const tagHash = buf.toString('latin1', TAG_HASH_OFFSET, TAG_HASH_OFFSET + 16);
-    const freshUntil = Number(buf.toString('latin1', FRESH_UNTIL_OFFSET, HEADER_LENGTH));
-    if (!Number.isSafeInteger(freshUntil)) throw new Error('bad fresh-until field');
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, length);
+    const tagHash = buf.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET);
+    const freshUntil = readFreshUntil(buf);
+    const serializer = bytes[2];
+    const compression = bytes[3];
+    if (compression === COMP_NONE && serializer === SER_JSON) {
+      // The common case, without a payload view: the JSON text straight from the bytes.
+      return { tagHash, freshUntil, value: JSON.parse(utf8(buf, HEADER_LENGTH, length)) };
+    }
     let payload: Uint8Array = buf.subarray(HEADER_LENGTH);
-    if (bytes[3] === COMP_ZLIB) {
+    if (compression === COMP_ZLIB) {
       if (!this.#compressor) throw new Error('entry is compressed but compression is disabled');
       payload = this.#compressor.decompress(payload);
-    } else if (bytes[3] !== COMP_NONE) {
+    } else if (compression !== COMP_NONE) {
       throw new Error('unknown compression flag');
     }
     let value: unknown;
-    switch (bytes[2]) {
+    switch (serializer) {
       case SER_JSON:
         value = JSON.parse(textDecoder.decode(payload));
         break;
@@ -220,6 +226,26 @@ export class EntryCodec {
     }
     return { tagHash, freshUntil, value };
   }
+}
+
+/** The fresh-until field: 13 ASCII digits, milliseconds since the epoch. */
+function readFreshUntil(buf: Buffer): number {
+  let freshUntil = 0;
+  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
+    const digit = (buf[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) throw new Error('bad fresh-until field');
+    freshUntil = freshUntil * 10 + digit;
+  }
+  return freshUntil;
+}
+
+/** UTF-8 text of `buf[start, end)`; malformed sequences are an error, as `TextDecoder({ fatal })` makes them. */
+function utf8(buf: Buffer, start: number, end: number): string {
+  const text = buf.toString('utf8', start, end);
+  // Buffer's decoder replaces malformed sequences with U+FFFD where TextDecoder (fatal) throws:
+  // only text holding U+FFFD needs the strict check.
+  if (text.includes('\ufffd')) return textDecoder.decode(buf.subarray(start, end));
+  return text;
 }
 
 function formatFreshUntil(ms: number): string {
