@@ -297,8 +297,12 @@ describe('RedisBackend through Redis Sentinel (real primary, replica and 3 senti
       expect(firstHitMs).to.be.within(0, 6000);
       // Both processes end up on the new primary, and hit there.
       for (const cache of caches) expect(connectedPort(cache.backend as RedisBackend)).to.equal(newPrimary);
+      // (A hit whose connection closed right after its reply has no port to show: a reconnection
+      // after the switch, READONLY from the demoted primary, can fall among the last hits.)
       const lastHits = hits.slice(-50);
-      expect(lastHits.every((hit) => hit.port === newPrimary)).to.equal(true);
+      const ports = lastHits.map((hit) => hit.port);
+      expect(ports.filter((port) => port !== undefined && port !== newPrimary), `ports of the last hits: ${ports.join(',')}`).to.deep.equal([]);
+      expect(ports.filter((port) => port === newPrimary).length, `ports of the last hits: ${ports.join(',')}`).to.be.at.least(40);
       // The scripts were loaded on the new primary, and EVALSHA succeeds there.
       const server = admin(newPrimary);
       const scripts = redisScripts();
