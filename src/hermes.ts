@@ -116,7 +116,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     this.#readPath = new ReadPath(this.#ctx, () => this.backend);
     this.#host = {
       compile: (fn, wrapOptions, defaultName) => this.#compile(fn, wrapOptions, defaultName),
-      call: (policy, thisArg, args) => this.#readPath.call(policy, thisArg, args),
+      call: this.#readPath.call.bind(this.#readPath),
       invalidate: (policy, args) => this.#readPath.invalidate(policy, args),
       entryKey: (policy, args) => entryRefOf(this.keyspace, policy, args).entryKey,
     };
@@ -144,6 +144,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       const backend = new BackendCtor(this.#backendOptions);
       backend.attach({ prefix: this.keyspace.prefix, codec: this.codec });
       this.#backend = backend;
+      this.#readPath.backend = backend;
     }
     return this.#backend;
   }
@@ -152,6 +153,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     if (!isBackend(backend)) throw new OptionError('backend', 'backend must implement the Backend contract');
     backend.attach({ prefix: this.keyspace.prefix, codec: this.codec });
     this.#backend = backend;
+    this.#readPath.backend = backend;
     this.#readPath.inflight.clear();
   }
 

@@ -29,16 +29,18 @@ export class ReadPath {
    */
   readonly inflight = new Map<string, Promise<unknown>>();
   readonly #ctx: CoreContext;
-  readonly #backend: () => Backend;
+  /** The backend in use, once built (the cache sets it); see {@link ReadPath.#resolveBackend}. */
+  backend: Backend | undefined;
+  readonly #resolveBackend: () => Backend;
   readonly #computer: Computer;
 
   /**
    * @param ctx - the cache's collaborators
-   * @param backend - the backend in use (it can be replaced at run time)
+   * @param backend - builds the backend on first use (the cache's lazy construction)
    */
   constructor(ctx: CoreContext, backend: () => Backend) {
     this.#ctx = ctx;
-    this.#backend = backend;
+    this.#resolveBackend = backend;
     this.#computer = new Computer(ctx);
   }
 
@@ -59,7 +61,7 @@ export class ReadPath {
     const joined = this.inflight.get(entryKey);
     if (joined !== undefined) return joined;
 
-    const backend = this.#backend();
+    const backend = this.backend ?? this.#resolveBackend();
     let corrupt = false;
     if (backend.readSync) {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
@@ -112,7 +114,7 @@ export class ReadPath {
     const { keyspace, guard } = this.#ctx;
     const ref = entryRefOf(keyspace, policy, args);
     this.inflight.delete(ref.entryKey);
-    const backend = this.#backend();
+    const backend = this.backend ?? this.#resolveBackend();
     try {
       await guard.invalidation('invalidate', ref.entryKey, () => backend.invalidate(ref));
     } finally {
