@@ -469,6 +469,19 @@ describe('Redis faults against real servers (fail open, never reject)', function
       return probe(server2, { prefix, username: user, password: 'secret', circuitBreaker: false });
     }
 
+    it('without +eval, with +evalsha and +script|load (the ACL of earlier versions): scripts loaded once per script, then cached as usual', async function () {
+      const p = await userProbe(['~{prefix}:*', '&{prefix}:*', '+@all', '-eval']);
+      const before = Number(/cmdstat_script\|load:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? p.f(i % 5) : p.tagged(i % 5))));
+      expect(results).to.deep.equal(Array.from({ length: 20 }, (_, i) => (i % 5) * 10));
+      expect(await p.f(1)).to.equal(10);
+      expect(p.cache.stats().hits).to.be.at.least(1);
+      expect(p.cache.stats().fallbacks).to.equal(0);
+      expect(p.errors).to.deep.equal([]);
+      const loads = Number(/cmdstat_script\|load:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0) - before;
+      expect(loads).to.be.within(1, 2); // read.lua, and write-2.lua if a write came first on its own
+    });
+
     for (const [what, rules] of [
       ['without +eval and +evalsha', ['~{prefix}:*', '&{prefix}:*', '+@all', '-eval', '-evalsha']],
       ['without key access under the prefix', ['~other:*', '&{prefix}:*', '+@all']],

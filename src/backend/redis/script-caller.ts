@@ -13,6 +13,9 @@
  *   Single-flight: if another call's EVAL of the script was written on that connection after
  *   this EVALSHA, the script is there by now and the call is retried as EVALSHA; only the
  *   first NOSCRIPT of a burst sends the body.
+ * - a user whose ACL refuses EVAL but allows SCRIPT LOAD and EVALSHA (the ACL hermes asked for
+ *   before it sent EVAL) gets the scripts loaded with SCRIPT LOAD instead: once per script and
+ *   connection, single-flight, then EVALSHA — one more round trip for the first call only.
  * - a lost connection forgets what it knew (`close` of a standalone client; a master added,
  *   removed or the whole cluster reconnecting): the next call there sends EVAL again.
  *
@@ -36,10 +39,12 @@ interface ConnectionScripts {
   sent: number;
   /** By SHA1: the sequence number of the EVAL that caches the script there. Absent: unknown. */
   readonly loadedBy: Map<string, number>;
+  /** By SHA1: a SCRIPT LOAD under way (only when EVAL is refused, see {@link ScriptCaller}). */
+  readonly loading: Map<string, Promise<unknown>>;
 }
 
 function freshConnection(): ConnectionScripts {
-  return { sent: 0, loadedBy: new Map() };
+  return { sent: 0, loadedBy: new Map(), loading: new Map() };
 }
 
 /**
@@ -56,6 +61,8 @@ export class ScriptCaller {
 
   /** On a cluster: resolves once the client knows the slots (connecting it if need be). */
   readonly #clusterReady: () => Promise<void>;
+  /** Whether the server refused EVAL to this client's user: scripts are then loaded with SCRIPT LOAD. */
+  #evalRefused = false;
 
   /**
    * @param client - the client the scripts are sent with
@@ -113,7 +120,7 @@ export class ScriptCaller {
     const sequence = ++connection.sent;
     if (!connection.loadedBy.has(script.sha)) {
       connection.loadedBy.set(script.sha, sequence);
-      return settle(send(this.#client, 'evalBuffer', withBody(call)), call);
+      return this.#sendBody(call, connection);
     }
     return send(this.#client, 'evalshaBuffer', args).then<T, T>(call.onReply, (error: unknown) => {
       if (!isNoScript(error)) return fail(error, call);
@@ -146,7 +153,37 @@ export class ScriptCaller {
       });
     }
     current.loadedBy.set(script.sha, resent);
-    return settle(send(this.#client, 'evalBuffer', withBody(call)), call);
+    return this.#sendBody(call, current);
+  }
+
+  /**
+   * Sends the call with the script's body (EVAL), which also caches the script on the
+   * connection; if the server refuses EVAL to this user, loads the script with SCRIPT LOAD
+   * (single-flight per script and connection) and sends EVALSHA, now and for every later first use.
+   */
+  #sendBody<T>(call: PendingCall<T>, connection: ConnectionScripts): Promise<T> {
+    if (this.#evalRefused) return this.#loadThenCall(call, connection);
+    return send(this.#client, 'evalBuffer', withBody(call)).then<T, T>(call.onReply, (error: unknown) => {
+      if (!isEvalRefused(error)) return fail(error, call);
+      this.#evalRefused = true;
+      return this.#loadThenCall(call, connection);
+    });
+  }
+
+  /** SCRIPT LOAD of the call's script (once per script and connection), then its EVALSHA. */
+  #loadThenCall<T>(call: PendingCall<T>, connection: ConnectionScripts): Promise<T> {
+    const { script, args } = call;
+    let loading = connection.loading.get(script.sha);
+    if (loading === undefined) {
+      const client = this.#client;
+      // On a cluster, on every master: which one serves the slot may change meanwhile.
+      const load = client instanceof Cluster ? Promise.all(client.nodes('master').map((node) => node.script('LOAD', script.source))) : client.script('LOAD', script.source);
+      loading = load.finally(() => connection.loading.delete(script.sha));
+      connection.loading.set(script.sha, loading);
+    }
+    return loading
+      .then(() => send(this.#client, 'evalshaBuffer', args))
+      .then<T, T>(call.onReply, (error: unknown) => fail(error, call));
   }
 
 
@@ -201,12 +238,6 @@ function withBody(call: PendingCall<unknown>): ScriptArgument[] {
   return args;
 }
 
-/** The reply of an EVAL through the call's handlers. */
-function settle<T>(sent: Promise<unknown>, call: PendingCall<T>): Promise<T> {
-  if (call.onReply === undefined && call.onError === undefined) return sent as Promise<T>;
-  return sent.then<T, T>(call.onReply, call.onError);
-}
-
 /** A failure other than NOSCRIPT: through the call's `onError`, else rethrown. */
 function fail(error: unknown, call: PendingCall<unknown>): never {
   if (call.onError !== undefined) call.onError(error);
@@ -215,6 +246,11 @@ function fail(error: unknown, call: PendingCall<unknown>): never {
 
 function slotOfKey(key: ScriptArgument | undefined): number {
   return typeof key === 'string' ? calculateSlot(key) : 0;
+}
+
+/** NOPERM for EVAL: the user's ACL lacks `+eval`. */
+function isEvalRefused(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOPERM') && /'eval'/i.test(error.message);
 }
 
 function isNoScript(error: unknown): boolean {
