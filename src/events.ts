@@ -85,13 +85,8 @@ export const channels = Object.freeze({
  * object is built: this runs on every read).
  */
 export function traced<T>(channel: TracingChannel<object, TraceContext>, fn: () => Promise<T>, key: string, name: string): Promise<T> {
-  if (!isTraced(channel)) return fn();
+  if (!channel.start.hasSubscribers && !channel.asyncEnd.hasSubscribers && !channel.error.hasSubscribers) return fn();
   return channel.tracePromise(fn, { key, name });
-}
-
-/** Whether anybody listens to a tracing channel. */
-export function isTraced(channel: TracingChannel<object, TraceContext>): boolean {
-  return channel.start.hasSubscribers || channel.asyncEnd.hasSubscribers || channel.error.hasSubscribers;
 }
 
 /** The events emitted once per call, worth building only while somebody listens. */

@@ -137,21 +137,6 @@ export class BackendGuard {
     });
   }
 
-  /**
-   * Starts the deadline of one remote backend call (`backendTimeout`): `expire` gets the timeout
-   * error if it passes before the caller ends it with {@link BackendGuard.endDeadline}.
-   */
-  startDeadline(operation: string, expire: (error: Error) => void): Deadline {
-    return this.#deadlines.add(() => {
-      expire(new Error(`${operation} timed out after ${this.#deadlineMs} ms (backendTimeout)`));
-    });
-  }
-
-  /** Ends a deadline: `true` if the call is in time, `false` if its deadline already passed. */
-  endDeadline(deadline: Deadline): boolean {
-    return this.#deadlines.end(deadline);
-  }
-
   /** A backend failure on a wrapped call: thrown unless failing open, else reported. */
   absorb(error: HermesError): void {
     if (!this.#failOpen) throw error;

@@ -220,7 +220,7 @@ export class MemcachedBackend implements Backend {
     const released = server.casDelete(lockMcKey, casUnique);
     const [, stillOurs] = await Promise.all([stored, released.catch(() => false)]);
     this.#heldLocks.forget(lockToken);
-    this.#wake(lockKey);
+    this.#waiters.wake(lockKey);
     if (!stillOurs) {
       // The lock was removed (invalidate) or lost while computing: the result may predate an
       // invalidation, so it must not stay.
@@ -251,7 +251,7 @@ export class MemcachedBackend implements Backend {
     if (casUnique === undefined) return;
     await server.casDelete(lockMcKey, casUnique);
     this.#heldLocks.forget(token);
-    this.#wake(lockKey);
+    this.#waiters.wake(lockKey);
   }
 
   /**
@@ -276,7 +276,7 @@ export class MemcachedBackend implements Backend {
     const { entryKey, lockKey } = ref;
     const server = this.#serverFor(entryKey);
     await Promise.all([server.delete(memcachedKey(entryKey)), server.delete(memcachedKey(lockKey))]);
-    this.#wake(lockKey);
+    this.#waiters.wake(lockKey);
   }
 
   /** Deletes the tag keys on every server: one pipelined request per server, in parallel. */
@@ -377,7 +377,4 @@ export class MemcachedBackend implements Backend {
     return this.#prefixes.get(prefix)?.namespaceKey ?? memcachedKey(prefix + NAMESPACE_SUFFIX);
   }
 
-  #wake(lockKey: string): void {
-    this.#waiters.wake(lockKey);
-  }
 }
