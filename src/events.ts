@@ -9,6 +9,7 @@
 
 import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
 import type { EventEmitter } from 'node:events';
+import type { NearCacheStats } from './backend/backend.js';
 import type { HermesError, HermesErrorCode } from './errors.js';
 
 /** The events of a {@link Hermes}. */
@@ -18,8 +19,11 @@ export interface HermesEvents {
    * {@link CorruptEntryError} or a {@link SerializationError}. The caller got its result.
    */
   error: [error: HermesError];
-  /** A call served from the cache. */
-  hit: [event: { key: string; stale: false }];
+  /**
+   * A call served from the cache: `source` says from where — `'near'`, the Redis backend's
+   * near-cache (this process' memory, no request); `'backend'`, the backend's store.
+   */
+  hit: [event: { key: string; stale: false; source: HitSource }];
   /** A call that found no usable entry (before it computes or waits). */
   miss: [event: { key: string }];
   /**
@@ -35,6 +39,9 @@ export interface HermesEvents {
   /** A call ran the function without the cache: the read failed, or the circuit breaker is open. */
   fallback: [event: { key: string; reason: 'read-failed' | 'circuit-open' }];
 }
+
+/** Where a hit came from; see the `hit` event. */
+export type HitSource = 'near' | 'backend';
 
 /** Why a stale value was served; see the `stale` event. */
 export type StaleReason = 'locked' | 'revalidating' | 'timeout' | 'error';
@@ -59,6 +66,11 @@ export interface HermesStats {
   fallbacks: number;
   /** Absorbed cache-layer errors (the `error` events), by code. */
   errors: Partial<Record<HermesErrorCode, number>>;
+  /**
+   * The near-cache's counters (its hits are among {@link HermesStats.hits} too), when the
+   * backend has one turned on (the Redis backend's `nearCache` option); else absent.
+   */
+  near?: NearCacheStats;
 }
 
 /** The context a tracing channel's subscribers receive: the entry key and the function's name. */
@@ -131,9 +143,9 @@ export class Recorder {
   };
 
   /** A fresh value served from the cache. */
-  hit(key: string): void {
+  hit(key: string, source: HitSource): void {
     this.#counters.hits++;
-    if (this.#observed) this.#emitter.emit('hit', { key, stale: false });
+    if (this.#observed) this.#emitter.emit('hit', { key, stale: false, source });
   }
 
   /** A call found no usable entry. */

@@ -226,7 +226,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * errors by code.
    */
   stats(): HermesStats {
-    return this.#ctx.recorder.snapshot();
+    const stats = this.#ctx.recorder.snapshot();
+    const near = this.#backend?.nearCacheStats?.();
+    if (near !== undefined) stats.near = near;
+    return stats;
   }
 
   /** A function's compiled policy; its name claimed in this cache. */

@@ -8,7 +8,7 @@
 
 export { Hermes } from './hermes.js';
 export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
-export type { HermesEvents, HermesStats, StaleReason, TraceContext } from './events.js';
+export type { HermesEvents, HermesStats, HitSource, StaleReason, TraceContext } from './events.js';
 export type { CircuitBreakerOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
 export { MemoryBackend } from './backend/memory.js';
 export type { MemoryBackendOptions } from './backend/memory.js';
@@ -17,6 +17,7 @@ export type {
   BackendClass,
   BackendContext,
   EntryRef,
+  NearCacheStats,
   ReadReply,
   ReadRequest,
   StoredEntry,

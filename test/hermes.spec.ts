@@ -24,6 +24,7 @@ class FlakyBackend extends MemoryBackend {
     if (this.failing.has(op) || this.failing.has('*')) throw new Error(`${op} refused`);
   }
   override readSync = undefined as unknown as MemoryBackend['readSync'];
+  override readonly inProcess = false;
   override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
     this.#check('read');
     return super.read(...args);
@@ -375,6 +376,7 @@ describe('Hermes resilience and observability', function () {
       super({ serialize: true });
     }
     override readSync = undefined as unknown as MemoryBackend['readSync'];
+    override readonly inProcess = false;
     override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
       this.reads++;
       if (this.fail) throw new Error('connection refused');
@@ -555,6 +557,7 @@ describe('Hermes: invalidations and the calls in flight', function () {
       super({ serialize: true });
     }
     override readSync = undefined as unknown as MemoryBackend['readSync'];
+    override readonly inProcess = false;
     override async read(...args: Parameters<MemoryBackend['read']>): ReturnType<MemoryBackend['read']> {
       const reply = await super.read(...args);
       await sleep(20);

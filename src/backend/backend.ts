@@ -23,6 +23,24 @@ export type { EntryRef } from '../keys.js';
  */
 export type StoredEntry = Uint8Array | EntryRecord;
 
+/** Counters of the near-cache, from {@link Backend.nearCacheStats} (and `stats().near` of a cache). */
+export interface NearCacheStats {
+  /** Calls served from the near-cache, without a request. */
+  hits: number;
+  /** Fresh entries read from Redis and kept. */
+  fills: number;
+  /** Keys named by invalidation messages from Redis (entry keys and tag keys). */
+  invalidations: number;
+  /** Times the near-cache was emptied: a flush-everything message, a lost or new connection, a missed heartbeat, `clean()`. */
+  flushes: number;
+  /** Reads that could not be served from memory because tracking was not (yet) established. */
+  bypassed: number;
+  /** Entries held now. */
+  entries: number;
+  /** Bytes held now (see {@link NearCacheOptions.maxBytes}). */
+  bytes: number;
+}
+
 /** What a backend is told when it is bound to a cache. */
 export interface BackendContext {
   /** The cache's key prefix; every key the backend is given starts with `${prefix}:`. */
@@ -125,6 +143,36 @@ export interface Backend {
    * store can offer it; the core uses it to serve hits without a promise hop.
    */
   readSync?(request: ReadRequest): ReadReply;
+
+  /**
+   * Optional: `true` for a store inside this process, which cannot hang: the core puts no
+   * deadline (`backendTimeout`) on its calls. The in-process backend sets it.
+   */
+  readonly inProcess?: boolean;
+
+  /**
+   * Optional: a fresh entry this process holds in memory in front of a remote store (a
+   * near-cache), answered without a request; `undefined` when it has none it can vouch for, and
+   * the core then calls {@link Backend.read}. Never a stale entry: stale values, locks and misses
+   * stay the store's decision.
+   */
+  peek?(ref: EntryRef, tagKeys: readonly string[]): StoredEntry | undefined;
+
+  /**
+   * Optional, with {@link Backend.changedSince}: a number that grows with every change of a key
+   * this process hears of (its own invalidations and the store's notifications).
+   */
+  changeMark?(): number;
+
+  /**
+   * Optional: whether the entry or one of its tags changed, as far as this process has heard,
+   * after {@link Backend.changeMark} returned `mark` (`true` when it cannot tell). The core does
+   * not let a call join a call in flight that started before such a change.
+   */
+  changedSince?(ref: EntryRef, tagKeys: readonly string[], mark: number): boolean;
+
+  /** Optional: the counters of a near-cache, when the backend has one turned on. */
+  nearCacheStats?(): NearCacheStats | undefined;
 
   /**
    * Optional: the part of the store that serves an entry — on a sharded store, the node its

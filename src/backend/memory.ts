@@ -53,6 +53,8 @@ interface Lock {
 export class MemoryBackend implements Backend {
   /** Whether entries are stored as encoded bytes (the `serialize` option). */
   readonly storesBytes: boolean;
+  /** Always `true`: the store is in this process and cannot hang. */
+  readonly inProcess: boolean = true;
   readonly #lru: LRUCache<string, Stored>;
   readonly #locks = new Map<string, Lock>();
   readonly #waiters = new LockWaiters();

@@ -109,7 +109,7 @@ export class BackendGuard {
   }
 
   /**
-   * `call()` under the backend deadline; in-process stores (with `readSync`) cannot hang and
+   * `call()` under the backend deadline; in-process stores (`inProcess`) cannot hang and
    * get none. `onLate` runs if the deadline passes first.
    */
   deadline<T>(backend: Backend, operation: string, call: () => Promise<T>, onLate?: () => void): Promise<T> {
@@ -119,7 +119,7 @@ export class BackendGuard {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (backend.readSync) return promise;
+    if (backend.inProcess === true) return promise;
     const deadlines = this.#deadlines;
     return new Promise<T>((resolve, reject) => {
       const deadline = deadlines.add(() => {

@@ -11,7 +11,7 @@
 import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
 import type { EntryRecord } from '../codec.js';
 import { CorruptEntryError, BackendError } from '../errors.js';
-import { channels, traced } from '../events.js';
+import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
 import { Computer } from './compute.js';
 import type { Call, CoreContext } from './context.js';
@@ -33,6 +33,8 @@ export class ReadPath {
   backend: Backend | undefined;
   readonly #resolveBackend: () => Backend;
   readonly #computer: Computer;
+  /** With a near-cache: the backend's change mark when each call in flight started (see {@link Backend.changedSince}). */
+  readonly #marks = new WeakMap<Promise<unknown>, number>();
 
   /**
    * @param ctx - the cache's collaborators
@@ -58,10 +60,15 @@ export class ReadPath {
       return Promise.reject(error);
     }
     const entryKey = ref.entryKey;
-    const joined = this.inflight.get(entryKey);
-    if (joined !== undefined) return joined;
-
     const backend = this.backend ?? this.#resolveBackend();
+    const joined = this.inflight.get(entryKey);
+    // A call joins the call in flight for its entry, unless (with a near-cache) this process has
+    // heard since that call started that its entry or a tag changed: that call may have read
+    // before the change.
+    if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, policy.tagKeys, this.#marks.get(joined) ?? 0))) {
+      return joined;
+    }
+
     let corrupt = false;
     if (backend.readSync) {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
@@ -72,7 +79,15 @@ export class ReadPath {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
       if (peek?.entry !== undefined && !peek.stale) {
-        const value = this.#hitValue(entryKey, peek.entry);
+        const value = this.#hitValue(entryKey, peek.entry, 'backend');
+        if (value !== CORRUPT) return Promise.resolve(value);
+        corrupt = true;
+      }
+    } else if (backend.peek !== undefined) {
+      // A near-cache: a fresh entry held in this process, served without a request.
+      const entry = backend.peek(ref, policy.tagKeys);
+      if (entry !== undefined) {
+        const value = this.#hitValue(entryKey, entry, 'near');
         if (value !== CORRUPT) return Promise.resolve(value);
         corrupt = true;
       }
@@ -99,6 +114,7 @@ export class ReadPath {
       );
     }
     this.inflight.set(entryKey, promise);
+    if (backend.changeMark !== undefined) this.#marks.set(promise, backend.changeMark());
     const forget = (): void => {
       if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
     };
@@ -126,7 +142,7 @@ export class ReadPath {
   #afterRead(call: Call, reply: ReadReply): unknown {
     this.#ctx.breakers.success(call.breaker);
     if (reply.entry !== undefined && !reply.stale) {
-      const value = this.#hitValue(call.request.ref.entryKey, reply.entry);
+      const value = this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend');
       if (value !== CORRUPT) return value;
       return this.#recoverCorrupt(call);
     }
@@ -134,10 +150,10 @@ export class ReadPath {
   }
 
   /** A fresh entry's value, counted as a hit; {@link CORRUPT} (reported) if it does not decode. */
-  #hitValue(entryKey: string, entry: StoredEntry): unknown {
+  #hitValue(entryKey: string, entry: StoredEntry, source: HitSource): unknown {
     const record = this.#decode(entryKey, entry);
     if (record === undefined) return CORRUPT;
-    this.#ctx.recorder.hit(entryKey);
+    this.#ctx.recorder.hit(entryKey, source);
     return record.value;
   }
 
@@ -208,7 +224,7 @@ export class ReadPath {
     for (;;) {
       if (reply.entry !== undefined) {
         if (!reply.stale) {
-          const value = this.#hitValue(entryKey, reply.entry);
+          const value = this.#hitValue(entryKey, reply.entry, 'backend');
           if (value !== CORRUPT) return value;
           // Corrupt again right after they were deleted: served, not stored.
           return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });

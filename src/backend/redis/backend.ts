@@ -42,7 +42,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { FRESH_UNTIL_OFFSET, TAG_HASH_OFFSET } from '../../codec.js';
 import { uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
+import type { Backend, BackendContext, EntryRef, NearCacheStats, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
 import { decodeForDump, sortedByKey } from '../kit.js';
 import type { BucketLayout } from './buckets.js';
 import { ClusterReadiness } from './cluster.js';
@@ -52,6 +52,7 @@ import { type RedisBackendOptions, resolveRedisOptions } from './options.js';
 import { AttachedPrefixes, ClusterPlacement, type Placement, SingleNodePlacement } from './placement.js';
 import { type ScriptArgument, ScriptCaller } from './script-caller.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
+import { NearTracking } from './tracking.js';
 import { LockWakeups } from './wakeups.js';
 
 export type { RedisBackendOptions } from './options.js';
@@ -87,6 +88,14 @@ export class RedisBackend implements Backend {
   /** Replicas an invalidation must reach (`WAIT`) before it resolves; see the option. */
   readonly #invalidationReplicas: number;
   readonly #replicaWaitMs: number;
+  /** The near-cache and its tracking, with the `nearCache` option. */
+  readonly #near: NearTracking | undefined;
+  /** With the near-cache: a fresh entry from memory (see {@link Backend.peek}). */
+  readonly peek?: (ref: EntryRef, tagKeys: readonly string[]) => StoredEntry | undefined;
+  /** With the near-cache: see {@link Backend.changeMark}. */
+  readonly changeMark?: () => number;
+  /** With the near-cache: see {@link Backend.changedSince}. */
+  readonly changedSince?: (ref: EntryRef, tagKeys: readonly string[], mark: number) => boolean;
   #lastError: unknown;
   #closed = false;
 
@@ -113,13 +122,34 @@ export class RedisBackend implements Backend {
     }
     this.buckets = this.#placement.layout;
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
-    this.#wakeups = new LockWakeups(client, this.#onClientError, (lockKey) => {
-      try {
-        return this.#usableClient().exists(lockKey);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    });
+    const near = resolved.nearCache !== undefined && client instanceof Redis
+      ? new NearTracking(client, resolved.nearCache, this.#onClientError, () => { this.#wakeups.open(); })
+      : undefined;
+    this.#near = near;
+    this.#wakeups = new LockWakeups(
+      client,
+      this.#onClientError,
+      (lockKey) => {
+        try {
+          return this.#usableClient().exists(lockKey);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+      near,
+    );
+    if (near !== undefined) {
+      // On one node the stored keys are the keys the cache names.
+      const cache = near.cache;
+      this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys)?.entry;
+      this.changeMark = () => cache.seq;
+      this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
+    }
+  }
+
+  /** The near-cache's counters; `undefined` without the `nearCache` option. */
+  nearCacheStats(): NearCacheStats | undefined {
+    return this.#near?.cache.stats();
   }
 
   /** Binds the backend to a cache's key space; opens nothing. Several prefixes may share a backend. */
@@ -140,6 +170,12 @@ export class RedisBackend implements Backend {
     // that version meanwhile would be valid again.
     const argv = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
     const sentAt = Date.now();
+    const near = this.#near;
+    let since = 0;
+    if (near !== undefined) {
+      near.start();
+      since = near.cache.seq;
+    }
     return this.#call(
       script,
       keys,
@@ -147,7 +183,10 @@ export class RedisBackend implements Backend {
       (reply): ReadReply => {
         if (Buffer.isBuffer(reply)) {
           // A fresh hit: the entry, whose header holds the (equal) tag hash.
-          return { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
+          const hit = { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
+          // Kept in memory unless one of its keys changed since the read was sent.
+          if (near !== undefined) near.cache.fill(request.ref.entryKey, tagKeys, since, hit);
+          return hit;
         }
         if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
           throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
@@ -214,7 +253,13 @@ export class RedisBackend implements Backend {
 
   /** One call of `invalidate-2.lua`: deletes the entry and its lock, publishing the release. */
   async invalidate(ref: EntryRef): Promise<void> {
+    // The near-cache drops the entry before the request and again once it is acknowledged (a
+    // read answered in between may have filled it), without waiting for Redis' message.
+    const near = this.#near?.cache;
+    const changed = [ref.entryKey];
+    near?.changed(changed);
     await this.#call(this.#scripts.invalidate, this.#placement.keysOf(ref, NO_TAGS), [this.#prefixes.channelOf(ref.prefix)]);
+    near?.changed(changed);
     await this.#replicated();
   }
 
@@ -227,9 +272,12 @@ export class RedisBackend implements Backend {
   async cleanTags(prefix: string, tagKeys: readonly string[]): Promise<void> {
     if (tagKeys.length === 0) return;
     this.#usableClient();
+    const near = this.#near?.cache;
+    near?.changed(tagKeys); // as invalidate() does
     await this.#placement.cleanTags(prefix, tagKeys, async (keys) => {
       await this.#call(this.#scripts.cleanTags, keys, []);
     });
+    near?.changed(tagKeys);
     await this.#replicated();
   }
 
@@ -242,11 +290,14 @@ export class RedisBackend implements Backend {
     const client = this.#usableClient();
     const channel = `${prefix}:unlock`;
     const lockStart = `${prefix}:lock:`;
+    const near = this.#near?.cache;
+    near?.flush(); // as invalidate() does, for every entry
     await this.#scan(prefix, async (keys) => {
       const sends: Promise<unknown>[] = this.#placement.bySlot(keys).map((group) => client.unlink(...group));
       for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
       await Promise.all(sends);
     });
+    near?.flush();
     await this.#replicated();
   }
 
@@ -303,6 +354,7 @@ export class RedisBackend implements Backend {
     // The connections the backend opened keep their error listener after close: a late error
     // on them (a write failing with EPIPE once the server is gone) is absorbed, never printed
     // by ioredis as an "Unhandled error event". A given client gets back its own listeners only.
+    this.#near?.close();
     this.#wakeups.close();
     this.#caller.close();
     if (this.#ownsClient) {

@@ -8,6 +8,7 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { OptionError } from '../../errors.js';
 import { CLUSTER_SLOTS } from './buckets.js';
+import { NEAR_CACHE_DEFAULTS, type NearCacheOptions } from './near-cache.js';
 
 /**
  * Options of the {@link RedisBackend}: ioredis' own connection options (`host`, `port`, `db`,
@@ -92,6 +93,18 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   invalidationReplicas?: number | undefined;
   /**
+   * Keep fresh hits in this process' memory and serve them without a request, kept true by
+   * Redis itself: the connection that runs the scripts turns `CLIENT TRACKING` on, and Redis
+   * tells this process (on its subscriber connection) every key it read that has changed since —
+   * written, invalidated, cleaned by tag, expired, evicted, flushed. `true` for the defaults, or
+   * the bounds and heartbeat ({@link NearCacheOptions}). Whenever the process cannot be sure it
+   * heard every change (a connection lost or replaced, a failover, a missed heartbeat) it empties
+   * the near-cache and reads from Redis until tracking is back. Standalone and Sentinel servers
+   * (Redis 6 or later, and an ACL that allows `client`, `info` and `time`); refused on a cluster.
+   * @default false
+   */
+  nearCache?: boolean | NearCacheOptions | undefined;
+  /**
    * How long to wait before reconnecting after the connection was lost, by attempt number
    * (ioredis' option). The backend reconnects forever: calls fail fast meanwhile and succeed
    * again once the server answers.
@@ -145,6 +158,8 @@ export interface ResolvedRedisOptions {
   readonly replicaWaitMs: number;
   /** How long a cluster operation waits for the client to learn the slots, in ms. */
   readonly connectWait: number;
+  /** The near-cache's settings, or `undefined` when it is off. */
+  readonly nearCache: Required<{ [K in keyof NearCacheOptions]: number }> | undefined;
 }
 
 /**
@@ -153,7 +168,7 @@ export interface ResolvedRedisOptions {
  */
 export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedisOptions {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-  const { client, url, writeBatch, cluster, clusterOptions, buckets, invalidationReplicas, ...rest } = options;
+  const { client, url, writeBatch, cluster, clusterOptions, buckets, invalidationReplicas, nearCache, ...rest } = options;
   const batch = writeBatch ?? REDIS_DEFAULTS.writeBatch;
   if (!Number.isSafeInteger(batch) || batch < 1) {
     throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${String(writeBatch)}`);
@@ -182,15 +197,43 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
   if (!Number.isSafeInteger(replicas) || replicas < 0) {
     throw new OptionError('invalidationReplicas', `invalidationReplicas must be a non-negative integer, got ${String(invalidationReplicas)}`);
   }
+  const near = resolveNearCache(nearCache);
+  if (near !== undefined && (cluster !== undefined || client instanceof Cluster)) {
+    throw new OptionError(
+      'nearCache',
+      'nearCache is not available on Redis Cluster yet (tracking would have to follow every master through failovers and slot migrations); use it with a standalone or Sentinel server, or turn it off',
+    );
+  }
   const created = createClient(client, url, cluster, clusterOptions, rest, commandTimeout);
   return {
     ...created,
+    nearCache: near,
     writeBatch: batch,
     buckets: bucketCount,
     invalidationReplicas: created.client instanceof Cluster ? 0 : replicas,
     replicaWaitMs: Math.max(1, Math.floor(commandTimeout / 2)),
     connectWait: (typeof rest.connectTimeout === 'number' ? rest.connectTimeout : REDIS_DEFAULTS.connectTimeout) + commandTimeout,
   };
+}
+
+/** The near-cache's settings with their defaults, or `undefined` when it is off; an {@link OptionError} on bad ones. */
+function resolveNearCache(option: boolean | NearCacheOptions | undefined): ResolvedRedisOptions['nearCache'] {
+  if (option === undefined || option === false) return undefined;
+  if (option !== true && (option === null || typeof option !== 'object' || Array.isArray(option))) {
+    throw new OptionError('nearCache', `nearCache must be true, false or { maxEntries, maxBytes, heartbeatMs }, got ${String(option)}`);
+  }
+  const given: NearCacheOptions = option === true ? {} : option;
+  for (const key of Object.keys(given)) {
+    if (!(key in NEAR_CACHE_DEFAULTS)) throw new OptionError('nearCache', `nearCache has no option '${key}' (it takes maxEntries, maxBytes, heartbeatMs)`);
+  }
+  const positive = (name: keyof NearCacheOptions, min: number): number => {
+    const value = given[name] ?? NEAR_CACHE_DEFAULTS[name];
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new OptionError('nearCache', `nearCache.${name} must be an integer of at least ${min}, got ${String(given[name])}`);
+    }
+    return value;
+  };
+  return { maxEntries: positive('maxEntries', 1), maxBytes: positive('maxBytes', 1024), heartbeatMs: positive('heartbeatMs', 10) };
 }
 
 /** The given client (checked), or a new lazy one: a Cluster, or a standalone/Sentinel Redis. */

@@ -16,6 +16,24 @@
 import { Cluster, type Redis } from 'ioredis';
 import { RedisBackendClosedError } from './errors.js';
 
+/** The channel Redis sends a RESP2 redirect target the keys that tracking clients must drop. */
+export const INVALIDATE_CHANNEL = '__redis__:invalidate';
+
+/**
+ * What the near-cache needs from the subscriber connection: it is opened with RESP2 (ioredis
+ * drops RESP3 `invalidate` pushes) and without ioredis' automatic resubscription, so that each
+ * new connection first tells its client id (a subscribed RESP2 connection can no longer ask),
+ * then subscribes to {@link INVALIDATE_CHANNEL} and the release channels.
+ */
+export interface InvalidationListener {
+  /** A (re)connected subscriber is subscribed: tracking may be redirected to `clientId` on the server `runId`. */
+  sessionStarted(subscriber: Redis, clientId: number, runId: string): void;
+  /** The subscriber connection closed: invalidations may have been missed. */
+  sessionLost(): void;
+  /** An invalidation message: the keys, or `null` for a flush of everything. */
+  invalidated(keys: Buffer[] | null): void;
+}
+
 type Waiter = (woken: boolean) => void;
 
 interface Subscription {
@@ -51,16 +69,31 @@ export class LockWakeups {
   #released = new Map<string, number>();
   #releasedBefore = new Map<string, number>();
   #releasedRotatedAt = Date.now();
+  readonly #tracking: InvalidationListener | undefined;
+  /** With tracking: the current connection's handshake (client id, subscriptions). */
+  #session: Promise<void> | undefined;
 
   /**
    * @param client - the backend's client, duplicated for the subscriber
    * @param onError - the subscriber's error listener
    * @param lockExists - whether a lock still exists (EXISTS on the backend's client)
+   * @param tracking - the near-cache's listener: the subscriber also receives invalidations
    */
-  constructor(client: Redis | Cluster, onError: (error: unknown) => void, lockExists: (lockKey: string) => Promise<number>) {
+  constructor(
+    client: Redis | Cluster,
+    onError: (error: unknown) => void,
+    lockExists: (lockKey: string) => Promise<number>,
+    tracking?: InvalidationListener,
+  ) {
     this.#client = client;
     this.#onError = onError;
     this.#lockExists = lockExists;
+    this.#tracking = tracking;
+  }
+
+  /** Opens the subscriber connection now (the near-cache needs it before the first wait). */
+  open(): void {
+    if (!this.#closed && this.#subscriber === undefined) this.#openSubscriber();
   }
 
   /** After a read that found the lock taken by another caller: remembered for its wait. */
@@ -150,7 +183,7 @@ export class LockWakeups {
     const subscriber = this.#subscriber ?? this.#openSubscriber();
     const subscription: Subscription = {
       subscribed: false,
-      ready: subscriber.subscribe(channel).then(() => {
+      ready: this.#subscribeOn(subscriber, channel).then(() => {
         subscription.subscribed = true;
       }),
     };
@@ -162,9 +195,18 @@ export class LockWakeups {
     return subscription;
   }
 
+  /** Subscribes to a release channel: at once, or with tracking after the connection's handshake. */
+  #subscribeOn(subscriber: Redis | Cluster, channel: string): Promise<unknown> {
+    const session = this.#session;
+    if (this.#tracking === undefined || session === undefined) return subscriber.subscribe(channel);
+    return session.then(() => subscriber.subscribe(channel));
+  }
+
   #openSubscriber(): Redis | Cluster {
     if (this.#closed) throw new RedisBackendClosedError();
     const client = this.#client;
+    const tracking = this.#tracking;
+    if (tracking !== undefined && !(client instanceof Cluster)) return this.#openTrackingSubscriber(client, tracking);
     const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
     subscriber.on('error', this.#onError);
     subscriber.on('message', (_channel: string, lockKey: string) => {
@@ -184,6 +226,58 @@ export class LockWakeups {
       client.on('node error', this.#onNodeTrouble);
     }
     this.#subscriber = subscriber;
+    return subscriber;
+  }
+
+  /**
+   * The subscriber of a backend with a near-cache: RESP2, subscriptions renewed by hand on each
+   * connection after its client id is known (see {@link InvalidationListener}).
+   */
+  #openTrackingSubscriber(client: Redis, tracking: InvalidationListener): Redis {
+    const subscriber = client.duplicate({ protocol: 2, autoResubscribe: false, lazyConnect: true });
+    subscriber.on('error', this.#onError);
+    subscriber.on('messageBuffer', (channel: Buffer, message: unknown) => {
+      if (channel.length === INVALIDATE_CHANNEL.length && channel.toString('latin1') === INVALIDATE_CHANNEL) {
+        tracking.invalidated(Array.isArray(message) ? (message as Buffer[]) : null);
+      } else if (Buffer.isBuffer(message)) {
+        this.#onRelease(message.toString('utf8'));
+      }
+    });
+    subscriber.on('close', () => {
+      tracking.sessionLost();
+    });
+    let resolveSession: () => void = () => undefined;
+    let rejectSession: (error: unknown) => void = () => undefined;
+    const newSession = (): void => {
+      const session = new Promise<void>((resolve, reject) => {
+        resolveSession = resolve;
+        rejectSession = reject;
+      });
+      session.catch(() => undefined);
+      this.#session = session;
+    };
+    newSession();
+    subscriber.on('ready', () => {
+      const first = ++this.#subscriberReadies === 1;
+      if (!first) newSession();
+      const settle = { resolve: resolveSession, reject: rejectSession };
+      // A subscribed RESP2 connection cannot ask for its id: ask first, then subscribe.
+      Promise.all([subscriber.client('ID'), subscriber.info('server')])
+        .then(async ([clientId, info]) => {
+          await subscriber.subscribe(INVALIDATE_CHANNEL, ...this.#subscriptions.keys());
+          settle.resolve();
+          if (!first) this.#wakeAll(); // releases published while disconnected were lost
+          tracking.sessionStarted(subscriber, Number(clientId), runIdOf(info));
+        })
+        .catch((error: unknown) => {
+          settle.reject(error);
+          this.#onError(error);
+          // A connection that cannot subscribe is of no use: start again on a new one.
+          if (!this.#closed && subscriber.status === 'ready') subscriber.disconnect(true);
+        });
+    });
+    this.#subscriber = subscriber;
+    subscriber.connect().catch(() => undefined); // retried by ioredis; failures reach `error`
     return subscriber;
   }
 
@@ -215,4 +309,9 @@ export class LockWakeups {
   #wakeAll(): void {
     for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(true);
   }
+}
+
+/** The server's `run_id` in the text of `INFO server` ('' if absent). */
+export function runIdOf(info: string): string {
+  return /^run_id:(\S+)/m.exec(info)?.[1] ?? '';
 }

@@ -1,0 +1,247 @@
+/**
+ * The near-cache of the Redis backend: fresh entries read through `read.lua`, kept in this
+ * process and served without a request for as long as Redis has not said that one of their keys
+ * changed (server-assisted client-side caching; the connections and messages are in
+ * `tracking.ts`). This module is the memory side, with no I/O:
+ *
+ * - a bounded LRU of entries (`lru-cache`, by count and by bytes), each indexed by its entry key
+ *   and by each of its tag keys, so that one invalidation message costs one lookup per key it
+ *   names, never a scan;
+ * - a change log: every key named by an invalidation (or by this process' own invalidations)
+ *   gets the next sequence number. A read remembers the sequence number when it is sent, and its
+ *   reply fills the near-cache only if none of its keys changed since — the reply may be older
+ *   than an invalidation that arrived on the other connection first;
+ * - trust: entries are served only while tracking is known to be on with a live redirect
+ *   target, acknowledged by a heartbeat. Losing trust empties the near-cache and makes every
+ *   read in flight unable to fill it.
+ *
+ * @module
+ */
+
+import { LRUCache } from 'lru-cache';
+import type { NearCacheStats, ReadReply } from '../backend.js';
+import { freshUntilOf } from '../../codec.js';
+
+/** The `nearCache` option of the Redis backend, as an object. */
+export interface NearCacheOptions {
+  /**
+   * The most entries kept; the least recently used go first.
+   * @default 10000
+   */
+  maxEntries?: number | undefined;
+  /**
+   * The most bytes kept, counted as the entries' encoded bytes plus their keys (an estimate of
+   * the memory they hold); the least recently used go first.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number | undefined;
+  /**
+   * How often the invalidation connection is pinged, in milliseconds. Entries are served only
+   * while a ping sent less than twice this long ago was answered: a ping's answer proves that
+   * every invalidation Redis sent before it has arrived, so even a silent network failure of
+   * that connection serves nothing changed more than `2 × heartbeatMs` ago.
+   * @default 1000
+   */
+  heartbeatMs?: number | undefined;
+}
+
+/** The defaults of {@link NearCacheOptions}. */
+export const NEAR_CACHE_DEFAULTS = Object.freeze({
+  /** See {@link NearCacheOptions.maxEntries}. */
+  maxEntries: 10_000,
+  /** See {@link NearCacheOptions.maxBytes}. */
+  maxBytes: 64 * 1024 * 1024,
+  /** See {@link NearCacheOptions.heartbeatMs}. */
+  heartbeatMs: 1000,
+});
+
+/** One entry held in memory. */
+interface NearEntry {
+  /** The hit this entry answers with (the bytes as Redis returned them). */
+  readonly reply: ReadReply;
+  /** The tag keys of the read that filled it (the policy's own array). */
+  readonly tagKeys: readonly string[];
+  /** Its fresh-until time, on the server's clock (ms since the epoch). */
+  readonly freshUntil: number;
+}
+
+/** The change log is forgotten past this many keys (reads in flight then cannot fill). */
+const CHANGE_LOG_LIMIT = 100_000;
+/** Per-entry overhead counted towards `maxBytes`, beside the bytes and the key. */
+const ENTRY_OVERHEAD = 96;
+
+/** The near-cache's memory; see the module documentation. */
+export class NearCache {
+  readonly #lru: LRUCache<string, NearEntry>;
+  /** Entry keys by tag key. */
+  readonly #byTag = new Map<string, Set<string>>();
+  /** The sequence number of the last change of each key heard of. */
+  #changed = new Map<string, number>();
+  #seq = 0;
+  /** Reads sent before this sequence number never fill (a flush, a trust change, a forgotten log). */
+  #fillsFrom = 0;
+  #trusted = false;
+  /** Entries are served until this time (`Date.now()`), extended by each answered heartbeat. */
+  #trustedUntil = 0;
+  /** Added to `Date.now()` to be on the safe side of the server's clock: its offset plus the uncertainty. */
+  #clockAhead = 0;
+  readonly #stats = { hits: 0, fills: 0, invalidations: 0, flushes: 0, bypassed: 0 };
+
+  /** @param options - the bounds (validated by the backend's options) */
+  constructor(options: { maxEntries: number; maxBytes: number }) {
+    this.#lru = new LRUCache<string, NearEntry>({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      sizeCalculation: (entry, key) => (entry.reply.entry as Uint8Array).byteLength + key.length + ENTRY_OVERHEAD,
+      dispose: (entry, key) => {
+        this.#unindex(key, entry.tagKeys);
+      },
+    });
+  }
+
+  /** The current sequence number: a read remembers it when it is sent. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /**
+   * A fresh hit for this entry, from memory; `undefined` when the near-cache has none, or is
+   * not trusted now, or the entry was filled under other tags, or is no longer fresh.
+   */
+  get(entryKey: string, tagKeys: readonly string[]): ReadReply | undefined {
+    if (!this.#trusted) {
+      this.#stats.bypassed++;
+      return undefined;
+    }
+    const entry = this.#lru.get(entryKey);
+    if (entry === undefined) return undefined;
+    const now = Date.now();
+    if (now >= this.#trustedUntil) {
+      this.#stats.bypassed++;
+      return undefined;
+    }
+    if (now + this.#clockAhead >= entry.freshUntil || !sameKeys(entry.tagKeys, tagKeys)) return undefined;
+    this.#stats.hits++;
+    return entry.reply;
+  }
+
+  /**
+   * Keeps a fresh hit read by a request sent at sequence number `since`, if the near-cache is
+   * trusted, has been since the request was sent, and none of `keys` (the entry key, then the
+   * tag keys) changed meanwhile.
+   */
+  fill(entryKey: string, tagKeys: readonly string[], since: number, reply: ReadReply): void {
+    if (!this.#trusted || this.changedSince(entryKey, tagKeys, since)) return;
+    const freshUntil = freshUntilOf(reply.entry as Uint8Array);
+    if (freshUntil === undefined) return;
+    this.#lru.set(entryKey, { reply, tagKeys, freshUntil });
+    if (!this.#lru.has(entryKey)) return; // larger than maxBytes
+    for (let i = 0; i < tagKeys.length; i++) {
+      const tagKey = tagKeys[i] as string;
+      let entries = this.#byTag.get(tagKey);
+      if (entries === undefined) this.#byTag.set(tagKey, (entries = new Set()));
+      entries.add(entryKey);
+    }
+    this.#stats.fills++;
+  }
+
+  /** Whether the entry key or a tag key changed after sequence number `since` (or the log was forgotten). */
+  changedSince(entryKey: string, tagKeys: readonly string[], since: number): boolean {
+    if (since < this.#fillsFrom) return true;
+    const changed = this.#changed;
+    if (changed.size === 0) return false;
+    if ((changed.get(entryKey) ?? 0) > since) return true;
+    for (let i = 0; i < tagKeys.length; i++) if ((changed.get(tagKeys[i] as string) ?? 0) > since) return true;
+    return false;
+  }
+
+  /**
+   * An invalidation message from Redis: these keys changed (an entry key drops its entry, a
+   * tag key every entry carrying it); `null` (a flush of the database) empties the near-cache.
+   */
+  invalidated(keys: readonly string[] | null): void {
+    if (keys === null) {
+      this.flush();
+      return;
+    }
+    this.#stats.invalidations += keys.length;
+    this.changed(keys);
+  }
+
+  /** Keys this process changes (its own invalidations), before and after the request. */
+  changed(keys: readonly string[]): void {
+    const seq = ++this.#seq;
+    if (this.#changed.size + keys.length > CHANGE_LOG_LIMIT) {
+      this.#changed = new Map();
+      this.#fillsFrom = seq;
+    }
+    for (const key of keys) {
+      this.#changed.set(key, seq);
+      this.#lru.delete(key);
+      const carriers = this.#byTag.get(key);
+      if (carriers !== undefined) for (const entryKey of [...carriers]) this.#lru.delete(entryKey);
+    }
+  }
+
+  /** Empties the near-cache; reads in flight cannot fill it. */
+  flush(): void {
+    this.#stats.flushes++;
+    this.#fillsFrom = ++this.#seq;
+    this.#lru.clear();
+    this.#byTag.clear();
+    this.#changed = new Map();
+  }
+
+  /** Tracking was lost or cannot be vouched for: emptied, and bypassed until {@link NearCache.trust}. */
+  distrust(): void {
+    if (this.#trusted || this.#lru.size > 0) this.flush();
+    else this.#fillsFrom = ++this.#seq;
+    this.#trusted = false;
+    this.#trustedUntil = 0;
+  }
+
+  /**
+   * Tracking is on (re-established): reads sent from now on may fill the near-cache.
+   * @param until - see {@link NearCache.extend}
+   * @param clockAhead - how far the server's clock may be ahead of this one, in ms
+   */
+  trust(until: number, clockAhead: number): void {
+    this.#fillsFrom = ++this.#seq;
+    this.#clockAhead = clockAhead;
+    this.#trusted = true;
+    this.#trustedUntil = until;
+  }
+
+  /** A heartbeat was answered: entries may be served until `until` (`Date.now()` time). */
+  extend(until: number): void {
+    if (this.#trusted && until > this.#trustedUntil) this.#trustedUntil = until;
+  }
+
+  /** Whether tracking is established (entries may be filled and served). */
+  get trusted(): boolean {
+    return this.#trusted;
+  }
+
+  /** A copy of the counters, with the current size. */
+  stats(): NearCacheStats {
+    return { ...this.#stats, entries: this.#lru.size, bytes: this.#lru.calculatedSize };
+  }
+
+  #unindex(entryKey: string, tagKeys: readonly string[]): void {
+    for (let i = 0; i < tagKeys.length; i++) {
+      const tagKey = tagKeys[i] as string;
+      const entries = this.#byTag.get(tagKey);
+      if (entries === undefined) continue;
+      entries.delete(entryKey);
+      if (entries.size === 0) this.#byTag.delete(tagKey);
+    }
+  }
+}
+
+/** Whether two tag-key lists are equal (the same array, mostly). */
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
