@@ -267,7 +267,7 @@ export class LockWakeups {
           await subscriber.subscribe(INVALIDATE_CHANNEL, ...this.#subscriptions.keys());
           settle.resolve();
           if (!first) this.#wakeAll(); // releases published while disconnected were lost
-          tracking.sessionStarted(subscriber, Number(clientId), runIdOf(info));
+          tracking.sessionStarted(subscriber, clientId, runIdOf(info));
         })
         .catch((error: unknown) => {
           settle.reject(error);
