@@ -53,6 +53,8 @@ export class NearTracking implements InvalidationListener {
   #retry: NodeJS.Timeout | undefined;
   #pingPending = false;
   #missedPings = 0;
+  /** Failed attempts to turn tracking on since the last success. */
+  #failures = 0;
   #warned = false;
 
   /**
@@ -149,13 +151,10 @@ export class NearTracking implements InvalidationListener {
         if (generation !== this.#generation || this.#closed) return;
         if (runIdOf(info) !== redirect.runId) {
           // The connections reached different servers (a failover under way): try again.
-          clearTimeout(this.#retry);
-          this.#retry = setTimeout(() => {
-            if (generation === this.#generation) this.#enable();
-          }, RETRY_MS);
-          this.#retry.unref();
+          this.#retryLater(generation, new Error('the data and subscriber connections are on different servers'));
           return;
         }
+        this.#failures = 0;
         // The server read its clock after `sentAt`: it is at most this far ahead of ours.
         const serverMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
         this.cache.trust(sentAt + 2 * this.#heartbeatMs, serverMs - sentAt + 1);
@@ -163,9 +162,22 @@ export class NearTracking implements InvalidationListener {
       (error: unknown) => {
         if (generation !== this.#generation || this.#closed) return;
         this.#onError(error);
-        this.#warnOnce(error);
+        // Often a reconnection seen on one connection before the other (the redirect target
+        // is gone); else the server refuses tracking (an ACL, Redis < 6): warned about.
+        this.#retryLater(generation, error);
       },
     );
+  }
+
+  /** Tries {@link NearTracking.#enable} again, later and later (at most every 2 s); warns once after 5 failures in a row. */
+  #retryLater(generation: number, error: unknown): void {
+    const failures = ++this.#failures;
+    if (failures === 5) this.#warnOnce(error);
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => {
+      if (generation === this.#generation) this.#enable();
+    }, Math.min(RETRY_MS * failures, 2000));
+    this.#retry.unref();
   }
 
   /** Pings the subscriber; an answer extends the trust. Two unanswered pings: a new connection. */
