@@ -269,13 +269,18 @@ function races(h: CacheHarness): void {
       let calls = 0;
       let openGate: () => void = () => undefined;
       const gate = new Promise<void>((resolve) => (openGate = resolve));
+      let entered: () => void = () => undefined;
+      const running = new Promise<void>((resolve) => (entered = resolve));
       const report = cache.wrap(async function report(id: number) {
         const seen = source; // reads its source, then is slow...
-        if (++calls === 1) await gate;
+        if (++calls === 1) {
+          entered();
+          await gate;
+        }
         return `${seen}:${id}`;
       }, { tags: ['orders'] });
       const pending = report(1);
-      await sleep(20);
+      await running;
       source = 'new';
       // ...and the entry is invalidated, acknowledged, while it runs
       await (how === 'clean(tags)' ? cache.clean(['orders']) : report.invalidate(1));
