@@ -169,6 +169,26 @@ describe('hermes CLI', function () {
     }
   });
 
+  it('inspect tells a tracking client without a redirect on RESP3 from one on RESP2, which cannot be sent invalidations', async function () {
+    const resp3 = new Redis({ host: '127.0.0.1', port: server.port });
+    const resp2 = new Redis({ host: '127.0.0.1', port: server.port, protocol: 2 });
+    try {
+      await resp3.client('SETNAME', 'cli-self-3');
+      await resp2.client('SETNAME', 'cli-self-2');
+      for (const client of [resp3, resp2]) await client.call('CLIENT', 'TRACKING', 'ON');
+      const report = JSON.parse((await cli('inspect', '--url', server.url, '--json')).out) as TrackingReport;
+      for (const [name, resp] of [['cli-self-3', 3], ['cli-self-2', 2]] as const) {
+        expect(trackingClientNamed(report, name)).to.deep.include({ redir: 0, redirectConnected: null, redirectBroken: false, resp });
+      }
+      const text = (await cli('inspect', '--url', server.url)).out;
+      expect(text).to.match(/name cli-self-3\s+no redirect \(RESP3 pushes on its own connection\)/);
+      expect(text).to.match(/name cli-self-2\s+no redirect, RESP2 \(its invalidations cannot be delivered\)/);
+    } finally {
+      resp3.disconnect();
+      resp2.disconnect();
+    }
+  });
+
   it('inspect lists at most the first tracking clients, broken redirects first, and counts the rest', async function () {
     const pairs = [];
     for (const name of ['cli-limit-1', 'cli-limit-2', 'cli-limit-3']) pairs.push(await trackingPair(server.port, name, ['clilimit:k']));

@@ -9,7 +9,8 @@
  * - CLIENT LIST gives every client `flags` and `redir`: flag `t` is tracking on, `B` broadcast
  *   mode, `R` the server already found the redirect target gone (set when it had an
  *   invalidation to deliver). `redir` is the id invalidations go to, `0` for a tracking client
- *   that does not redirect (RESP3 pushes on its own connection), `-1` when tracking is off.
+ *   that does not redirect (RESP3 pushes on its own connection), `-1` when tracking is off;
+ *   `resp` (7.0) is the client's protocol: a RESP2 client without a redirect gets nothing.
  *   Client ids are never reused, so a `redir` that no listed client has is gone for good.
  *
  * @module
@@ -40,6 +41,11 @@ export interface TrackingClient {
    * send this client's invalidations, so whatever it caches is never invalidated.
    */
   readonly redirectBroken: boolean;
+  /**
+   * Its protocol (CLIENT LIST `resp`, servers from 7.0; `null` before). A RESP2 client without a
+   * redirect cannot be sent invalidations at all.
+   */
+  readonly resp: number | null;
   /** Broadcasting mode (`CLIENT TRACKING ON BCAST`, flag `B`). */
   readonly bcast: boolean;
   /** Its CLIENT LIST flags, as the server sent them. */
@@ -139,6 +145,7 @@ function trackingClients(list: string, limit: number): TrackingClients {
     const redir = Number(c.get('redir') ?? '0');
     const redirects = Number.isFinite(redir) && redir > 0;
     const redirectConnected = redirects ? connected.has(String(redir)) : null;
+    const resp = Number(c.get('resp'));
     tracking.push({
       id: Number(c.get('id')),
       addr: c.get('addr') ?? '',
@@ -146,6 +153,7 @@ function trackingClients(list: string, limit: number): TrackingClients {
       redir: redirects ? redir : 0,
       redirectConnected,
       redirectBroken: redirects && (redirectConnected === false || flags.includes('R')),
+      resp: Number.isInteger(resp) && resp > 0 ? resp : null,
       bcast: flags.includes('B'),
       flags,
     });
@@ -205,7 +213,9 @@ export async function readTracking(client: RedisClient, limit = TRACKING_CLIENTS
 
 /** A tracking client's redirect, in words. */
 function describeRedirect(c: TrackingClient): string {
-  if (c.redirectConnected === null) return 'no redirect (RESP3 pushes on its own connection)';
+  if (c.redirectConnected === null) {
+    return c.resp === 2 ? 'no redirect, RESP2 (its invalidations cannot be delivered)' : 'no redirect (RESP3 pushes on its own connection)';
+  }
   if (c.redirectBroken) return `redirect -> ${c.redir}  REDIRECT BROKEN (client ${c.redir} is gone: its invalidations are lost)`;
   return `redirect -> ${c.redir} (connected)`;
 }
