@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { RedisBackend } from '../src/backend/redis/index.js';
 import { listRedisScripts } from '../src/backend/redis/scripts.js';
 import { main } from '../src/backend/redis/cli.js';
+import { type NodeTracking, readTracking } from '../src/backend/redis/cli-tracking.js';
 import { Hermes } from '../src/index.js';
 import { type RedisServer, startRedisServer } from './helpers/redis-server.js';
 
@@ -12,6 +13,43 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
   const code = await main(argv, { out: (t) => lines.push(t) });
   return { code, out: lines.join('\n') };
+}
+
+/** What `inspect --json` reports about client-side caching (the rest is left out). */
+interface TrackingReport {
+  tracking: NodeTracking[];
+}
+
+/** A tracking client from `inspect --json`'s only node, found by its name. */
+function trackingClientNamed(report: TrackingReport, name: string): Record<string, unknown> | undefined {
+  expect(report.tracking).to.have.length(1);
+  const clients = report.tracking[0]?.clients;
+  if (clients?.listed !== true) throw new Error('CLIENT LIST was not read');
+  return clients.shown.find((c) => c.name === name) as Record<string, unknown> | undefined;
+}
+
+/** Resolves once the server no longer lists client `id` (a disconnect is noticed asynchronously). */
+async function untilGone(redis: Redis, id: number): Promise<void> {
+  for (;;) {
+    const list = String(await redis.client('LIST'));
+    if (!list.split('\n').some((line) => line.startsWith(`id=${id} `))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A near-cache's pair of connections: a RESP2 subscriber on `__redis__:invalidate`, and a data
+ * connection named `name` with `CLIENT TRACKING ON REDIRECT <subscriber id>` that read `keys`.
+ */
+async function trackingPair(port: number, name: string, keys: readonly string[]): Promise<{ data: Redis; subscriber: Redis; subscriberId: number }> {
+  const subscriber = new Redis({ host: '127.0.0.1', port, protocol: 2 });
+  const subscriberId = await subscriber.client('ID');
+  await subscriber.subscribe('__redis__:invalidate');
+  const data = new Redis({ host: '127.0.0.1', port });
+  await data.client('SETNAME', name);
+  expect(await data.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(subscriberId))).to.equal('OK');
+  for (const key of keys) await data.get(key);
+  return { data, subscriber, subscriberId };
 }
 
 /** Runs the built `hermes` executable (dist/bin.js, built by `npm test`) as a user would. */
@@ -85,6 +123,108 @@ describe('hermes CLI', function () {
     const text = await cli('inspect', '--url', server.url, '--prefix', 'cliinspect');
     expect(text.out).to.match(/entries\s+5/);
     await cache.close();
+  });
+
+  it('inspect shows client-side caching: the tracking client, its redirect, then the redirect broken once its target is gone', async function () {
+    await redis.set('clitrack:a', '1');
+    await redis.set('clitrack:b', '2');
+    const { data, subscriber, subscriberId } = await trackingPair(server.port, 'cli-near-cache', ['clitrack:a', 'clitrack:b']);
+    try {
+      const json = await cli('inspect', '--url', server.url, '--prefix', 'clitrack', '--json');
+      expect(json.code).to.equal(0);
+      const report = JSON.parse(json.out) as TrackingReport;
+      const node = report.tracking[0];
+      expect(node?.info.tracking_clients).to.be.at.least(1);
+      expect(node?.info.tracking_total_keys).to.be.above(0);
+      expect(node?.info.tracking_total_items).to.be.above(0);
+      expect(node?.info.tracking_total_prefixes).to.be.a('number');
+      expect(node?.trackingTableMaxKeys).to.be.a('number');
+      expect(trackingClientNamed(report, 'cli-near-cache')).to.deep.include({
+        redir: subscriberId,
+        redirectConnected: true,
+        redirectBroken: false,
+      });
+      const text = await cli('inspect', '--url', server.url, '--prefix', 'clitrack');
+      expect(text.out).to.match(/tracking_total_keys\s+[1-9]/);
+      expect(text.out).to.match(/tracking-table-max-keys\s+\d+/);
+      expect(text.out).to.match(new RegExp(`name cli-near-cache\\s+redirect -> ${subscriberId} \\(connected\\)`));
+      expect(text.out).not.to.match(/REDIRECT BROKEN/);
+
+      subscriber.disconnect();
+      await untilGone(redis, subscriberId);
+      const after = JSON.parse((await cli('inspect', '--url', server.url, '--prefix', 'clitrack', '--json')).out) as TrackingReport;
+      expect(trackingClientNamed(after, 'cli-near-cache')).to.deep.include({
+        redir: subscriberId,
+        redirectConnected: false,
+        redirectBroken: true,
+      });
+      expect(after.tracking[0]?.clients).to.deep.include({ brokenRedirects: 1 });
+      const afterText = await cli('inspect', '--url', server.url, '--prefix', 'clitrack');
+      expect(afterText.out).to.match(new RegExp(`name cli-near-cache\\s+redirect -> ${subscriberId}\\s+REDIRECT BROKEN`));
+      expect(afterText.out).to.match(/clients with tracking on: 1, 1 with a redirect broken/);
+    } finally {
+      subscriber.disconnect();
+      data.disconnect();
+      await redis.del('clitrack:a', 'clitrack:b');
+    }
+  });
+
+  it('inspect tells a tracking client without a redirect on RESP3 from one on RESP2, which cannot be sent invalidations', async function () {
+    const resp3 = new Redis({ host: '127.0.0.1', port: server.port });
+    const resp2 = new Redis({ host: '127.0.0.1', port: server.port, protocol: 2 });
+    try {
+      await resp3.client('SETNAME', 'cli-self-3');
+      await resp2.client('SETNAME', 'cli-self-2');
+      for (const client of [resp3, resp2]) await client.call('CLIENT', 'TRACKING', 'ON');
+      const report = JSON.parse((await cli('inspect', '--url', server.url, '--json')).out) as TrackingReport;
+      for (const [name, resp] of [['cli-self-3', 3], ['cli-self-2', 2]] as const) {
+        expect(trackingClientNamed(report, name)).to.deep.include({ redir: 0, redirectConnected: null, redirectBroken: false, resp });
+      }
+      const text = (await cli('inspect', '--url', server.url)).out;
+      expect(text).to.match(/name cli-self-3\s+no redirect \(RESP3 pushes on its own connection\)/);
+      expect(text).to.match(/name cli-self-2\s+no redirect, RESP2 \(its invalidations cannot be delivered\)/);
+    } finally {
+      resp3.disconnect();
+      resp2.disconnect();
+    }
+  });
+
+  it('inspect lists at most the first tracking clients, broken redirects first, and counts the rest', async function () {
+    const pairs = [];
+    for (const name of ['cli-limit-1', 'cli-limit-2', 'cli-limit-3']) pairs.push(await trackingPair(server.port, name, ['clilimit:k']));
+    try {
+      const broken = pairs[2];
+      broken?.subscriber.disconnect();
+      await untilGone(redis, broken?.subscriberId ?? -1);
+      const report = await readTracking(redis, 2);
+      if (!report.clients.listed) throw new Error('CLIENT LIST was not read');
+      expect(report.clients).to.deep.include({ total: 3, brokenRedirects: 1, more: 1 });
+      expect(report.clients.shown.map((c) => c.name)).to.deep.equal(['cli-limit-3', 'cli-limit-1']);
+    } finally {
+      for (const { data, subscriber } of pairs) {
+        subscriber.disconnect();
+        data.disconnect();
+      }
+    }
+  });
+
+  it('inspect carries on when the ACL refuses CONFIG and CLIENT LIST: max keys unknown, clients not listed', async function () {
+    await redis.call('ACL', 'SETUSER', 'cli-limited', 'reset', 'on', '>secret', '~*', '+@all', '-config', '-client|list');
+    try {
+      const url = `redis://cli-limited:secret@127.0.0.1:${server.port}`;
+      const json = await cli('inspect', '--url', url, '--json');
+      expect(json.code).to.equal(0);
+      const node = (JSON.parse(json.out) as TrackingReport).tracking[0];
+      expect(node?.trackingTableMaxKeys).to.equal('unknown');
+      expect(node?.clients.listed).to.equal(false);
+      expect(node?.info.tracking_clients).to.be.a('number');
+      const text = await cli('inspect', '--url', url);
+      expect(text.code).to.equal(0);
+      expect(text.out).to.match(/tracking-table-max-keys\s+unknown/);
+      expect(text.out).to.match(/CLIENT LIST refused \(NOPERM/);
+    } finally {
+      await redis.call('ACL', 'DELUSER', 'cli-limited');
+    }
   });
 
   it('cleans by tag and cleans a whole prefix, leaving other prefixes alone', async function () {

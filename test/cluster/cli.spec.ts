@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { listRedisScripts } from '../../src/backend/redis/scripts.js';
 import { main } from '../../src/backend/redis/cli.js';
+import type { NodeTracking } from '../../src/backend/redis/cli-tracking.js';
 import { type HermesError, Hermes } from '../../src/index.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 
@@ -139,6 +140,37 @@ describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster)
       await cache.close();
       await peer.close();
       for (const node of client.nodes('master')) await node.call('ACL', 'DELUSER', 'hermes');
+    }
+  });
+
+  it('inspect reports client-side caching per master: the tracking client on its own node only', async function () {
+    const target = cluster.nodes[1];
+    if (target === undefined) throw new Error('no second master');
+    const subscriber = new Redis({ ...target, protocol: 2 });
+    const data = new Redis({ ...target });
+    try {
+      const subscriberId = await subscriber.client('ID');
+      await subscriber.subscribe('__redis__:invalidate');
+      await data.client('SETNAME', 'cli-cluster-near-cache');
+      await data.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(subscriberId));
+      let read = 0; // keys of this node's slots (the others answer MOVED)
+      for (let n = 0; n < 50; n++) await data.get(`clitrack:${n}`).then(() => read++, () => undefined);
+      expect(read).to.be.above(0);
+      const { code, out } = await cli('inspect', '--url', url, '--cluster', '--json');
+      expect(code).to.equal(0);
+      const { tracking } = JSON.parse(out) as { tracking: NodeTracking[] };
+      expect(tracking.map((n) => n.node).sort()).to.deep.equal(client.nodes('master').map((n) => `${n.options.host}:${n.options.port}`).sort());
+      const names = tracking.map((n) => (n.clients.listed ? n.clients.shown.map((c) => c.name) : []));
+      const onTarget = tracking.findIndex((n) => n.node.endsWith(`:${target.port}`));
+      names.forEach((list, i) => {
+        expect(list.includes('cli-cluster-near-cache'), tracking[i]?.node).to.equal(i === onTarget);
+      });
+      const text = await cli('inspect', '--url', url, '--cluster');
+      expect(text.out.match(/client-side caching \(CLIENT TRACKING\) on /g)).to.have.length(3);
+      expect(text.out).to.match(new RegExp(`name cli-cluster-near-cache\\s+redirect -> ${subscriberId} \\(connected\\)`));
+    } finally {
+      subscriber.disconnect();
+      data.disconnect();
     }
   });
 

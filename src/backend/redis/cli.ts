@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import type { Cluster, Redis as RedisClient } from 'ioredis';
 import { EntryCodec } from '../../codec.js';
 import { Keyspace } from '../../keys.js';
+import { formatTracking, readTracking } from './cli-tracking.js';
 import { listRedisScripts, type RedisScript } from './scripts.js';
 
 const HELP: Record<string, string> = {
@@ -23,7 +24,8 @@ Usage:
   hermes scripts load  --url URL       SCRIPT LOAD every script (preload)
   hermes scripts check --url URL       report which scripts are in the server's script cache
   hermes inspect --url URL [--prefix P]
-                                       count entries, tags and locks; memory used
+                                       count entries, tags and locks; memory used;
+                                       client-side caching (CLIENT TRACKING) state
   hermes clean --url URL [--prefix P] [--tag T ...]
                                        invalidate tags, or remove every key under the prefix
 
@@ -53,7 +55,15 @@ Exit codes: 0 ok, 1 server error or unreachable, 2 bad usage, 3 scripts missing 
 
 Scans the keys under P: (SCAN, never KEYS; on a cluster, on every master) and reports how many
 are entries, tags and locks, and the memory they use (MEMORY USAGE of every key, pipelined).
-On a cluster, each tag counts once per bucket that holds a copy of it.`,
+On a cluster, each tag counts once per bucket that holds a copy of it.
+
+Then, per server (on a cluster, per master), the client-side caching state: the INFO counters
+tracking_clients, tracking_total_keys, tracking_total_items and tracking_total_prefixes (those
+the server has), tracking-table-max-keys (CONFIG GET; 'unknown' if refused), and the clients
+with tracking on (CLIENT LIST, flag t; the first 50, broken redirects first): id, addr, name,
+the client their invalidations are redirected to, and whether it is still connected. A
+redirect to a client that is gone is flagged REDIRECT BROKEN: that client's invalidations are
+lost. A command the ACL refuses is reported, and inspect carries on.`,
   clean: `Usage:
   hermes clean --url URL [--cluster [--buckets N]] [--prefix P] --tag T [--tag T2 ...] [--json]
       invalidate every entry carrying any of the tags (one key deleted per tag; on a
@@ -262,8 +272,10 @@ async function inspect(io: Io, connection: Connection, prefix: string, json: boo
     });
   }
   const total = bytes.entries + bytes.tags + bytes.locks + bytes.other;
+  const tracking = [];
+  for (const client of connection.masters) tracking.push(await readTracking(client));
   if (json) {
-    io.out(JSON.stringify({ prefix, keys: counts, memoryBytes: { ...bytes, total } }, null, 2));
+    io.out(JSON.stringify({ prefix, keys: counts, memoryBytes: { ...bytes, total }, tracking }, null, 2));
     return 0;
   }
   const kb = (n: number): string => (n < 10_240 ? `${n} B` : `${(n / 1024).toFixed(1)} KiB`);
@@ -273,6 +285,7 @@ async function inspect(io: Io, connection: Connection, prefix: string, json: boo
   io.out(`  locks    ${String(counts.locks).padStart(9)}  ${kb(bytes.locks)}`);
   if (counts.other > 0) io.out(`  other    ${String(counts.other).padStart(9)}  ${kb(bytes.other)}`);
   io.out(`  memory   ${kb(total)} (MEMORY USAGE, summed)`);
+  for (const node of tracking) for (const line of formatTracking(node)) io.out(line);
   return 0;
 }
 
