@@ -141,10 +141,16 @@ export class RedisBackend implements Backend {
     if (near !== undefined) {
       // On one node the stored keys are the keys the cache names.
       const cache = near.cache;
-      this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys)?.entry;
+      this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys);
       this.changeMark = () => cache.seq;
       this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
     }
+  }
+
+  /** Keeps a fresh hit in the near-cache (decoded with its prefix's codec), unless a key changed since `since`. */
+  #fill(near: NearTracking, request: ReadRequest, since: number, bytes: Buffer): void {
+    const context = this.#prefixes.context(request.ref.prefix);
+    if (context !== undefined) near.cache.fill(request.ref.entryKey, request.tagKeys, since, bytes, context.codec);
   }
 
   /** The near-cache's counters; `undefined` without the `nearCache` option. */
@@ -185,7 +191,7 @@ export class RedisBackend implements Backend {
           // A fresh hit: the entry, whose header holds the (equal) tag hash.
           const hit = { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
           // Kept in memory unless one of its keys changed since the read was sent.
-          if (near !== undefined) near.cache.fill(request.ref.entryKey, tagKeys, since, hit);
+          if (near !== undefined) this.#fill(near, request, since, reply);
           return hit;
         }
         if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {

@@ -19,8 +19,8 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import type { NearCacheStats, ReadReply } from '../backend.js';
-import { freshUntilOf } from '../../codec.js';
+import type { NearCacheStats, StoredEntry } from '../backend.js';
+import type { EntryCodec } from '../../codec.js';
 
 /** The `nearCache` option of the Redis backend, as an object. */
 export interface NearCacheOptions {
@@ -43,6 +43,15 @@ export interface NearCacheOptions {
    * @default 1000
    */
   heartbeatMs?: number | undefined;
+  /**
+   * `true`: an object value is decoded once, when it enters the near-cache, and every hit
+   * returns that same object, as the in-process backend does with live values — the fastest,
+   * but callers must not mutate what they get. `false`: each hit of an object value decodes a
+   * fresh copy from the bytes, as a hit read from Redis does. Other values (strings, numbers,
+   * booleans, `null`, `undefined`) cannot be mutated and are decoded once either way.
+   * @default false
+   */
+  liveValues?: boolean | undefined;
 }
 
 /** The defaults of {@link NearCacheOptions}. */
@@ -53,12 +62,24 @@ export const NEAR_CACHE_DEFAULTS = Object.freeze({
   maxBytes: 64 * 1024 * 1024,
   /** See {@link NearCacheOptions.heartbeatMs}. */
   heartbeatMs: 1000,
+  /** See {@link NearCacheOptions.liveValues}. */
+  liveValues: false,
 });
+
+/** The near-cache's settings, validated (see the backend's options). */
+export interface NearCacheSettings {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  readonly heartbeatMs: number;
+  readonly liveValues: boolean;
+}
 
 /** One entry held in memory. */
 interface NearEntry {
-  /** The hit this entry answers with (the bytes as Redis returned them). */
-  readonly reply: ReadReply;
+  /** What a hit returns: the bytes as Redis returned them, or their decoded record (see {@link NearCacheOptions.liveValues}). */
+  readonly stored: StoredEntry;
+  /** The size of the bytes. */
+  readonly size: number;
   /** The tag keys of the read that filled it (the policy's own array). */
   readonly tagKeys: readonly string[];
   /** Its fresh-until time, on the server's clock (ms since the epoch). */
@@ -86,13 +107,15 @@ export class NearCache {
   /** Added to `Date.now()` to be on the safe side of the server's clock: its offset plus the uncertainty. */
   #clockAhead = 0;
   readonly #stats = { hits: 0, fills: 0, invalidations: 0, flushes: 0, bypassed: 0 };
+  readonly #liveValues: boolean;
 
-  /** @param options - the bounds (validated by the backend's options) */
-  constructor(options: { maxEntries: number; maxBytes: number }) {
+  /** @param options - the near-cache's settings */
+  constructor(options: NearCacheSettings) {
+    this.#liveValues = options.liveValues;
     this.#lru = new LRUCache<string, NearEntry>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
-      sizeCalculation: (entry, key) => (entry.reply.entry as Uint8Array).byteLength + key.length + ENTRY_OVERHEAD,
+      sizeCalculation: (entry, key) => entry.size + key.length + ENTRY_OVERHEAD,
       dispose: (entry, key) => {
         this.#unindex(key, entry.tagKeys);
       },
@@ -108,7 +131,7 @@ export class NearCache {
    * A fresh hit for this entry, from memory; `undefined` when the near-cache has none, or is
    * not trusted now, or the entry was filled under other tags, or is no longer fresh.
    */
-  get(entryKey: string, tagKeys: readonly string[]): ReadReply | undefined {
+  get(entryKey: string, tagKeys: readonly string[]): StoredEntry | undefined {
     if (!this.#trusted) {
       this.#stats.bypassed++;
       return undefined;
@@ -122,19 +145,28 @@ export class NearCache {
     }
     if (now + this.#clockAhead >= entry.freshUntil || !sameKeys(entry.tagKeys, tagKeys)) return undefined;
     this.#stats.hits++;
-    return entry.reply;
+    return entry.stored;
   }
 
   /**
-   * Keeps a fresh hit read by a request sent at sequence number `since`, if the near-cache is
-   * trusted, has been since the request was sent, and none of `keys` (the entry key, then the
-   * tag keys) changed meanwhile.
+   * Keeps the bytes of a fresh hit read by a request sent at sequence number `since`, if the
+   * near-cache is trusted, has been since the request was sent, and neither the entry key nor a
+   * tag key changed meanwhile. Bytes that do not decode are not kept (the read path reports
+   * them).
    */
-  fill(entryKey: string, tagKeys: readonly string[], since: number, reply: ReadReply): void {
+  fill(entryKey: string, tagKeys: readonly string[], since: number, bytes: Buffer, codec: EntryCodec): void {
     if (!this.#trusted || this.changedSince(entryKey, tagKeys, since)) return;
-    const freshUntil = freshUntilOf(reply.entry as Uint8Array);
-    if (freshUntil === undefined) return;
-    this.#lru.set(entryKey, { reply, tagKeys, freshUntil });
+    let stored: StoredEntry = bytes;
+    let freshUntil: number;
+    try {
+      const record = codec.decode(bytes);
+      freshUntil = record.freshUntil;
+      const value = record.value;
+      if (this.#liveValues || value === null || (typeof value !== 'object' && typeof value !== 'function')) stored = record;
+    } catch {
+      return;
+    }
+    this.#lru.set(entryKey, { stored, size: bytes.byteLength, tagKeys, freshUntil });
     if (!this.#lru.has(entryKey)) return; // larger than maxBytes
     for (let i = 0; i < tagKeys.length; i++) {
       const tagKey = tagKeys[i] as string;

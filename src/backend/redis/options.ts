@@ -8,7 +8,7 @@
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { OptionError } from '../../errors.js';
 import { CLUSTER_SLOTS } from './buckets.js';
-import { NEAR_CACHE_DEFAULTS, type NearCacheOptions } from './near-cache.js';
+import { NEAR_CACHE_DEFAULTS, type NearCacheOptions, type NearCacheSettings } from './near-cache.js';
 
 /**
  * Options of the {@link RedisBackend}: ioredis' own connection options (`host`, `port`, `db`,
@@ -159,7 +159,7 @@ export interface ResolvedRedisOptions {
   /** How long a cluster operation waits for the client to learn the slots, in ms. */
   readonly connectWait: number;
   /** The near-cache's settings, or `undefined` when it is off. */
-  readonly nearCache: Required<{ [K in keyof NearCacheOptions]: number }> | undefined;
+  readonly nearCache: NearCacheSettings | undefined;
 }
 
 /**
@@ -220,20 +220,22 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
 function resolveNearCache(option: boolean | NearCacheOptions | undefined): ResolvedRedisOptions['nearCache'] {
   if (option === undefined || option === false) return undefined;
   if (option !== true && (option === null || typeof option !== 'object' || Array.isArray(option))) {
-    throw new OptionError('nearCache', `nearCache must be true, false or { maxEntries, maxBytes, heartbeatMs }, got ${String(option)}`);
+    throw new OptionError('nearCache', `nearCache must be true, false or { maxEntries, maxBytes, heartbeatMs, liveValues }, got ${String(option)}`);
   }
   const given: NearCacheOptions = option === true ? {} : option;
   for (const key of Object.keys(given)) {
-    if (!(key in NEAR_CACHE_DEFAULTS)) throw new OptionError('nearCache', `nearCache has no option '${key}' (it takes maxEntries, maxBytes, heartbeatMs)`);
+    if (!(key in NEAR_CACHE_DEFAULTS)) throw new OptionError('nearCache', `nearCache has no option '${key}' (it takes maxEntries, maxBytes, heartbeatMs, liveValues)`);
   }
-  const positive = (name: keyof NearCacheOptions, min: number): number => {
+  const liveValues = given.liveValues ?? NEAR_CACHE_DEFAULTS.liveValues;
+  if (typeof liveValues !== 'boolean') throw new OptionError('nearCache', `nearCache.liveValues must be a boolean, got ${String(given.liveValues)}`);
+  const positive = (name: 'maxEntries' | 'maxBytes' | 'heartbeatMs', min: number): number => {
     const value = given[name] ?? NEAR_CACHE_DEFAULTS[name];
     if (!Number.isSafeInteger(value) || value < min) {
       throw new OptionError('nearCache', `nearCache.${name} must be an integer of at least ${min}, got ${String(given[name])}`);
     }
     return value;
   };
-  return { maxEntries: positive('maxEntries', 1), maxBytes: positive('maxBytes', 1024), heartbeatMs: positive('heartbeatMs', 10) };
+  return { maxEntries: positive('maxEntries', 1), maxBytes: positive('maxBytes', 1024), heartbeatMs: positive('heartbeatMs', 10), liveValues };
 }
 
 /** The given client (checked), or a new lazy one: a Cluster, or a standalone/Sentinel Redis. */

@@ -28,7 +28,7 @@
  */
 
 import type { Redis } from 'ioredis';
-import { NearCache } from './near-cache.js';
+import { NearCache, type NearCacheSettings } from './near-cache.js';
 import { type InvalidationListener, runIdOf } from './wakeups.js';
 
 /** How long to wait before trying again when the two connections are on different servers (a failover), in ms. */
@@ -65,7 +65,7 @@ export class NearTracking implements InvalidationListener {
    */
   constructor(
     client: Redis,
-    options: { maxEntries: number; maxBytes: number; heartbeatMs: number },
+    options: NearCacheSettings,
     onError: (error: unknown) => void,
     open: () => void,
   ) {
