@@ -103,6 +103,11 @@ export class NearTracking implements InvalidationListener {
     this.cache.invalidated(keys === null ? null : keys.map((key) => key.toString('utf8')));
   }
 
+  unavailable(error: unknown): void {
+    this.#onError(error);
+    this.#warnOnce(error);
+  }
+
   /** Stops the heartbeat and empties the near-cache for good. Idempotent. */
   close(): void {
     this.#closed = true;
@@ -211,7 +216,7 @@ export class NearTracking implements InvalidationListener {
     if (this.#warned) return;
     this.#warned = true;
     const reason = error instanceof Error ? error.message : String(error);
-    process.emitWarning(`hermes near-cache: CLIENT TRACKING failed (${reason}); every read goes to Redis until it succeeds`, {
+    process.emitWarning(`hermes near-cache: tracking could not be turned on (${reason}); every read goes to Redis until it is`, {
       type: 'HermesWarning',
       code: 'NEAR_CACHE_TRACKING',
     });

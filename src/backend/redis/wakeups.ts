@@ -32,6 +32,8 @@ export interface InvalidationListener {
   sessionLost(): void;
   /** An invalidation message: the keys, or `null` for a flush of everything. */
   invalidated(keys: Buffer[] | null): void;
+  /** The server refused what tracking needs on the subscriber (an ACL): the near-cache stays off. */
+  unavailable(error: unknown): void;
 }
 
 type Waiter = (woken: boolean) => void;
@@ -261,13 +263,11 @@ export class LockWakeups {
       const first = ++this.#subscriberReadies === 1;
       if (!first) newSession();
       const settle = { resolve: resolveSession, reject: rejectSession };
-      // A subscribed RESP2 connection cannot ask for its id: ask first, then subscribe.
-      Promise.all([subscriber.client('ID'), subscriber.info('server')])
-        .then(async ([clientId, info]) => {
-          await subscriber.subscribe(INVALIDATE_CHANNEL, ...this.#subscriptions.keys());
+      this.#handshake(subscriber, tracking)
+        .then((session) => {
           settle.resolve();
           if (!first) this.#wakeAll(); // releases published while disconnected were lost
-          tracking.sessionStarted(subscriber, clientId, runIdOf(info));
+          if (session !== undefined) tracking.sessionStarted(subscriber, session.clientId, session.runId);
         })
         .catch((error: unknown) => {
           settle.reject(error);
@@ -279,6 +279,27 @@ export class LockWakeups {
     this.#subscriber = subscriber;
     subscriber.connect().catch(() => undefined); // retried by ioredis; failures reach `error`
     return subscriber;
+  }
+
+  /**
+   * A new subscriber connection's set-up: its client id and server (a subscribed RESP2
+   * connection can no longer ask), the invalidation channel, then the release channels. Tracking
+   * refused (an ACL without `client|id`, `info` or the channel) leaves the near-cache off and the
+   * lock wake-ups working; resolves with the session, or `undefined` then.
+   */
+  async #handshake(subscriber: Redis, tracking: InvalidationListener): Promise<{ clientId: number; runId: string } | undefined> {
+    let session: { clientId: number; runId: string } | undefined;
+    try {
+      const [clientId, info] = await Promise.all([subscriber.client('ID'), subscriber.info('server')]);
+      await subscriber.subscribe(INVALIDATE_CHANNEL);
+      session = { clientId, runId: runIdOf(info) };
+    } catch (error) {
+      if (subscriber.status !== 'ready') throw error; // the connection was lost: the next one starts again
+      tracking.unavailable(error);
+    }
+    const channels = [...this.#subscriptions.keys()];
+    if (channels.length > 0) await subscriber.subscribe(...channels);
+    return session;
   }
 
   /** See {@link LockWakeups.#openSubscriber}: wakes every waiter, at most every 50 ms. */
