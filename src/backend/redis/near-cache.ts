@@ -36,10 +36,11 @@ export interface NearCacheOptions {
    */
   maxBytes?: number | undefined;
   /**
-   * How often the invalidation connection is pinged, in milliseconds. Entries are served only
-   * while a ping sent less than twice this long ago was answered: a ping's answer proves that
-   * every invalidation Redis sent before it has arrived, so even a silent network failure of
-   * that connection serves nothing changed more than `2 × heartbeatMs` ago.
+   * How often the connections are checked, in milliseconds: a PING on the invalidation
+   * connection and `CLIENT TRACKINGINFO` on the data connection. Entries are served only while a
+   * check sent less than twice this long ago was answered by both: the PING's answer proves that
+   * every invalidation Redis sent before it has arrived, so even a silent network failure serves
+   * nothing changed more than `2 × heartbeatMs` ago.
    * @default 1000
    */
   heartbeatMs?: number | undefined;

@@ -19,10 +19,13 @@
  * - Whenever an invalidation may have been missed — either connection closes, the subscriber
  *   reconnects (a new id), a heartbeat goes unanswered — the near-cache is emptied and bypassed
  *   until tracking is established again on the connections as they are now.
- * - The heartbeat: a PING on the subscriber every `heartbeatMs`. Its answer proves that every
- *   invalidation sent before it has arrived; entries are served only until twice the heartbeat
- *   after the last answered ping was sent, so that a silent network failure of the subscriber
- *   cannot make memory serve a changed value for longer.
+ * - The heartbeat: every `heartbeatMs`, a PING on the subscriber and `CLIENT TRACKINGINFO` on
+ *   the data connection. The PING's answer proves that every invalidation sent before it has
+ *   arrived, TRACKINGINFO that the server still tracks this connection's reads for that
+ *   subscriber (a server that dropped the data connection, or a broken redirect, shows there);
+ *   entries are served only until twice the heartbeat after the last good beat was sent, so
+ *   that a silent network failure of either connection cannot make memory serve a changed
+ *   value for longer.
  *
  * @module
  */
@@ -185,10 +188,18 @@ export class NearTracking implements InvalidationListener {
     this.#retry.unref();
   }
 
-  /** Pings the subscriber; an answer extends the trust. Two unanswered pings: a new connection. */
+  /**
+   * The heartbeat: a PING on the subscriber and `CLIENT TRACKINGINFO` on the data connection.
+   * Both answered, with tracking on and redirected to the subscriber, extend the trust: every
+   * invalidation sent before the ping has arrived, and the server still tracks this process'
+   * reads for it. Tracking found off or redirected elsewhere is turned on again; two beats
+   * unanswered replace the subscriber connection (the data connection is left to its owner:
+   * while it does not answer, the trust lapses and memory is bypassed).
+   */
   readonly #beat = (): void => {
     const subscriber = this.#subscriber;
-    if (this.#closed || subscriber === undefined || this.#redirect === undefined || subscriber.status !== 'ready') return;
+    const redirect = this.#redirect;
+    if (this.#closed || subscriber === undefined || redirect === undefined || !this.cache.trusted) return;
     if (this.#pingPending) {
       if (++this.#missedPings >= 2) {
         this.#lost();
@@ -199,11 +210,16 @@ export class NearTracking implements InvalidationListener {
     this.#pingPending = true;
     const generation = this.#generation;
     const sentAt = Date.now();
-    subscriber.ping().then(
-      () => {
+    Promise.all([subscriber.ping(), this.#client.call('CLIENT', 'TRACKINGINFO')]).then(
+      ([, info]) => {
         if (generation !== this.#generation) return;
         this.#pingPending = false;
         this.#missedPings = 0;
+        if (!trackingRedirectedTo(info, redirect.clientId)) {
+          this.#lost();
+          this.#enable();
+          return;
+        }
         this.cache.extend(sentAt + 2 * this.#heartbeatMs);
       },
       () => {
@@ -221,4 +237,25 @@ export class NearTracking implements InvalidationListener {
       code: 'NEAR_CACHE_TRACKING',
     });
   }
+}
+
+/**
+ * Whether a `CLIENT TRACKINGINFO` reply says tracking is on, redirected to `clientId`, and not
+ * broken (flat array or map, as the client's protocol gives it).
+ */
+export function trackingRedirectedTo(reply: unknown, clientId: number): boolean {
+  let flags: unknown;
+  let redirect: unknown;
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const field = String(reply[i]);
+      if (field === 'flags') flags = reply[i + 1];
+      else if (field === 'redirect') redirect = reply[i + 1];
+    }
+  } else if (reply !== null && typeof reply === 'object') {
+    ({ flags, redirect } = reply as { flags?: unknown; redirect?: unknown });
+  }
+  if (!Array.isArray(flags)) return false;
+  const names = flags.map(String);
+  return names.includes('on') && !names.includes('broken_redirect') && Number(redirect) === clientId;
 }
