@@ -45,4 +45,15 @@ describe('RedisBackend on a real 3-master Redis Cluster', function () {
       await redis.client.set(storedKeyOf(redis, key), bytes);
     },
   });
+
+  // Every clause again with the near-cache: tracking per master, keys in buckets.
+  registerBackendContract({
+    name: 'RedisBackend (cluster, nearCache)',
+    createBackend: () => new RedisBackend({ cluster: [...cluster.nodes], nearCache: true }),
+    createPeer: () => new RedisBackend({ cluster: [...cluster.nodes], nearCache: true }),
+    writeRaw: async (backend, key, bytes) => {
+      const redis = backend as RedisBackend;
+      await redis.client.set(storedKeyOf(redis, key), bytes);
+    },
+  });
 });

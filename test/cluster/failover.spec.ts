@@ -75,9 +75,12 @@ describe('RedisBackend on Redis Cluster: failover of a master to its replica, un
     // its entry's lock for nobody (the caller's release may run first): such a lock expires
     // after lockTimeout, kept short here as it should be for 1 ms functions.
     const options = { prefix, ttl: 600, lockTimeout: 1500, lockWait: 1500 };
-    const pair = [0, 1].map(() => new Hermes(new RedisBackend({ cluster: [...cluster.nodes] }), options)) as [Hermes, Hermes];
+    // The first cache with the near-cache (tracking per master, re-established on the new one),
+    // the second without: the old value may reach the near-cache's callers for one network hop
+    // after the other cache's invalidation is acknowledged (the window, bounded here at 100 ms).
+    const pair = [true, false].map((nearCache) => new Hermes(new RedisBackend({ cluster: [...cluster.nodes], nearCache }), options)) as [Hermes, Hermes];
     caches.push(...pair);
-    const load = clusterLoad({ caches: pair, items: 120, groups: 6, callers: 8, focus: (slot) => promotedSlots.has(slot) });
+    const load = clusterLoad({ caches: pair, items: 120, groups: 6, callers: 8, focus: (slot) => promotedSlots.has(slot), windowMs: 100 });
     await load.warm();
     return load;
   }
@@ -194,7 +197,10 @@ describe('RedisBackend on Redis Cluster: failover of a master to its replica, un
     }, 5000);
     firstPromoted = replica;
     const { evalsha, scriptLoads, loaded } = await onNewMaster(replica);
-    console.log(`      manual failover: ${JSON.stringify({ ...report, ...load.counts, stale: load.stale.length, evalshaOnNewMaster: evalsha, scriptLoadsOnNewMaster: scriptLoads, scriptsOnNewMaster: loaded })}`);
+    const near = caches.at(-2)?.stats().near;
+    console.log(`      manual failover: ${JSON.stringify({ ...report, ...load.counts, stale: load.stale.length, evalshaOnNewMaster: evalsha, scriptLoadsOnNewMaster: scriptLoads, scriptsOnNewMaster: loaded, near })}`);
+    expect(near?.hits, 'near-cache hits').to.be.greaterThan(0);
+    expect(near?.flushes, 'near-cache flushed by the failover').to.be.greaterThan(0);
 
     expect((await clusterRoles(master)).find((node) => node.port === master)?.role, 'the old master, demoted').to.equal('replica');
     expect(load.rejected, 'calls rejected').to.deep.equal([]);
@@ -231,7 +237,10 @@ describe('RedisBackend on Redis Cluster: failover of a master to its replica, un
     // have reached the replica. Each stale value, with how long before the kill its
     // invalidation was acknowledged.
     const lost = load.stale.map((s) => ({ ...s, acknowledgedBeforeKillMs: killedAt - s.acknowledgedAt, startedAfterAckMs: (s.startedAt ?? 0) - s.acknowledgedAt, servedAfterAckMs: s.at - s.acknowledgedAt, promoted: slots.has(load.slotOfItem(s.item)) }));
-    console.log(`      master killed: ${JSON.stringify({ ...report, ...load.counts, stale: load.stale.length, evalshaOnNewMaster: evalsha, scriptLoadsOnNewMaster: scriptLoads, scriptsOnNewMaster: loaded })}`);
+    const near = caches.at(-2)?.stats().near;
+    console.log(`      master killed: ${JSON.stringify({ ...report, ...load.counts, stale: load.stale.length, evalshaOnNewMaster: evalsha, scriptLoadsOnNewMaster: scriptLoads, scriptsOnNewMaster: loaded, near })}`);
+    expect(near?.hits, 'near-cache hits').to.be.greaterThan(0);
+    expect(near?.flushes, 'near-cache flushed by the failover').to.be.greaterThan(0);
     if (lost.length > 0) console.log(`      stale after the kill: ${JSON.stringify(lost.slice(0, 10))}`);
     console.log(`      long waits: ${load.longWaits.length} ${JSON.stringify(load.longWaits.slice(0, 5).map((w) => ({ ...w, at: w.at - killedAt })))}`);
 

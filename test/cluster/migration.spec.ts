@@ -19,6 +19,11 @@ const sleep = (ms: number): Promise<void> =>
     setTimeout(resolve, ms);
   });
 
+/**
+ * How long after an invalidation acknowledged to one cache the other (the near-cache) may still
+ * serve the old value: it hears of it one network hop later. Bounded here at 100 ms.
+ */
+const WINDOW_MS = 100;
 const ITEMS = 120;
 const GROUPS = 6;
 const MOVED_BUCKETS = 8;
@@ -66,10 +71,13 @@ describe('RedisBackend on Redis Cluster: slot migration under load', function ()
     const invalidated = (c: number, items: readonly number[], versions: readonly number[]): void => {
       raise(c, items, versions);
       const other = 1 - c;
+      const at = Date.now();
       deferred.push(
-        Promise.allSettled([...(active[other] as Set<Promise<unknown>>)]).then(() => {
-          raise(other, items, versions);
-        }),
+        Promise.allSettled([...(active[other] as Set<Promise<unknown>>)])
+          .then(() => sleep(Math.max(0, at + WINDOW_MS - Date.now())))
+          .then(() => {
+            raise(other, items, versions);
+          }),
       );
     };
     let computations = 0;
@@ -83,7 +91,8 @@ describe('RedisBackend on Redis Cluster: slot migration under load', function ()
       return `${i}:${version}`;
     };
     for (let c = 0; c < 2; c++) {
-      const cache = new Hermes(new RedisBackend({ cluster: [...cluster.nodes] }), { prefix: 'mig', ttl: 600 });
+      // The first cache with the near-cache (flushed and re-established on every slot move).
+      const cache = new Hermes(new RedisBackend({ cluster: [...cluster.nodes], nearCache: c === 0 }), { prefix: 'mig', ttl: 600 });
       cache.on('error', (error: HermesError) => errors.push(error));
       caches.push(cache);
       fns.push(Array.from({ length: GROUPS }, (_, g) => cache.wrap(item, { name: `item${g}`, tags: [`g${g}`, 'all'] })));
@@ -217,8 +226,11 @@ describe('RedisBackend on Redis Cluster: slot migration under load', function ()
       backendErrorsDuringMigration: errorsDuring.length,
       errorKinds: [...new Set(errorsDuring.map((e) => `${e.code}: ${((e.cause as Error | undefined)?.message ?? e.message).slice(0, 60)}`))],
       fallbacksTotal: caches.reduce((n, cache) => n + cache.stats().fallbacks, 0),
+      near: (caches[0] as Hermes).stats().near,
     };
     console.log(`      migration under load: ${JSON.stringify(report)}`);
+    expect(report.near?.hits, 'near-cache hits').to.be.greaterThan(0);
+    expect(report.near?.flushes, 'near-cache flushed as slots moved').to.be.greaterThan(0);
 
     expect(rejected, 'calls, invalidations or cleans rejected').to.deep.equal([]);
     expect(stale, 'values served after their invalidation').to.deep.equal([]);

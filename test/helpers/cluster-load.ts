@@ -75,6 +75,11 @@ export interface ClusterLoadOptions {
   readonly callers: number;
   /** The slots whose items the writer invalidates two times in three (the rest: any item, or a group). */
   readonly focus?: (slot: number) => boolean;
+  /**
+   * How long after an invalidation acknowledged to one cache the other may still serve the old
+   * value, in ms (0 by default): a near-cache hears of it one network hop later.
+   */
+  readonly windowMs?: number;
 }
 
 export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
@@ -126,9 +131,11 @@ export function clusterLoad(options: ClusterLoadOptions): ClusterLoad {
     raise(c, bumped, versions, at, `${how} by cache ${c}`);
     const other = 1 - c;
     settling.push(
-      Promise.allSettled([...(running[other] ?? [])]).then(() => {
-        raise(other, bumped, versions, at, `${how} by cache ${c}, other cache's calls settled at ${Date.now()}`);
-      }),
+      Promise.allSettled([...(running[other] ?? [])])
+        .then(() => pause(Math.max(0, at + (options.windowMs ?? 0) - Date.now())))
+        .then(() => {
+          raise(other, bumped, versions, at, `${how} by cache ${c}, other cache's calls settled at ${Date.now()}`);
+        }),
     );
   };
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { Hermes, type HermesError } from '../../src/index.js';
-import { RedisBackend } from '../../src/backend/redis/index.js';
+import { RedisBackend, type RedisBackendOptions } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -34,7 +34,7 @@ describe('RedisBackend near-cache under an ACL', function () {
     await server.stop();
   });
 
-  async function userCache(name: string, rules: readonly string[]): Promise<{ cache: Hermes; warnings: string[]; errors: HermesError[] }> {
+  async function userCache(name: string, rules: readonly string[]): Promise<{ cache: Hermes<RedisBackendOptions>; warnings: string[]; errors: HermesError[] }> {
     const prefix = `nacl${name}`;
     await admin.call('ACL', 'SETUSER', name, 'reset', 'on', '>secret', `~${prefix}:*`, `&${prefix}:*`, ...rules);
     const cache = new Hermes(RedisBackend, {

@@ -52,7 +52,8 @@ import { type RedisBackendOptions, resolveRedisOptions } from './options.js';
 import { AttachedPrefixes, ClusterPlacement, type Placement, SingleNodePlacement } from './placement.js';
 import { type ScriptArgument, ScriptCaller } from './script-caller.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
-import { NearTracking } from './tracking.js';
+import { type NearTracker, NearTracking } from './tracking.js';
+import { ClusterNearTracking } from './tracking-cluster.js';
 import { LockWakeups } from './wakeups.js';
 
 export type { RedisBackendOptions } from './options.js';
@@ -89,13 +90,15 @@ export class RedisBackend implements Backend {
   readonly #invalidationReplicas: number;
   readonly #replicaWaitMs: number;
   /** The near-cache and its tracking, with the `nearCache` option. */
-  readonly #near: NearTracking | undefined;
+  readonly #near: NearTracker | undefined;
   /** With the near-cache: a fresh entry from memory (see {@link Backend.peek}). */
   readonly peek?: (ref: EntryRef, tagKeys: readonly string[]) => StoredEntry | undefined;
   /** With the near-cache: see {@link Backend.changeMark}. */
   readonly changeMark?: () => number;
   /** With the near-cache: see {@link Backend.changedSince}. */
   readonly changedSince?: (ref: EntryRef, tagKeys: readonly string[], mark: number) => boolean;
+  /** On a cluster with the near-cache: see {@link RedisBackend.#storedNearKeys}. */
+  readonly #nearKeys = new WeakMap<EntryRef, StoredNearKeys>();
   #lastError: unknown;
   #closed = false;
 
@@ -122,9 +125,13 @@ export class RedisBackend implements Backend {
     }
     this.buckets = this.#placement.layout;
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
-    const near = resolved.nearCache !== undefined && client instanceof Redis
-      ? new NearTracking(client, resolved.nearCache, this.#onClientError, () => { this.#wakeups.open(); })
-      : undefined;
+    const settings = resolved.nearCache;
+    let near: NearTracker | undefined;
+    let single: NearTracking | undefined;
+    if (settings !== undefined) {
+      if (client instanceof Cluster) near = new ClusterNearTracking(client, settings, this.#onClientError);
+      else near = single = new NearTracking(client, settings, this.#onClientError, () => { this.#wakeups.open(); });
+    }
     this.#near = near;
     this.#wakeups = new LockWakeups(
       client,
@@ -136,21 +143,48 @@ export class RedisBackend implements Backend {
           return Promise.reject(error);
         }
       },
-      near,
+      single,
     );
     if (near !== undefined) {
-      // On one node the stored keys are the keys the cache names.
       const cache = near.cache;
-      this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys);
+      if (this.#placement.layout === undefined) {
+        // On one node the stored keys are the keys the cache names.
+        this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys);
+        this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
+      } else {
+        this.peek = (ref, tagKeys) => {
+          const stored = this.#storedNearKeys(ref, tagKeys);
+          return cache.get(stored.entryKey, stored.tagKeys);
+        };
+        this.changedSince = (ref, tagKeys, mark) => {
+          const stored = this.#storedNearKeys(ref, tagKeys);
+          return cache.changedSince(stored.entryKey, stored.tagKeys, mark);
+        };
+      }
       this.changeMark = () => cache.seq;
-      this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
     }
   }
 
+  /** On a cluster: the stored keys of an entry and of its bucket's tag copies, remembered per `EntryRef` (the core reuses them). */
+  #storedNearKeys(ref: EntryRef, tagKeys: readonly string[]): StoredNearKeys {
+    const known = this.#nearKeys.get(ref);
+    if (known !== undefined && known.named === tagKeys) return known;
+    const keys = this.#placement.keysOf(ref, tagKeys);
+    const stored: StoredNearKeys = { named: tagKeys, entryKey: keys[0] as string, tagKeys: keys.slice(2) };
+    this.#nearKeys.set(ref, stored);
+    return stored;
+  }
+
   /** Keeps a fresh hit in the near-cache (decoded with its prefix's codec), unless a key changed since `since`. */
-  #fill(near: NearTracking, request: ReadRequest, since: number, bytes: Buffer): void {
+  #fill(near: NearTracker, request: ReadRequest, since: number, bytes: Buffer): void {
     const context = this.#prefixes.context(request.ref.prefix);
-    if (context !== undefined) near.cache.fill(request.ref.entryKey, request.tagKeys, since, bytes, context.codec);
+    if (context === undefined) return;
+    if (this.#placement.layout === undefined) {
+      near.cache.fill(request.ref.entryKey, request.tagKeys, since, bytes, context.codec);
+    } else {
+      const stored = this.#storedNearKeys(request.ref, request.tagKeys);
+      near.cache.fill(stored.entryKey, stored.tagKeys, since, bytes, context.codec);
+    }
   }
 
   /** The near-cache's counters; `undefined` without the `nearCache` option. */
@@ -262,7 +296,7 @@ export class RedisBackend implements Backend {
     // The near-cache drops the entry before the request and again once it is acknowledged (a
     // read answered in between may have filled it), without waiting for Redis' message.
     const near = this.#near?.cache;
-    const changed = [ref.entryKey];
+    const changed = near === undefined ? NO_TAGS : [this.#placement.keysOf(ref, NO_TAGS)[0] as string];
     near?.changed(changed);
     await this.#call(this.#scripts.invalidate, this.#placement.keysOf(ref, NO_TAGS), [this.#prefixes.channelOf(ref.prefix)]);
     near?.changed(changed);
@@ -279,11 +313,12 @@ export class RedisBackend implements Backend {
     if (tagKeys.length === 0) return;
     this.#usableClient();
     const near = this.#near?.cache;
-    near?.changed(tagKeys); // as invalidate() does
+    const changed = near === undefined ? NO_TAGS : this.#placement.copiesOf(prefix, tagKeys);
+    near?.changed(changed); // as invalidate() does
     await this.#placement.cleanTags(prefix, tagKeys, async (keys) => {
       await this.#call(this.#scripts.cleanTags, keys, []);
     });
-    near?.changed(tagKeys);
+    near?.changed(changed);
     await this.#replicated();
   }
 
@@ -438,6 +473,14 @@ export class RedisBackend implements Backend {
     };
     await Promise.all((await this.#placement.nodes()).map(scanNode));
   }
+}
+
+/** An entry's stored keys for the near-cache on a cluster. */
+interface StoredNearKeys {
+  /** The tag keys as the cache names them (the policy's array). */
+  readonly named: readonly string[];
+  readonly entryKey: string;
+  readonly tagKeys: readonly string[];
 }
 
 /** Resolves once the client has ended (its 'end' event), or after `limitMs` at most. */

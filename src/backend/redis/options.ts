@@ -100,7 +100,7 @@ export interface RedisBackendOptions extends RedisOptions {
    * the bounds and heartbeat ({@link NearCacheOptions}). Whenever the process cannot be sure it
    * heard every change (a connection lost or replaced, a failover, a missed heartbeat) it empties
    * the near-cache and reads from Redis until tracking is back. Standalone and Sentinel servers
-   * (Redis 6 or later, and an ACL that allows `client`, `info` and `time`); refused on a cluster.
+   * and Redis Cluster (tracking per master); Redis 6 or later, and the ACL of `docs/near-cache.md`.
    * @default false
    */
   nearCache?: boolean | NearCacheOptions | undefined;
@@ -198,12 +198,6 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
     throw new OptionError('invalidationReplicas', `invalidationReplicas must be a non-negative integer, got ${String(invalidationReplicas)}`);
   }
   const near = resolveNearCache(nearCache);
-  if (near !== undefined && (cluster !== undefined || client instanceof Cluster)) {
-    throw new OptionError(
-      'nearCache',
-      'nearCache is not available on Redis Cluster yet (tracking would have to follow every master through failovers and slot migrations); use it with a standalone or Sentinel server, or turn it off',
-    );
-  }
   const created = createClient(client, url, cluster, clusterOptions, rest, commandTimeout);
   return {
     ...created,

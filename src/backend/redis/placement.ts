@@ -64,6 +64,8 @@ export interface Placement {
   keysOf(ref: EntryRef, tagKeys: readonly string[]): string[];
   /** Where an entry's lock is stored. */
   lockKeyOf(ref: EntryRef): string;
+  /** Every stored copy of these tag keys (of `prefix`): the keys themselves on one node, each bucket's copy on a cluster. */
+  copiesOf(prefix: string, tagKeys: readonly string[]): readonly string[];
   /** See {@link RedisBackend.failureDomain}. */
   failureDomain(ref: EntryRef): string | undefined;
   /** The key the cache names, from a stored key found under `prefix`. */
@@ -96,6 +98,10 @@ export class SingleNodePlacement implements Placement {
 
   lockKeyOf(ref: EntryRef): string {
     return ref.lockKey;
+  }
+
+  copiesOf(_prefix: string, tagKeys: readonly string[]): readonly string[] {
+    return tagKeys;
   }
 
   failureDomain(): undefined {
@@ -158,6 +164,14 @@ export class ClusterPlacement implements Placement {
 
   lockKeyOf(ref: EntryRef): string {
     return this.layout.place(ref.lockKey, idStart(ref.prefix, 'lock'), this.layout.bucketOf(ref.id));
+  }
+
+  copiesOf(prefix: string, tagKeys: readonly string[]): readonly string[] {
+    const layout = this.layout;
+    const tagStart = idStart(prefix, 'tag');
+    const copies: string[] = [];
+    for (let bucket = 0; bucket < layout.count; bucket++) for (const tagKey of tagKeys) copies.push(layout.place(tagKey, tagStart, bucket));
+    return copies;
   }
 
   failureDomain(ref: EntryRef): string | undefined {
