@@ -33,8 +33,9 @@
  * The folder: `options.ts` (options, defaults, client), `script-caller.ts` (EVAL/EVALSHA and
  * NOSCRIPT), `scripts.ts` (the scripts and their headers), `placement.ts` (where keys and
  * commands go: one node, or cluster buckets), `cluster.ts` (cluster-only operations),
- * `wakeups.ts` (pub/sub lock wake-ups), `coalesce.ts` (socket-write coalescing); this file
- * builds each operation's KEYS and ARGV.
+ * `wakeups.ts` (pub/sub lock wake-ups), `coalesce.ts` (socket-write coalescing),
+ * `near-cache.ts` (the `nearCache` option's memory), `tracking.ts` and `tracking-cluster.ts`
+ * (CLIENT TRACKING that keeps it true); this file builds each operation's KEYS and ARGV.
  *
  * @module
  */
