@@ -53,8 +53,7 @@ import { type RedisBackendOptions, resolveRedisOptions } from './options.js';
 import { AttachedPrefixes, ClusterPlacement, type Placement, SingleNodePlacement } from './placement.js';
 import { type ScriptArgument, ScriptCaller } from './script-caller.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
-import { type NearTracker, NearTracking } from './tracking.js';
-import { ClusterNearTracking } from './tracking-cluster.js';
+import { NearFront } from './near-front.js';
 import { LockWakeups } from './wakeups.js';
 
 export type { RedisBackendOptions } from './options.js';
@@ -90,16 +89,14 @@ export class RedisBackend implements Backend {
   /** Replicas an invalidation must reach (`WAIT`) before it resolves; see the option. */
   readonly #invalidationReplicas: number;
   readonly #replicaWaitMs: number;
-  /** The near-cache and its tracking, with the `nearCache` option. */
-  readonly #near: NearTracker | undefined;
+  /** The near-cache, with the `nearCache` option. */
+  readonly #near: NearFront | undefined;
   /** With the near-cache: a fresh entry from memory (see {@link Backend.peek}). */
   readonly peek?: (ref: EntryRef, tagKeys: readonly string[]) => StoredEntry | undefined;
   /** With the near-cache: see {@link Backend.changeMark}. */
   readonly changeMark?: () => number;
   /** With the near-cache: see {@link Backend.changedSince}. */
   readonly changedSince?: (ref: EntryRef, tagKeys: readonly string[], mark: number) => boolean;
-  /** On a cluster with the near-cache: see {@link RedisBackend.#storedNearKeys}. */
-  readonly #nearKeys = new WeakMap<EntryRef, StoredNearKeys>();
   #lastError: unknown;
   #closed = false;
 
@@ -126,13 +123,9 @@ export class RedisBackend implements Backend {
     }
     this.buckets = this.#placement.layout;
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
-    const settings = resolved.nearCache;
-    let near: NearTracker | undefined;
-    let single: NearTracking | undefined;
-    if (settings !== undefined) {
-      if (client instanceof Cluster) near = new ClusterNearTracking(client, settings, this.#onClientError);
-      else near = single = new NearTracking(client, settings, this.#onClientError, () => { this.#wakeups.open(); });
-    }
+    const near = resolved.nearCache === undefined
+      ? undefined
+      : new NearFront(client, resolved.nearCache, this.#placement, this.#prefixes, this.#onClientError, () => { this.#wakeups.open(); });
     this.#near = near;
     this.#wakeups = new LockWakeups(
       client,
@@ -144,53 +137,18 @@ export class RedisBackend implements Backend {
           return Promise.reject(error);
         }
       },
-      single,
+      near?.listener,
     );
     if (near !== undefined) {
-      const cache = near.cache;
-      if (this.#placement.layout === undefined) {
-        // On one node the stored keys are the keys the cache names.
-        this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys);
-        this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
-      } else {
-        this.peek = (ref, tagKeys) => {
-          const stored = this.#storedNearKeys(ref, tagKeys);
-          return cache.get(stored.entryKey, stored.tagKeys);
-        };
-        this.changedSince = (ref, tagKeys, mark) => {
-          const stored = this.#storedNearKeys(ref, tagKeys);
-          return cache.changedSince(stored.entryKey, stored.tagKeys, mark);
-        };
-      }
-      this.changeMark = () => cache.seq;
-    }
-  }
-
-  /** On a cluster: the stored keys of an entry and of its bucket's tag copies, remembered per `EntryRef` (the core reuses them). */
-  #storedNearKeys(ref: EntryRef, tagKeys: readonly string[]): StoredNearKeys {
-    const known = this.#nearKeys.get(ref);
-    if (known !== undefined && known.named === tagKeys) return known;
-    const keys = this.#placement.keysOf(ref, tagKeys);
-    const stored: StoredNearKeys = { named: tagKeys, entryKey: keys[0] as string, tagKeys: keys.slice(2) };
-    this.#nearKeys.set(ref, stored);
-    return stored;
-  }
-
-  /** Keeps a fresh hit in the near-cache (decoded with its prefix's codec), unless a key changed since `since`. */
-  #fill(near: NearTracker, request: ReadRequest, since: number, bytes: Buffer): void {
-    const context = this.#prefixes.context(request.ref.prefix);
-    if (context === undefined) return;
-    if (this.#placement.layout === undefined) {
-      near.cache.fill(request.ref.entryKey, request.tagKeys, since, bytes, context.codec);
-    } else {
-      const stored = this.#storedNearKeys(request.ref, request.tagKeys);
-      near.cache.fill(stored.entryKey, stored.tagKeys, since, bytes, context.codec);
+      this.peek = near.peek;
+      this.changedSince = near.changedSince;
+      this.changeMark = near.changeMark;
     }
   }
 
   /** The near-cache's counters; `undefined` without the `nearCache` option. */
   nearCacheStats(): NearCacheStats | undefined {
-    return this.#near?.cache.stats();
+    return this.#near?.stats();
   }
 
   /** Binds the backend to a cache's key space; opens nothing. Several prefixes may share a backend. */
@@ -212,11 +170,7 @@ export class RedisBackend implements Backend {
     const argv = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
     const sentAt = Date.now();
     const near = this.#near;
-    let since = 0;
-    if (near !== undefined) {
-      near.start();
-      since = near.cache.seq;
-    }
+    const since = near === undefined ? 0 : near.readSent();
     return this.#call(
       script,
       keys,
@@ -226,7 +180,7 @@ export class RedisBackend implements Backend {
           // A fresh hit: the entry, whose header holds the (equal) tag hash.
           const hit = { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
           // Kept in memory unless one of its keys changed since the read was sent.
-          if (near !== undefined) this.#fill(near, request, since, reply);
+          if (near !== undefined) near.fill(request, since, reply);
           return hit;
         }
         if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
@@ -296,11 +250,9 @@ export class RedisBackend implements Backend {
   async invalidate(ref: EntryRef): Promise<void> {
     // The near-cache drops the entry before the request and again once it is acknowledged (a
     // read answered in between may have filled it), without waiting for Redis' message.
-    const near = this.#near?.cache;
-    const changed = near === undefined ? NO_TAGS : [this.#placement.keysOf(ref, NO_TAGS)[0] as string];
-    near?.changed(changed);
+    const acknowledged = this.#near?.invalidating(ref);
     await this.#call(this.#scripts.invalidate, this.#placement.keysOf(ref, NO_TAGS), [this.#prefixes.channelOf(ref.prefix)]);
-    near?.changed(changed);
+    acknowledged?.();
     await this.#replicated();
   }
 
@@ -313,13 +265,11 @@ export class RedisBackend implements Backend {
   async cleanTags(prefix: string, tagKeys: readonly string[]): Promise<void> {
     if (tagKeys.length === 0) return;
     this.#usableClient();
-    const near = this.#near?.cache;
-    const changed = near === undefined ? NO_TAGS : this.#placement.copiesOf(prefix, tagKeys);
-    near?.changed(changed); // as invalidate() does
+    const acknowledged = this.#near?.cleaningTags(prefix, tagKeys); // as invalidate() does
     await this.#placement.cleanTags(prefix, tagKeys, async (keys) => {
       await this.#call(this.#scripts.cleanTags, keys, []);
     });
-    near?.changed(changed);
+    acknowledged?.();
     await this.#replicated();
   }
 
@@ -332,14 +282,13 @@ export class RedisBackend implements Backend {
     const client = this.#usableClient();
     const channel = `${prefix}:unlock`;
     const lockStart = `${prefix}:lock:`;
-    const near = this.#near?.cache;
-    near?.flush(); // as invalidate() does, for every entry
+    const acknowledged = this.#near?.clearing(); // as invalidate() does, for every entry
     await this.#scan(prefix, async (keys) => {
       const sends: Promise<unknown>[] = this.#placement.bySlot(keys).map((group) => client.unlink(...group));
       for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
       await Promise.all(sends);
     });
-    near?.flush();
+    acknowledged?.();
     await this.#replicated();
   }
 
@@ -474,14 +423,6 @@ export class RedisBackend implements Backend {
     };
     await Promise.all((await this.#placement.nodes()).map(scanNode));
   }
-}
-
-/** An entry's stored keys for the near-cache on a cluster. */
-interface StoredNearKeys {
-  /** The tag keys as the cache names them (the policy's array). */
-  readonly named: readonly string[];
-  readonly entryKey: string;
-  readonly tagKeys: readonly string[];
 }
 
 /** Resolves once the client has ended (its 'end' event), or after `limitMs` at most. */
