@@ -430,7 +430,12 @@ describe('Redis near-cache against real servers', function () {
       return found as GatedConnection;
     }
 
-    it('an invalidation heard before the reply: the reply is returned but not kept', async function () {
+    const changes: Array<{ what: string; key: (side: Side) => string; change: (side: Side) => Promise<void> }> = [
+      { what: 'invalidate(args)', key: (side) => side.item.key(1), change: (side) => side.item.invalidate(1) },
+      { what: "clean(['catalog'])", key: (side) => side.cache.keyspace.tagKey('catalog'), change: (side) => side.cache.clean(['catalog']) },
+      { what: 'clean()', key: (side) => side.item.key(1), change: (side) => side.cache.clean() },
+    ];
+    for (const { what, key, change } of changes) it(`B's ${what} heard before the reply: the reply is returned but not kept`, async function () {
       const w = world();
       const a = w.side({ nearCache: true }, { host: '127.0.0.1', port: proxy.port });
       const b = w.side();
@@ -444,8 +449,8 @@ describe('Redis near-cache against real servers', function () {
       // Redis has run the read (and tracks the key for A): its reply waits in the proxy.
       await until('the read to reach Redis and its reply the proxy', () => data.bytesFromClient > sent && data.heldFromServer > 0);
       const fresh = w.bump(1);
-      const heard = watch(a, a.item.key(1));
-      await b.item.invalidate(1);
+      const heard = watch(a, key(a));
+      await change(b);
       await until('A to hear of the invalidation', heard);
       data.release();
       const first = await inFlight;
