@@ -22,8 +22,11 @@
           [1] tag hash   bulk string, 16 hex digits: the first 16 of
                          sha1hex(versions joined by ','), 'da39a3ee5e6b4b0d' for no tags
           [2] locked     integer, 1 if this read took the lock with ARGV[1], else 0
-          [3] lock TTL   integer, when not locked: the milliseconds the other holder's lock
-                         still lives (PTTL: -2 no lock, -1 no expiry); when locked: ARGV[2]
+          [3] lock TTL   integer, the milliseconds the lock still lives (PTTL: -2 no lock,
+                         -1 no expiry): the other holder's when not locked; when locked,
+                         this read's own (ARGV[2]). Read with PTTL either way, so that a
+                         connection with CLIENT TRACKING on hears when the lock is released
+                         or deleted (an invalidation while its holder computes)
     stale hit: an array of 4, the miss' three fields then
           [4] entry      bulk string, the stored entry bytes: its tag hash matches but its
                          fresh-until time has passed (kept for grace or
@@ -66,7 +69,7 @@ end
 local reply
 local token = ARGV[1]
 if token ~= '' and redis.call('SET', KEYS[2], token, 'NX', 'PX', ARGV[2]) then
-  reply = {hash, 1, tonumber(ARGV[2])}
+  reply = {hash, 1, redis.call('PTTL', KEYS[2])}
 else
   reply = {hash, 0, redis.call('PTTL', KEYS[2])}
 end

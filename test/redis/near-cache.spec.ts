@@ -736,6 +736,41 @@ describe('Redis near-cache against real servers', function () {
     expect(await second, 'a call made after A heard of the clean').to.equal(valueOf(1, 1));
     expect(computing).to.equal(2);
   });
+
+  it('the join window with invalidate(args) while the entry is being computed: the deletion of its lock is heard', async function () {
+    const w = world();
+    const a = w.side({ nearCache: true });
+    const b = w.side();
+    await untilNear(a, 98);
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let versions = 0;
+    let computing = 0;
+    const compute = async (id: number): Promise<string> => {
+      computing++;
+      const value = valueOf(id, versions);
+      if (value === valueOf(id, 0)) await gate; // the first computation waits, under the lock
+      return value;
+    };
+    const slow = a.cache.wrap(compute, { name: 'slowinv' });
+    const other = b.cache.wrap(compute, { name: 'slowinv' });
+    const first = slow(1);
+    await until('the first call to compute', () => computing === 1);
+    const ref = a.cache.keyspace.refOf(slow.key(1));
+    expect(await admin.exists(ref.lockKey), 'its lock').to.equal(1);
+    const backend = a.backend;
+    const mark = backend.changeMark?.() ?? -1;
+    versions = 1;
+    // The entry does not exist yet: deleting it tells nobody; deleting the lock does.
+    await other.invalidate(1);
+    await until('A to hear of the lock deletion', () => backend.changedSince?.(ref, [], mark) === true);
+    const second = slow(1);
+    open();
+    expect(await first, 'the first call, started before the invalidation').to.equal(valueOf(1, 0));
+    expect(await second, 'a call made after A heard of the invalidation').to.equal(valueOf(1, 1));
+  });
 });
 
 describe('NearCache (memory only)', function () {

@@ -188,6 +188,11 @@ export class NearCache {
     return false;
   }
 
+  /** Whether one key changed after sequence number `since` (or the log was forgotten). */
+  keyChangedSince(key: string, since: number): boolean {
+    return since < this.#fillsFrom || (this.#changed.get(key) ?? 0) > since;
+  }
+
   /**
    * An invalidation message from Redis: these keys changed (an entry key drops its entry, a
    * tag key every entry carrying it); `null` (a flush of the database) empties the near-cache.

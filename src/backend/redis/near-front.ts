@@ -21,6 +21,7 @@ interface StoredKeys {
   /** The tag keys as the cache names them (the policy's array). */
   readonly named: readonly string[];
   readonly entryKey: string;
+  readonly lockKey: string;
   readonly tagKeys: readonly string[];
 }
 
@@ -32,7 +33,11 @@ export class NearFront {
   readonly listener: InvalidationListener | undefined;
   /** A fresh entry from memory (see {@link Backend.peek}). */
   readonly peek: (ref: EntryRef, tagKeys: readonly string[]) => StoredEntry | undefined;
-  /** See {@link Backend.changedSince}. */
+  /**
+   * See {@link Backend.changedSince}: the entry, its tags, or its lock — a lock deleted while its
+   * holder computes is an invalidation of an entry that does not exist yet (Redis names the lock
+   * key, which `read.lua` reads when it takes it).
+   */
   readonly changedSince: (ref: EntryRef, tagKeys: readonly string[], mark: number) => boolean;
   readonly #cache: NearCache;
   readonly #placement: Placement;
@@ -68,7 +73,7 @@ export class NearFront {
     if (placement.layout === undefined) {
       // On one server the stored keys are the keys the cache names.
       this.peek = (ref, tagKeys) => cache.get(ref.entryKey, tagKeys);
-      this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark);
+      this.changedSince = (ref, tagKeys, mark) => cache.changedSince(ref.entryKey, tagKeys, mark) || cache.keyChangedSince(ref.lockKey, mark);
     } else {
       this.peek = (ref, tagKeys) => {
         const stored = this.#storedKeys(ref, tagKeys);
@@ -76,7 +81,7 @@ export class NearFront {
       };
       this.changedSince = (ref, tagKeys, mark) => {
         const stored = this.#storedKeys(ref, tagKeys);
-        return cache.changedSince(stored.entryKey, stored.tagKeys, mark);
+        return cache.changedSince(stored.entryKey, stored.tagKeys, mark) || cache.keyChangedSince(stored.lockKey, mark);
       };
     }
   }
@@ -147,7 +152,7 @@ export class NearFront {
     const known = this.#stored.get(ref);
     if (known !== undefined && known.named === tagKeys) return known;
     const keys = this.#placement.keysOf(ref, tagKeys);
-    const stored: StoredKeys = { named: tagKeys, entryKey: keys[0] as string, tagKeys: keys.slice(2) };
+    const stored: StoredKeys = { named: tagKeys, entryKey: keys[0] as string, lockKey: keys[1] as string, tagKeys: keys.slice(2) };
     this.#stored.set(ref, stored);
     return stored;
   }
