@@ -116,7 +116,8 @@ describe('RedisBackend', function () {
 
     for (const writeBatch of [1, 3, 16]) {
       it(`answers 200 concurrent reads of 50 keys each with its own value (writeBatch ${writeBatch})`, async function () {
-        const { cache, errors } = newCache({ writeBatch });
+        // Not a test of deadlines: a loaded machine must not time reads out into fallbacks.
+        const { cache, errors } = newCache({ writeBatch, backendTimeout: 10_000 });
         let calls = 0;
         const square = cache.wrap(async function square(n: number) {
           calls++;
@@ -401,6 +402,28 @@ describe('RedisBackend', function () {
       const started = Date.now();
       expect(await waiter.waitForRelease(lockKey, 10_000)).to.equal(true);
       expect(Date.now() - started).to.be.below(50);
+    });
+
+    it('a release between the reads and the waits wakes every caller that read, not only the first to wait', async function () {
+      const { holder, waiter, lockKey, prefix } = twoBackends();
+      // Subscribe the waiter first, with a wait on another lock that is not held.
+      const other = new Keyspace(prefix).entryRef('f', 'other');
+      await holder.read(readOf(other, 'holder'));
+      await waiter.read(readOf(other, 'waiter'));
+      const first = waiter.waitForRelease(other, 10_000);
+      await holder.release(other, 'holder');
+      expect(await first).to.equal(true);
+
+      // Three calls of one process read while the lock is held (three callers that did not
+      // join one another: an invalidation in between, or a near-cache that heard of a change).
+      expect((await holder.read(readOf(lockKey, 'holder'))).locked).to.equal(true);
+      for (const token of ['w1', 'w2', 'w3']) expect((await waiter.read(readOf(lockKey, token))).locked).to.equal(false);
+      await holder.release(lockKey, 'holder');
+      await sleep(100); // the message reaches the waiter's process before they start waiting
+      const started = Date.now();
+      const woken = await Promise.all([1, 2, 3].map(() => waiter.waitForRelease(lockKey, 5000)));
+      expect(woken).to.deep.equal([true, true, true]);
+      expect(Date.now() - started).to.be.below(1000);
     });
 
     it('waits no longer than the lock lives; times out with false; close() ends waits with false', async function () {

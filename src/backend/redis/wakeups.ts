@@ -43,12 +43,17 @@ interface Subscription {
   subscribed: boolean;
 }
 
-/** Read misses that did not take the lock, remembered until the caller waits for the lock. */
+/**
+ * Read misses of one lock that did not take it, remembered until their callers wait for the lock
+ * (several calls of one process may read the same lock before any of them waits).
+ */
 interface PendingWait {
-  /** When the read was sent (`Date.now()`): releases seen since then count as a wake-up. */
-  readonly sentAt: number;
-  /** The lock's remaining life reported by the read, in ms (-2: gone, -1: no expiry). */
-  readonly lockTtl: number;
+  /** When the earliest of them was sent (`Date.now()`): releases seen since then count as a wake-up. */
+  sentAt: number;
+  /** When the lock expires by itself, by the earliest report of the reads (`Date.now()` time; `Infinity`: no expiry). */
+  expiresAt: number;
+  /** The reads whose callers have not waited yet. */
+  reads: number;
 }
 
 /** How long release messages are remembered for the missed-wake-up check, in ms (×2 at most). */
@@ -98,10 +103,23 @@ export class LockWakeups {
     if (!this.#closed && this.#subscriber === undefined) this.#openSubscriber();
   }
 
-  /** After a read that found the lock taken by another caller: remembered for its wait. */
+  /**
+   * After a read that found the lock taken by another caller: remembered for its wait. Reads of
+   * the same lock share one record, which keeps the earliest read's time (a release seen since
+   * wakes each of their waits) until every one of them has waited.
+   * @param lockTtl - the lock's remaining life reported by the read, in ms (-2: gone, -1: no expiry)
+   */
   rememberMiss(lockKey: string, sentAt: number, lockTtl: number): void {
+    const expiresAt = lockTtl >= 0 ? sentAt + lockTtl : lockTtl === -1 ? Infinity : sentAt;
+    const known = this.#pendingWaits.get(lockKey);
+    if (known !== undefined && sentAt - known.sentAt < RELEASE_MEMORY_MS) {
+      known.sentAt = Math.min(known.sentAt, sentAt);
+      known.expiresAt = Math.min(known.expiresAt, expiresAt);
+      known.reads++;
+      return;
+    }
     if (this.#pendingWaits.size >= MAX_PENDING_WAITS) this.#pendingWaits.clear();
-    this.#pendingWaits.set(lockKey, { sentAt, lockTtl });
+    this.#pendingWaits.set(lockKey, { sentAt, expiresAt, reads: 1 });
   }
 
   /**
@@ -112,15 +130,17 @@ export class LockWakeups {
   wait(lockKey: string, channel: string, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     const pending = this.#pendingWaits.get(lockKey);
-    this.#pendingWaits.delete(lockKey);
-    const since = pending?.sentAt ?? Date.now();
+    if (pending !== undefined && --pending.reads <= 0) this.#pendingWaits.delete(lockKey);
+    const now = Date.now();
+    const since = pending?.sentAt ?? now;
     if (this.#releasedSince(lockKey, since)) return Promise.resolve(true);
     let delay = Math.max(0, timeoutMs);
     let expires = false; // the wait ends with the lock's own expiry: that frees it too
     if (pending !== undefined) {
-      if (pending.lockTtl === -2) return Promise.resolve(true); // gone already
-      if (pending.lockTtl >= 0 && pending.lockTtl <= delay) {
-        delay = pending.lockTtl;
+      const left = pending.expiresAt - now;
+      if (left <= 0) return Promise.resolve(true); // gone, or expired, already
+      if (left <= delay) {
+        delay = left;
         expires = true;
       }
     }
