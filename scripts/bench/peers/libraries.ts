@@ -97,6 +97,21 @@ export const hermesRedis: LibraryFactory = {
   },
 };
 
+/**
+ * hermes on Redis with its near-cache: `new Hermes(RedisBackend, { …, nearCache: true })`. A
+ * fresh hit read once from Redis is then served from this process' memory, without a request,
+ * until Redis' client-side caching says its entry or a tag changed. Its own key prefix, so that
+ * its entries and tags are its own.
+ */
+export const hermesNear: LibraryFactory = {
+  name: 'hermes (Redis + near-cache)',
+  server: 'redis',
+  make(servers, compute = defaultCompute) {
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: servers.redisPort, prefix: 'hermesnear', ttl: TTL_S, nearCache: true });
+    return hermesLibrary(this.name, this.server, cache as Hermes<unknown>, compute, () => cache.close());
+  },
+};
+
 /** hermes on Memcached: `new Hermes(new MemcachedBackend(…))`. */
 export const hermesMemcached: LibraryFactory = {
   name: 'hermes (Memcached)',
@@ -498,6 +513,7 @@ export const NETWORK_LIBRARIES: readonly LibraryFactory[] = [
   rawEvalsha,
   rawEvalshaPipelined,
   hermesRedis,
+  hermesNear,
   bentoRedis,
   bentoTiered,
   cacheManagerRedis,
@@ -510,4 +526,4 @@ export const NETWORK_LIBRARIES: readonly LibraryFactory[] = [
 export const MEMORY_LIBRARIES: readonly LibraryFactory[] = [handLru, hermesMemory, cacheManagerMemory, cacheableMemory, bentoMemory];
 
 /** Libraries of the stampede test (Redis, several processes), by name. */
-export const STAMPEDE_LIBRARIES: readonly LibraryFactory[] = [hermesRedis, bentoRedis, bentoTiered, cacheManagerRedis, cacheableRedis];
+export const STAMPEDE_LIBRARIES: readonly LibraryFactory[] = [hermesRedis, hermesNear, bentoRedis, bentoTiered, cacheManagerRedis, cacheableRedis];
