@@ -444,6 +444,8 @@ export interface ZipfRow {
   readonly case: string;
   /** Median calls (reads and writes) per second, counting the calls that ended within each round. */
   readonly callsPerSecond: number;
+  /** The slowest and the fastest round's calls per second. */
+  readonly range: readonly [number, number];
   readonly calls: number;
   readonly reads: number;
   /** Near-cache hits over reads. */
@@ -464,7 +466,7 @@ export interface ZipfRow {
 const ZIPF_LOCK_WAIT_MS = 1000;
 
 /** The Zipf workload with and without the near-cache: interleaved rounds of `ms`, 64 callers. */
-export async function benchZipf(port: number, admin: Redis, rounds = 3, ms = 1500): Promise<ZipfRow[]> {
+export async function benchZipf(port: number, admin: Redis, rounds = 5, ms = 1000): Promise<ZipfRow[]> {
   const ops = zipfOps(1 << 20);
   const subjects = [false, true].map((near) => {
     const cache = new Hermes(RedisBackend, {
@@ -528,7 +530,7 @@ export async function benchZipf(port: number, admin: Redis, rounds = 3, ms = 150
   try {
     for (const s of subjects) {
       log(`zipf warm-up, ${s.near ? 'near-cache' : 'no near-cache'}`);
-      await s.run(ms, false);
+      await s.run(1500, false);
     }
     for (let round = 0; round < rounds; round++) {
       for (const s of subjects) {
@@ -539,6 +541,7 @@ export async function benchZipf(port: number, admin: Redis, rounds = 3, ms = 150
     return subjects.map(({ near, totals }) => ({
       case: near ? 'Redis + near-cache (nearCache: true, 10,000 entries)' : 'Redis, no near-cache',
       callsPerSecond: median(totals.rates),
+      range: [Math.min(...totals.rates), Math.max(...totals.rates)],
       calls: totals.calls,
       reads: totals.reads,
       nearHitRatio: totals.nearHits / totals.reads,
@@ -599,13 +602,13 @@ export async function printNearBench(): Promise<void> {
     console.log(`| Redis + near-cache | ${fmt(memory.nearGrowth)} | ${fmt(memory.trackedKeys)} | ${fmt(memory.trackedItems)} | ${fmt(perKey)} (growth beyond the plain reader's ÷ tracked keys) |`);
 
     console.log(`\n### Zipf workload (${fmt(ZIPF_KEYS)} keys, s = ${ZIPF_S}, ${WRITE_SHARE * 100}% writes)\n`);
-    console.log(`${ZIPF_CALLERS} concurrent callers on one Hermes; each call draws a key by Zipf rank; 95% read it (a miss recomputes and writes), 2.5% \`invalidate(key)\`, 2.5% \`clean([tag of its group])\` (${ZIPF_GROUPS} groups of ${ZIPF_KEYS / ZIPF_GROUPS} keys, one wrapped function and tag each); the same seeded sequence for both; \`lockWait: ${ZIPF_LOCK_WAIT_MS}\` (default 10 s: a wait that no release ends would stall a round); calls/s: median of 3 interleaved rounds of 1.5 s after a warm-up round each (from an empty cache), counting the calls that ended within the round; ratios and counts over the 3 rounds.\n`);
+    console.log(`${ZIPF_CALLERS} concurrent callers on one Hermes; each call draws a key by Zipf rank; 95% read it (a miss recomputes and writes), 2.5% \`invalidate(key)\`, 2.5% \`clean([tag of its group])\` (${ZIPF_GROUPS} groups of ${ZIPF_KEYS / ZIPF_GROUPS} keys, one wrapped function and tag each); the same seeded sequence for both; \`lockWait: ${ZIPF_LOCK_WAIT_MS}\` (default 10 s: a wait that no release ends would stall a round); calls/s: median of 5 interleaved rounds of 1 s after a warm-up round of 1.5 s each (from an empty cache), counting the calls that ended within the round; ratios and counts over the 5 rounds.\n`);
     const zipf = await benchZipf(server.port, admin);
-    console.log('| case | calls/s | calls | reads | near-cache hits ÷ reads | computations ÷ reads | Redis commands per call | requests per call | lock waits | calls ≥ 0.9 s |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| case | calls/s | rounds (calls/s) | calls | reads | near-cache hits ÷ reads | computations ÷ reads | Redis commands per call | requests per call | lock waits | calls ≥ 0.9 s |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const row of zipf) {
       console.log(
-        `| ${row.case} | ${fmt(row.callsPerSecond)} | ${fmt(row.calls)} | ${fmt(row.reads)} | ${fmt(row.nearHitRatio * 100, 1)}% | ${fmt(row.computeRatio * 100, 1)}% | ${fmt(row.commandsPerCall, 2)} | ${fmt(row.requestsPerCall, 2)} | ${fmt(row.lockWaits)} | ${fmt(row.waitedOut)} |`,
+        `| ${row.case} | ${fmt(row.callsPerSecond)} | ${fmt(row.range[0])}–${fmt(row.range[1])} | ${fmt(row.calls)} | ${fmt(row.reads)} | ${fmt(row.nearHitRatio * 100, 1)}% | ${fmt(row.computeRatio * 100, 1)}% | ${fmt(row.commandsPerCall, 2)} | ${fmt(row.requestsPerCall, 2)} | ${fmt(row.lockWaits)} | ${fmt(row.waitedOut)} |`,
       );
     }
     const [plainZipf, nearZipf] = zipf;
