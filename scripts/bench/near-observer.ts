@@ -46,7 +46,10 @@ export class NearObserver {
   #onDrop: ((at: bigint) => void) | undefined;
   readonly #listener: Listener;
 
-  /** @param port - redis-server port on 127.0.0.1; @param prefix - the key prefix shared with the cleaner */
+  /**
+   * @param port - redis-server port on 127.0.0.1
+   * @param prefix - the key prefix, shared with the cleaner
+   */
   constructor(port: number, prefix: string) {
     patchNearCache();
     this.#cache = new Hermes(RedisBackend, { host: '127.0.0.1', port, prefix, ttl: 3600, nearCache: true }) as Hermes<unknown>;

@@ -40,8 +40,11 @@ const log = (text: string): void => {
 
 /** One row of the hit table. */
 export interface NearHitRow {
+  /** What was measured. */
   readonly case: string;
+  /** Whether the entries carry 3 tags. */
   readonly tagged: boolean;
+  /** Concurrent callers. */
   readonly concurrency: number;
   /** Median hits per second. */
   readonly hitsPerSecond: number;
@@ -129,7 +132,9 @@ export function nearHitVerdicts(rows: readonly NearHitRow[]): string[] {
 
 /** Propagation delays of one setup, in microseconds. */
 export interface PropagationRow {
+  /** Where the observer runs. */
   readonly setup: string;
+  /** Cleans measured. */
   readonly count: number;
   /** From `clean()` resolving in the cleaner to the observer's near-cache dropping the entry (may be negative). */
   readonly sinceResolved: readonly number[];
@@ -209,7 +214,8 @@ async function propagation(setup: string, port: number, prefix: string, observer
     await cleaner.clean(['warm-up']); // connects, loads the scripts
     for (let i = 0; i < count; i++) {
       const { dropped } = await observer.arm();
-      await sleep(0); // the observer's own invalidations (of its write) have landed
+      // The observer's own write drew invalidations too, but of the entry and lock keys: only
+      // a message naming the tag key counts as the drop.
       const calledAt = process.hrtime.bigint();
       await cleaner.clean([OBSERVED_TAG]);
       const resolvedAt = process.hrtime.bigint();
@@ -280,7 +286,9 @@ function commandsBetween(before: ReadonlyMap<string, number>, after: ReadonlyMap
 
 /** One row of the CPU table. */
 export interface CpuRow {
+  /** What was measured. */
   readonly case: string;
+  /** Hits per repetition. */
   readonly hits: number;
   /** redis-server CPU µs per 1,000 hits (median of the repetitions). */
   readonly cpuUsecPer1000: number;
@@ -292,6 +300,7 @@ export interface CpuRow {
 
 /** The tracking-memory figures. */
 export interface TrackingMemory {
+  /** Entries read by each reader. */
   readonly keysRead: number;
   /** `used_memory` growth from reading every key through a Hermes without near-cache (bytes). */
   readonly plainGrowth: number;
@@ -441,12 +450,15 @@ function zipfOps(count: number, seed = 42): ZipfOp[] {
 
 /** One row of the Zipf table. */
 export interface ZipfRow {
+  /** What was measured. */
   readonly case: string;
   /** Median calls (reads and writes) per second, counting the calls that ended within each round. */
   readonly callsPerSecond: number;
   /** The slowest and the fastest round's calls per second. */
   readonly range: readonly [number, number];
+  /** Calls made in the measured rounds, those that ended after a round's end included. */
   readonly calls: number;
+  /** The reads among them (the rest are writes). */
   readonly reads: number;
   /** Near-cache hits over reads. */
   readonly nearHitRatio: number;

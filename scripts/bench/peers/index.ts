@@ -4,7 +4,7 @@
  * hand-written LRU), in one run, on a redis-server and a memcached it starts on free loopback
  * ports. Writes `bench/results.md` and `bench/chart.svg`.
  *
- *   npm run bench:peers                  # everything (about 6 minutes on 2 cores)
+ *   npm run bench:peers                  # everything (about 7–8 minutes on 2 cores)
  *   npm run bench:peers -- --rounds 3    # fewer rounds (default 25) of --ms 130 each
  *
  * Every figure is the median of interleaved rounds after a warm-up round: within a scenario,
