@@ -4,7 +4,8 @@
  * Servers are started on free loopback ports and stopped at the end.
  *
  *   npm run bench                 # every section
- *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster)
+ *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster, near)
+ *   npm run bench -- near         # the Redis near-cache: hits, invalidation propagation, server cost, Zipf
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
@@ -13,6 +14,7 @@ import { printClusterBench } from './cluster.js';
 import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
 import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
+import { printNearBench } from './near.js';
 import { fmt } from './measure.js';
 
 const wanted = new Set(process.argv.slice(2));
@@ -57,5 +59,7 @@ if (run('memcached')) {
     });
   console.log(`\nTarget: a wrap hit at least 85% of the raw multi-get — ${verdicts.join('; ')}.\n`);
 }
+
+if (run('near')) await printNearBench();
 
 if (run('cluster')) await printClusterBench(command);

@@ -4,7 +4,7 @@
  * hand-written LRU), in one run, on a redis-server and a memcached it starts on free loopback
  * ports. Writes `bench/results.md` and `bench/chart.svg`.
  *
- *   npm run bench:peers                  # everything (about 6 minutes on 2 cores)
+ *   npm run bench:peers                  # everything (about 7–8 minutes on 2 cores)
  *   npm run bench:peers -- --rounds 3    # fewer rounds (default 25) of --ms 130 each
  *
  * Every figure is the median of interleaved rounds after a warm-up round: within a scenario,
@@ -31,6 +31,8 @@ import {
   cacheManagerRedis,
   cacheableRedis,
   bentoRedis,
+  bentoTiered,
+  hermesNear,
   hermesRedis,
   lruCacheFloor,
   HandLru,
@@ -382,6 +384,10 @@ for (const id of ['hit1', 'hit64']) {
 for (const [id, want, what] of [['hit1', 1, 'requests per hit'], ['thit1', 1, 'requests per 3-tag hit'], ['miss', 2, 'requests per miss'], ['tmiss', 2, 'requests per 3-tag miss'], ['invtag', 1, 'requests per invalidation by tag']] as const) {
   const c = costOf(H, id);
   targets.push(`${what} = ${want}: ${fmt(c?.requests, 2)} (round trips ${fmt(c?.roundTrips, 2)}) — ${verdict(c !== undefined && c.requests <= want)}`);
+}
+for (const id of ['thit1', 'thit64']) {
+  const s = share(opsOf(hermesNear.name, id), opsOf(bentoTiered.name, id));
+  targets.push(`near-cache 3-tag hit at concurrency ${id.slice(4)} ≥ 10× bentocache (memory + Redis + bus): ${fmt(s, 2)}× — ${verdict(s >= 10)} (requests per hit: hermes ${fmt(costOf(hermesNear.name, 'thit1')?.requests, 2)}, bentocache ${fmt(costOf(bentoTiered.name, 'thit1')?.requests, 2)})`);
 }
 const hermesNs = inProcessNs.get('hermes (memory)');
 const cmNs = inProcessNs.get('cache-manager (memory)');
