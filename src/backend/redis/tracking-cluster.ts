@@ -21,6 +21,12 @@ import { NearCache, type NearCacheSettings } from './near-cache.js';
 import { type NearTracker, type PairEvents, TrackedPair, warnTrackingOff } from './tracking.js';
 import { INVALIDATE_CHANNEL, runIdOf } from './wakeups.js';
 
+/**
+ * The cluster client's events after which the masters or the slot map may have changed: a node
+ * added or removed, the slot map refreshed (on MOVED, on a node failure), the client (re)connected.
+ */
+const CLUSTER_EVENTS = ['+node', '-node', 'refresh', 'ready'] as const;
+
 /** One master: its tracked data connection and the subscriber its invalidations go to. */
 interface TrackedMaster {
   readonly pair: TrackedPair;
@@ -58,7 +64,7 @@ export class ClusterNearTracking implements NearTracker, PairEvents {
     if (this.#started || this.#closed) return;
     this.#started = true;
     const cluster = this.#cluster;
-    for (const event of ['+node', '-node', 'refresh', 'ready', 'node error']) cluster.on(event, this.#reconcile);
+    for (const event of CLUSTER_EVENTS) cluster.on(event, this.#reconcile);
     this.#heartbeat = setInterval(() => {
       for (const master of this.#masters.values()) master.pair.beat();
     }, this.#heartbeatMs);
@@ -70,7 +76,7 @@ export class ClusterNearTracking implements NearTracker, PairEvents {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
-    for (const event of ['+node', '-node', 'refresh', 'ready', 'node error']) this.#cluster.off(event, this.#reconcile);
+    for (const event of CLUSTER_EVENTS) this.#cluster.off(event, this.#reconcile);
     for (const master of this.#masters.values()) this.#drop(master);
     this.#masters.clear();
     this.#trusted = false;
