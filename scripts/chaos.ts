@@ -14,7 +14,25 @@
  *   may return an older version only if it started before the invalidation resolved;
  * - caching resumes after each restart: the hit ratio is back above 50 % within 5 s;
  *
- * and prints the figures as a markdown table. Exits 1 if an assertion fails, 0 otherwise.
+ * Beside this process run three more (worker threads, see `chaos/load.ts`: each its own
+ * `Hermes`, connections and event loop), on the same keys and under the same failures: two
+ * with the near-cache (`nearCache: { heartbeatMs: 250 }`) and one plain, 12 callers each, each
+ * invalidating keys too (one near-cache process also cleans tags). The versions live in memory
+ * shared by every thread (`chaos/truth.ts`). Subscriber connections are killed twice
+ * (`CLIENT KILL TYPE pubsub`) and every data connection once (`CLIENT KILL TYPE normal`). A value
+ * is *late* when it is older than an invalidation another process had acknowledged before the
+ * call started (a plain process never hears of those; it may join a call of its own that read
+ * before). It asserts, for every process:
+ *
+ * - zero rejected calls, zero values older than its own acknowledged invalidations;
+ * - near-cache processes: zero late values whose call started after the process had read the
+ *   invalidation message naming the changed key, and zero late values whose call started more
+ *   than `WINDOW_ALLOWANCE_MS` after the acknowledgement (the window: it hears one network hop
+ *   after the invalidating caller's acknowledgement); their near-cache serves hits again in the
+ *   last 2 s, after every failure;
+ *
+ * and prints the figures as markdown tables, with the lags of late values (p50/p99/max) by
+ * process kind. Exits 1 if an assertion fails, 0 otherwise.
  */
 
 import { performance } from 'node:perf_hooks';
@@ -22,6 +40,9 @@ import { Redis } from 'ioredis';
 import { Hermes, type HermesStats } from '../src/index.js';
 import { RedisBackend, type RedisBackendOptions } from '../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../test/helpers/redis-server.js';
+import { GROUPS, keyOf, keyTotal, type LateReads, lateReads, type LoadOptions, type LoadReport, type LoadWorker, keepWorst, SourceProbe, startLoad } from './chaos/load.js';
+import { allLags, bySource, lagFigures, mergeLate, WINDOW_ALLOWANCE_MS } from './chaos/report.js';
+import { isOlder, now as clock, Truth } from './chaos/truth.js';
 
 const DURATION_MS = 20_000;
 const CONCURRENCY = 64;
@@ -31,6 +52,17 @@ const SCRIPT_FLUSH_AT = 8_000;
 const RECOVERY_LIMIT_MS = 5_000;
 const SAMPLE_MS = 250;
 const KEYS = { plain: 150, one: 100, two: 100 }; // 350 keys: untagged, tagged ['a'], tagged ['a', 'b']
+/** The other processes: near-cache and plain, 12 callers each. */
+const OTHERS: { name: string; nearCache: LoadOptions['nearCache']; cleanEveryMs: number }[] = [
+  { name: 'near-1', nearCache: { heartbeatMs: 250 }, cleanEveryMs: 2_500 },
+  { name: 'near-2', nearCache: { heartbeatMs: 250 }, cleanEveryMs: 0 },
+  { name: 'plain-2', nearCache: false, cleanEveryMs: 0 },
+];
+const OTHER_CALLERS = 12;
+const PUBSUB_KILLS_AT = [6_500, 14_500]; // CLIENT KILL TYPE pubsub
+const NORMAL_KILL_AT = 16_500; // CLIENT KILL TYPE normal
+/** Near-cache processes must serve near hits again in this last part of the run. */
+const NEAR_RESUMED_WITHIN_MS = 2_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -56,20 +88,22 @@ interface Versions {
   b: number;
 }
 
-/** Current versions: bumped before an invalidation is sent. */
-const current = { key: new Map<string, number>(), a: 0, b: 0 };
-/** Floors: set once an invalidation has resolved; a call that starts later must see at least these. */
+/** Every process' versions and acknowledgements (current versions: bumped before an invalidation is sent). */
+const truth = Truth.create(keyTotal(KEYS));
+/** This process' floors: set once its own invalidation has resolved; a call that starts later must see at least these. */
 const floor = { key: new Map<string, number>(), a: 0, b: 0 };
 
 const server: RedisServer = await startRedisServer();
 const failures: string[] = [];
 let cache: Hermes<RedisBackendOptions> | undefined;
+const workers: LoadWorker[] = [];
 try {
   await run(server);
 } catch (error) {
   failures.push(`the chaos run itself failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
 } finally {
   await cache?.close();
+  await Promise.all(workers.map((worker) => worker.terminate()));
   await server.stop();
 }
 if (server.running) failures.push('the redis-server is still running after stop()');
@@ -80,7 +114,9 @@ if (failures.length > 0) {
   for (const failure of failures) console.log(`- ${failure}`);
   process.exitCode = 1;
 } else {
-  console.log('PASSED: zero rejections, zero values served after their invalidation, caching resumed after each restart.');
+  console.log(
+    `PASSED: zero rejections, zero values served after their own process' invalidation, caching resumed after each restart; near-cache processes: zero values served after they heard of the change or more than ${WINDOW_ALLOWANCE_MS} ms after another process' acknowledged invalidation, near hits again after the failures.`,
+  );
 }
 
 async function run(redis: RedisServer): Promise<void> {
@@ -97,9 +133,9 @@ async function run(redis: RedisServer): Promise<void> {
     fallbacksByReason[event.reason]++;
   });
 
-  const fnOf = (group: string): ((k: number) => Promise<Versions>) => {
+  const fnOf = (group: (typeof GROUPS)[number]): ((k: number) => Promise<Versions>) => {
     return async (k: number) => {
-      const seen = { v: current.key.get(`${group}:${k}`) ?? 0, a: current.a, b: current.b };
+      const seen = truth.versionsOf(keyOf(KEYS, group, k));
       await sleep(1); // the work the cache saves: ~1 ms of I/O
       return seen;
     };
@@ -110,6 +146,34 @@ async function run(redis: RedisServer): Promise<void> {
     two: hermes.wrap(fnOf('two'), { name: 'two', tags: ['a', 'b'] }),
   };
   const groups = Object.keys(KEYS) as (keyof typeof KEYS)[];
+  const probe = new SourceProbe(hermes);
+
+  // The other processes, connected before the start.
+  for (const other of OTHERS) {
+    workers.push(
+      startLoad(
+        {
+          name: other.name,
+          host: redis.host,
+          port: redis.port,
+          nearCache: other.nearCache,
+          keys: KEYS,
+          callers: OTHER_CALLERS,
+          invalidateShare: 0,
+          invalidateEveryMs: 40,
+          cleanEveryMs: other.cleanEveryMs,
+          workMs: 1,
+          yieldBetweenCalls: true,
+        },
+        truth,
+      ),
+    );
+  }
+  const spawned = performance.now();
+  await Promise.all(workers.map((worker) => worker.ready));
+  const startup = performance.now() - spawned;
+  const go = clock();
+  for (const worker of workers) worker.start(go, go + DURATION_MS);
 
   const started = performance.now();
   const end = started + DURATION_MS;
@@ -121,6 +185,8 @@ async function run(redis: RedisServer): Promise<void> {
   let rejected = 0;
   let stale = 0;
   const staleExamples: string[] = [];
+  /** Values older than another process' acknowledged invalidation. */
+  const late = lateReads();
   const latencies: number[] = [];
   const outageLatencies: number[] = [];
 
@@ -134,10 +200,19 @@ async function run(redis: RedisServer): Promise<void> {
         a: group === 'plain' ? 0 : floor.a,
         b: group === 'two' ? floor.b : 0,
       };
+      const key = keyOf(KEYS, group, k);
+      const needOfAll = truth.floorsOf(key);
+      const startedAt = clock();
       const t0 = performance.now();
       let got: Versions;
       try {
-        got = await functions[group](k);
+        const { promise, source } = probe.call(() => functions[group](k));
+        got = await promise;
+        if (isOlder(got, needOfAll)) {
+          const lag = truth.lagOf(key, got, needOfAll, startedAt);
+          late[source].push(lag);
+          keepWorst(late.examples, lag, `${id} (${source}, ${lag.toFixed(1)} ms late) got ${JSON.stringify(got)}, needed ${JSON.stringify(needOfAll)}`);
+        }
       } catch (error) {
         rejected++;
         if (rejected <= 5) console.error('rejected call:', error);
@@ -164,11 +239,12 @@ async function run(redis: RedisServer): Promise<void> {
     const group = groups[Math.floor(Math.random() * groups.length)] as keyof typeof KEYS;
     const k = Math.floor(Math.random() * KEYS[group]);
     const id = `${group}:${k}`;
-    const version = (current.key.get(id) ?? 0) + 1;
-    current.key.set(id, version);
+    const key = keyOf(KEYS, group, k);
+    const version = truth.bump(key.id);
     while (performance.now() < end + 5_000) {
       try {
         await functions[group].invalidate(k);
+        truth.acknowledge(key.id, version, clock());
         floor.key.set(id, Math.max(floor.key.get(id) ?? 0, version));
         invalidations++;
         return;
@@ -179,10 +255,12 @@ async function run(redis: RedisServer): Promise<void> {
     }
   }
   async function cleanTag(tag: 'a' | 'b'): Promise<void> {
-    const version = ++current[tag];
+    const tagId = tag === 'a' ? truth.tagA : truth.tagB;
+    const version = truth.bump(tagId);
     while (performance.now() < end + 5_000) {
       try {
         await hermes.clean([tag]);
+        truth.acknowledge(tagId, version, clock());
         floor[tag] = Math.max(floor[tag], version);
         cleans++;
         return;
@@ -216,10 +294,13 @@ async function run(redis: RedisServer): Promise<void> {
   }, SAMPLE_MS);
 
   const events: { t: number; what: string }[] = [];
+  const clientKills: string[] = [];
   async function chaos(): Promise<void> {
     const plan = [
       ...KILLS_AT.map((at) => ({ at, what: 'kill' as const })),
       { at: SCRIPT_FLUSH_AT, what: 'flush' as const },
+      ...PUBSUB_KILLS_AT.map((at) => ({ at, what: 'pubsub' as const })),
+      { at: NORMAL_KILL_AT, what: 'normal' as const },
     ].sort((x, y) => x.at - y.at);
     for (const step of plan) {
       await sleep(Math.max(0, step.at - now()));
@@ -236,9 +317,16 @@ async function run(redis: RedisServer): Promise<void> {
         const admin = new Redis({ host: redis.host, port: redis.port, lazyConnect: true, maxRetriesPerRequest: 0 });
         admin.on('error', () => undefined);
         await admin.connect();
-        await admin.script('FLUSH');
+        if (step.what === 'flush') {
+          await admin.script('FLUSH');
+        } else {
+          // Every subscriber connection (the near-cache's invalidations, lock wake-ups), or every
+          // data connection but this one.
+          const killed = await admin.call('CLIENT', 'KILL', 'TYPE', step.what, 'SKIPME', 'yes');
+          clientKills.push(`${step.what} at ${(now() / 1000).toFixed(1)} s: ${String(killed)} connections`);
+        }
         admin.disconnect();
-        events.push({ t: now(), what: 'flush' });
+        events.push({ t: now(), what: step.what });
       }
     }
   }
@@ -250,6 +338,7 @@ async function run(redis: RedisServer): Promise<void> {
     chaos(),
   ]);
   clearInterval(sampler);
+  const reports = await Promise.all(workers.map((worker) => worker.report));
   const elapsed = now();
   const stats: HermesStats = hermes.stats();
 
@@ -271,10 +360,22 @@ async function run(redis: RedisServer): Promise<void> {
   if (outages.length !== KILLS_AT.length) failures.push(`${outages.length} outages instead of ${KILLS_AT.length}`);
   if (!events.some((e) => e.what === 'flush')) failures.push('SCRIPT FLUSH was not run');
   if (invalidations < 100) failures.push(`only ${invalidations} invalidations completed`);
+  if (clientKills.length !== PUBSUB_KILLS_AT.length + 1) failures.push(`${clientKills.length} CLIENT KILLs instead of ${PUBSUB_KILLS_AT.length + 1}`);
+  for (const report of reports) {
+    const beyond = allLags(report.late).filter((lag) => lag > WINDOW_ALLOWANCE_MS).length;
+    if (report.rejected + report.unhandled > 0) failures.push(`${report.name}: ${report.rejected} rejected call(s), ${report.unhandled} unhandled rejection(s)`);
+    if (report.ownLate > 0) failures.push(`${report.name}: ${report.ownLate} value(s) served after its own invalidation, e.g. ${report.ownLateExamples.join('; ')}`);
+    if (report.invalidations < 50) failures.push(`${report.name}: only ${report.invalidations} invalidations completed`);
+    if (!report.near) continue;
+    if (report.lateAfterHeard > 0) failures.push(`${report.name}: ${report.lateAfterHeard} value(s) older than an invalidation the process had heard of when the call started, e.g. ${report.lateAfterHeardExamples.join('; ')}`);
+    if (beyond > 0) failures.push(`${report.name}: ${beyond} value(s) served more than ${WINDOW_ALLOWANCE_MS} ms after another process' acknowledged invalidation, e.g. ${report.late.examples.join('; ')}`);
+    const lastSeconds = report.nearHitsPerSecond.slice(-Math.ceil(NEAR_RESUMED_WITHIN_MS / 1000));
+    if (!lastSeconds.some((hits) => hits > 0)) failures.push(`${report.name}: no near hits in the last ${NEAR_RESUMED_WITHIN_MS} ms (per second: ${report.nearHitsPerSecond.join(', ')})`);
+  }
 
   const errors = Object.entries(stats.errors).map(([code, n]) => `${code}: ${n}`).join(', ') || '0';
   const rows: [string, string][] = [
-    ['duration', `${(elapsed / 1000).toFixed(1)} s, ${CONCURRENCY} concurrent callers, ${KEYS.plain + KEYS.one + KEYS.two} keys`],
+    ['duration', `${(elapsed / 1000).toFixed(1)} s, ${CONCURRENCY} concurrent callers, ${KEYS.plain + KEYS.one + KEYS.two} keys (this process; ${OTHERS.length} more started in ${(startup / 1000).toFixed(1)} s)`],
     ['calls', String(calls)],
     ['rejected calls', String(rejected)],
     ['values served after their invalidation', String(stale)],
@@ -285,7 +386,8 @@ async function run(redis: RedisServer): Promise<void> {
     ['invalidate / clean(tags) completed', `${invalidations} / ${cleans} (${invalidationRetries} failed during outages and were retried)`],
     ['outages (kill → restart)', outages.map(([a, b]) => `${(a / 1000).toFixed(1)}–${(b / 1000).toFixed(1)} s`).join(', ')],
     ['SCRIPT FLUSH at', events.filter((e) => e.what === 'flush').map((e) => `${(e.t / 1000).toFixed(1)} s`).join(', ')],
-    ['hit ratio > 50 % again after', recoveries.map((r, i) => `${events.filter((e) => e.what !== 'kill')[i]?.what ?? '?'} ${Number.isFinite(r) ? `${r.toFixed(0)} ms` : 'never'}`).join(', ')],
+    ['CLIENT KILL', clientKills.join(', ')],
+    ['hit ratio > 50 % again after', recoveries.map((r, i) => `${events.filter((e) => e.what === 'restart' || e.what === 'flush')[i]?.what ?? '?'} ${Number.isFinite(r) ? `${r.toFixed(0)} ms` : 'never'}`).join(', ')],
     ['latency p50 / p99 / max, overall', `${pct(latencies, 50)} / ${pct(latencies, 99)} / ${pct(latencies, 100)} ms`],
     ['latency p50 / p99 / max, during outages', `${pct(outageLatencies, 50)} / ${pct(outageLatencies, 99)} / ${pct(outageLatencies, 100)} ms (${outageLatencies.length} calls)`],
   ];
@@ -298,6 +400,32 @@ async function run(redis: RedisServer): Promise<void> {
     console.log('| --- | --- |');
     for (const [cause, n] of [...errorsByCause].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`| ${cause.replace(/\|/g, '\\|')} | ${n} |`);
   }
+  printProcesses(calls, stats, rejected, stale, late, reports);
+}
+
+/** The per-process table, and the lags of late values by kind of process. */
+function printProcesses(calls: number, stats: HermesStats, rejected: number, own: number, late: LateReads, reports: LoadReport[]): void {
+  console.log('');
+  console.log(`Every process: late = older than an invalidation another process had acknowledged when the call started (by source: near-cache, joined call in flight, backend); lag = how long after that acknowledgement the call started; allowance for near-cache processes: ${WINDOW_ALLOWANCE_MS} ms.`);
+  console.log('');
+  console.log('| process | near-cache | calls | hits (near) | late (by source) | late lag p50 / p99 / max | beyond allowance | after heard | own late | rejected | invalidations | near flushes / messages |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log(`| main | off | ${calls} | ${stats.hits} | ${bySource(late)} | ${lagFigures(allLags(late))} | – | – | ${own} | ${rejected} | – | – |`);
+  for (const r of reports) {
+    const lags = allLags(r.late);
+    const beyond = lags.filter((lag) => lag > WINDOW_ALLOWANCE_MS).length;
+    console.log(
+      `| ${r.name} | ${r.near ? 'on' : 'off'} | ${r.calls} | ${r.hits}${r.near ? ` (${r.nearStats?.hits ?? 0})` : ''} | ${bySource(r.late)} | ${lagFigures(lags)} | ${r.near ? beyond : '–'} | ${r.near ? r.lateAfterHeard : '–'} | ${r.ownLate} | ${r.rejected + r.unhandled} | ${r.invalidations + r.cleans} | ${r.near ? `${r.nearStats?.flushes ?? 0} / ${r.messages}` : '–'} |`,
+    );
+  }
+  const nearLate = mergeLate(reports.filter((r) => r.near).map((r) => r.late));
+  const plainLate = mergeLate([...reports.filter((r) => !r.near).map((r) => r.late), late]);
+  console.log('');
+  console.log('| late values, by kind of process | count (by source) | lag p50 / p99 / max |');
+  console.log('| --- | --- | --- |');
+  console.log(`| near-cache | ${bySource(nearLate)} | ${lagFigures(allLags(nearLate))} |`);
+  console.log(`| plain | ${bySource(plainLate)} | ${lagFigures(allLags(plainLate))} |`);
+  if (nearLate.examples.length > 0) console.log(`\nlargest near-cache lags: ${nearLate.examples.slice(0, 3).join('; ')}`);
 }
 
 function pct(values: number[], p: number): string {

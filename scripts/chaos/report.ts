@@ -1,0 +1,53 @@
+/**
+ * Figures shared by the chaos scripts: percentiles, and the window a near-cache process is
+ * allowed to serve a value after another process' acknowledged invalidation.
+ *
+ * @module
+ */
+
+import { keepWorst, type LateReads } from './load.js';
+
+/**
+ * How long after another process' invalidation was acknowledged a near-cache process may still
+ * serve the old value: it hears of the invalidation one network hop later (Redis sends the
+ * message to its subscriber as it answers the invalidating caller), plus the time its event loop
+ * takes to read that message. Chosen on the measurements in `docs/near-cache-chaos.md`: on
+ * loopback, with a busy loop beside the run on 2 cores, the largest lag seen was well below it.
+ */
+export const WINDOW_ALLOWANCE_MS = 50;
+
+/** The `p`th percentile of `values` (nearest rank), formatted; `–` when empty. */
+export function pct(values: readonly number[], p: number, digits = 1): string {
+  if (values.length === 0) return '–';
+  const sorted = Float64Array.from(values).sort();
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return (sorted[index] as number).toFixed(digits);
+}
+
+/** Every lag of a set of late reads. */
+export function allLags(late: LateReads): number[] {
+  return [...late.near, ...late.joined, ...late.backend];
+}
+
+/** `n (near a / joined b / backend c)`. */
+export function bySource(late: LateReads): string {
+  return `${allLags(late).length} (near ${late.near.length} / joined ${late.joined.length} / backend ${late.backend.length})`;
+}
+
+/** `p50 / p99 / max ms`. */
+export function lagFigures(lags: readonly number[]): string {
+  return lags.length === 0 ? '–' : `${pct(lags, 50, 2)} / ${pct(lags, 99)} / ${pct(lags, 100)} ms`;
+}
+
+/** Several sets of late reads, merged (the examples: the largest lags). */
+export function mergeLate(sets: readonly LateReads[]): LateReads {
+  return {
+    near: sets.flatMap((late) => late.near),
+    joined: sets.flatMap((late) => late.joined),
+    backend: sets.flatMap((late) => late.backend),
+    examples: sets.flatMap((late) => late.examples).reduce<string[]>((worst, example) => {
+      keepWorst(worst, Number(/, ([\d.]+) ms late\)/.exec(example)?.[1] ?? 0), example);
+      return worst;
+    }, []),
+  };
+}
