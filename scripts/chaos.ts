@@ -42,6 +42,7 @@ import { RedisBackend, type RedisBackendOptions } from '../src/backend/redis/ind
 import { type RedisServer, startRedisServer } from '../test/helpers/redis-server.js';
 import { GROUPS, keyOf, keyTotal, type LateReads, lateReads, type LoadOptions, type LoadReport, type LoadWorker, keepWorst, SourceProbe, startLoad } from './chaos/load.js';
 import { allLags, bySource, lagFigures, mergeLate, WINDOW_ALLOWANCE_MS } from './chaos/report.js';
+import { type StallProxy, startStallProxy } from './chaos/stall-proxy.js';
 import { isOlder, now as clock, Truth } from './chaos/truth.js';
 
 const DURATION_MS = 20_000;
@@ -53,14 +54,30 @@ const RECOVERY_LIMIT_MS = 5_000;
 const SAMPLE_MS = 250;
 const KEYS = { plain: 150, one: 100, two: 100 }; // 350 keys: untagged, tagged ['a'], tagged ['a', 'b']
 /** The other processes: near-cache and plain, 12 callers each. */
-const OTHERS: { name: string; nearCache: LoadOptions['nearCache']; cleanEveryMs: number }[] = [
-  { name: 'near-1', nearCache: { heartbeatMs: 250 }, cleanEveryMs: 2_500 },
-  { name: 'near-2', nearCache: { heartbeatMs: 250 }, cleanEveryMs: 0 },
-  { name: 'plain-2', nearCache: false, cleanEveryMs: 0 },
+const HEARTBEAT_MS = 250;
+const OTHERS: { name: string; nearCache: LoadOptions['nearCache']; cleanEveryMs: number; viaStallProxy: boolean }[] = [
+  { name: 'near-1', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 2_500, viaStallProxy: false },
+  { name: 'near-2', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 0, viaStallProxy: false },
+  { name: 'near-3', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 0, viaStallProxy: true },
+  { name: 'plain-2', nearCache: false, cleanEveryMs: 0, viaStallProxy: false },
 ];
 const OTHER_CALLERS = 12;
+/** A value acknowledged while a subscriber is stalled may be served until the heartbeat's trust ends: 2 × heartbeat, plus a hop. */
+const STALLED_ALLOWANCE_MS = 2 * HEARTBEAT_MS + 2 * WINDOW_ALLOWANCE_MS;
+/** Their callers sleep this long between calls: processes that are not saturated (see `LoadOptions.between`). */
+const OTHER_PAUSE_MS = 1;
 const PUBSUB_KILLS_AT = [6_500, 14_500]; // CLIENT KILL TYPE pubsub
 const NORMAL_KILL_AT = 16_500; // CLIENT KILL TYPE normal
+/**
+ * Stalls of the subscriber connections behind the stall proxy (near-3): [at, ms]. In the short
+ * one, no more than one ping is missed; they are answered late, after the held invalidations. The
+ * long one misses two pings, so the subscriber is dropped and opened again (held too, until
+ * the end).
+ */
+const STALLS: [number, number][] = [
+  [7_500, 400],
+  [13_500, 1_200],
+];
 /** Near-cache processes must serve near hits again in this last part of the run. */
 const NEAR_RESUMED_WITHIN_MS = 2_000;
 
@@ -97,6 +114,7 @@ const server: RedisServer = await startRedisServer();
 const failures: string[] = [];
 let cache: Hermes<RedisBackendOptions> | undefined;
 const workers: LoadWorker[] = [];
+let stallProxy: StallProxy | undefined;
 try {
   await run(server);
 } catch (error) {
@@ -104,6 +122,7 @@ try {
 } finally {
   await cache?.close();
   await Promise.all(workers.map((worker) => worker.terminate()));
+  await stallProxy?.close();
   await server.stop();
 }
 if (server.running) failures.push('the redis-server is still running after stop()');
@@ -149,13 +168,15 @@ async function run(redis: RedisServer): Promise<void> {
   const probe = new SourceProbe(hermes);
 
   // The other processes, connected before the start.
+  const proxy = await startStallProxy(redis.port);
+  stallProxy = proxy;
   for (const other of OTHERS) {
     workers.push(
       startLoad(
         {
           name: other.name,
           host: redis.host,
-          port: redis.port,
+          port: other.viaStallProxy ? proxy.port : redis.port,
           nearCache: other.nearCache,
           keys: KEYS,
           callers: OTHER_CALLERS,
@@ -163,7 +184,7 @@ async function run(redis: RedisServer): Promise<void> {
           invalidateEveryMs: 40,
           cleanEveryMs: other.cleanEveryMs,
           workMs: 1,
-          yieldBetweenCalls: true,
+          between: OTHER_PAUSE_MS,
         },
         truth,
       ),
@@ -189,6 +210,8 @@ async function run(redis: RedisServer): Promise<void> {
   const late = lateReads();
   const latencies: number[] = [];
   const outageLatencies: number[] = [];
+  /** Calls that took more than 1 s: [start, duration] in ms. */
+  const slowCalls: [number, number][] = [];
 
   async function worker(): Promise<void> {
     while (performance.now() < end) {
@@ -211,6 +234,7 @@ async function run(redis: RedisServer): Promise<void> {
         if (isOlder(got, needOfAll)) {
           const lag = truth.lagOf(key, got, needOfAll, startedAt);
           late[source].push(lag);
+          late.acks.push([startedAt - lag, lag]);
           keepWorst(late.examples, lag, `${id} (${source}, ${lag.toFixed(1)} ms late) got ${JSON.stringify(got)}, needed ${JSON.stringify(needOfAll)}`);
         }
       } catch (error) {
@@ -222,6 +246,7 @@ async function run(redis: RedisServer): Promise<void> {
       }
       const t1 = performance.now();
       latencies.push(t1 - t0);
+      if (t1 - t0 > 1_000) slowCalls.push([t0 - started, t1 - t0]);
       if (inOutage(t0 - started) || inOutage(t1 - started)) outageLatencies.push(t1 - t0);
       const old = got.v < need.v || (group !== 'plain' && got.a < need.a) || (group === 'two' && got.b < need.b);
       if (old) {
@@ -295,6 +320,9 @@ async function run(redis: RedisServer): Promise<void> {
 
   const events: { t: number; what: string }[] = [];
   const clientKills: string[] = [];
+  /** The stalls of near-3's subscriber, on the shared clock, and what they held. */
+  const stallWindows: [number, number][] = [];
+  const stallsDone: string[] = [];
   async function chaos(): Promise<void> {
     const plan = [
       ...KILLS_AT.map((at) => ({ at, what: 'kill' as const })),
@@ -302,6 +330,13 @@ async function run(redis: RedisServer): Promise<void> {
       ...PUBSUB_KILLS_AT.map((at) => ({ at, what: 'pubsub' as const })),
       { at: NORMAL_KILL_AT, what: 'normal' as const },
     ].sort((x, y) => x.at - y.at);
+    const stalls = STALLS.map(async ([at, ms]) => {
+      await sleep(Math.max(0, at - now()));
+      const from = clock();
+      stallWindows.push([from, from + ms]);
+      const held = await proxy.stall(ms);
+      stallsDone.push(`${(at / 1000).toFixed(1)} s for ${ms} ms: ${held} chunks held`);
+    });
     for (const step of plan) {
       await sleep(Math.max(0, step.at - now()));
       if (step.what === 'kill') {
@@ -329,6 +364,7 @@ async function run(redis: RedisServer): Promise<void> {
         events.push({ t: now(), what: step.what });
       }
     }
+    await Promise.all(stalls);
   }
 
   await Promise.all([
@@ -361,16 +397,28 @@ async function run(redis: RedisServer): Promise<void> {
   if (!events.some((e) => e.what === 'flush')) failures.push('SCRIPT FLUSH was not run');
   if (invalidations < 100) failures.push(`only ${invalidations} invalidations completed`);
   if (clientKills.length !== PUBSUB_KILLS_AT.length + 1) failures.push(`${clientKills.length} CLIENT KILLs instead of ${PUBSUB_KILLS_AT.length + 1}`);
+  if (stallsDone.length !== STALLS.length) failures.push(`${stallsDone.length} subscriber stalls instead of ${STALLS.length}`);
   for (const report of reports) {
-    const beyond = allLags(report.late).filter((lag) => lag > WINDOW_ALLOWANCE_MS).length;
+    const stalled = OTHERS.find((other) => other.name === report.name)?.viaStallProxy === true;
+    const beyond = report.late.acks.filter(([ackAt, lag]) => lag > allowanceOf(stalled, ackAt)).length;
     if (report.rejected + report.unhandled > 0) failures.push(`${report.name}: ${report.rejected} rejected call(s), ${report.unhandled} unhandled rejection(s)`);
     if (report.ownLate > 0) failures.push(`${report.name}: ${report.ownLate} value(s) served after its own invalidation, e.g. ${report.ownLateExamples.join('; ')}`);
     if (report.invalidations < 50) failures.push(`${report.name}: only ${report.invalidations} invalidations completed`);
     if (!report.near) continue;
     if (report.lateAfterHeard > 0) failures.push(`${report.name}: ${report.lateAfterHeard} value(s) older than an invalidation the process had heard of when the call started, e.g. ${report.lateAfterHeardExamples.join('; ')}`);
-    if (beyond > 0) failures.push(`${report.name}: ${beyond} value(s) served more than ${WINDOW_ALLOWANCE_MS} ms after another process' acknowledged invalidation, e.g. ${report.late.examples.join('; ')}`);
+    if (beyond > 0) {
+      failures.push(
+        `${report.name}: ${beyond} value(s) served more than ${WINDOW_ALLOWANCE_MS} ms (${STALLED_ALLOWANCE_MS} ms if acknowledged during a stall of its subscriber) after another process' acknowledged invalidation, e.g. ${report.late.examples.join('; ')}`,
+      );
+    }
     const lastSeconds = report.nearHitsPerSecond.slice(-Math.ceil(NEAR_RESUMED_WITHIN_MS / 1000));
     if (!lastSeconds.some((hits) => hits > 0)) failures.push(`${report.name}: no near hits in the last ${NEAR_RESUMED_WITHIN_MS} ms (per second: ${report.nearHitsPerSecond.join(', ')})`);
+  }
+
+  /** The allowance of a late value acknowledged at `ackAt`: a hop, or (behind a stalled subscriber) the heartbeat's trust and a hop. */
+  function allowanceOf(stalled: boolean, ackAt: number): number {
+    const duringStall = stalled && stallWindows.some(([from, to]) => ackAt >= from - WINDOW_ALLOWANCE_MS && ackAt <= to + WINDOW_ALLOWANCE_MS);
+    return duringStall ? STALLED_ALLOWANCE_MS : WINDOW_ALLOWANCE_MS;
   }
 
   const errors = Object.entries(stats.errors).map(([code, n]) => `${code}: ${n}`).join(', ') || '0';
@@ -387,8 +435,10 @@ async function run(redis: RedisServer): Promise<void> {
     ['outages (kill → restart)', outages.map(([a, b]) => `${(a / 1000).toFixed(1)}–${(b / 1000).toFixed(1)} s`).join(', ')],
     ['SCRIPT FLUSH at', events.filter((e) => e.what === 'flush').map((e) => `${(e.t / 1000).toFixed(1)} s`).join(', ')],
     ['CLIENT KILL', clientKills.join(', ')],
+    ['subscriber stalls (near-3, behind the stall proxy)', stallsDone.join(', ')],
     ['hit ratio > 50 % again after', recoveries.map((r, i) => `${events.filter((e) => e.what === 'restart' || e.what === 'flush')[i]?.what ?? '?'} ${Number.isFinite(r) ? `${r.toFixed(0)} ms` : 'never'}`).join(', ')],
     ['latency p50 / p99 / max, overall', `${pct(latencies, 50)} / ${pct(latencies, 99)} / ${pct(latencies, 100)} ms`],
+    ['calls longer than 1 s (started at → took)', slowCallsText(slowCalls)],
     ['latency p50 / p99 / max, during outages', `${pct(outageLatencies, 50)} / ${pct(outageLatencies, 99)} / ${pct(outageLatencies, 100)} ms (${outageLatencies.length} calls)`],
   ];
   console.log('| figure | value |');
@@ -400,20 +450,31 @@ async function run(redis: RedisServer): Promise<void> {
     console.log('| --- | --- |');
     for (const [cause, n] of [...errorsByCause].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`| ${cause.replace(/\|/g, '\\|')} | ${n} |`);
   }
-  printProcesses(calls, stats, rejected, stale, late, reports);
+  printProcesses(calls, stats, rejected, stale, late, reports, (report) => {
+    const stalled = OTHERS.find((other) => other.name === report.name)?.viaStallProxy === true;
+    return report.late.acks.filter(([ackAt, lag]) => lag > allowanceOf(stalled, ackAt)).length;
+  });
 }
 
 /** The per-process table, and the lags of late values by kind of process. */
-function printProcesses(calls: number, stats: HermesStats, rejected: number, own: number, late: LateReads, reports: LoadReport[]): void {
+function printProcesses(
+  calls: number,
+  stats: HermesStats,
+  rejected: number,
+  own: number,
+  late: LateReads,
+  reports: LoadReport[],
+  beyondOf: (report: LoadReport) => number,
+): void {
   console.log('');
-  console.log(`Every process: late = older than an invalidation another process had acknowledged when the call started (by source: near-cache, joined call in flight, backend); lag = how long after that acknowledgement the call started; allowance for near-cache processes: ${WINDOW_ALLOWANCE_MS} ms.`);
+  console.log(`Every process: late = older than an invalidation another process had acknowledged when the call started (by source: near-cache, joined call in flight, backend); lag = how long after that acknowledgement the call started; allowance for near-cache processes: ${WINDOW_ALLOWANCE_MS} ms (${STALLED_ALLOWANCE_MS} ms for near-3 when acknowledged during a stall of its subscriber); after heard = late although the call started after the process read the invalidation message.`);
   console.log('');
   console.log('| process | near-cache | calls | hits (near) | late (by source) | late lag p50 / p99 / max | beyond allowance | after heard | own late | rejected | invalidations | near flushes / messages |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   console.log(`| main | off | ${calls} | ${stats.hits} | ${bySource(late)} | ${lagFigures(allLags(late))} | – | – | ${own} | ${rejected} | – | – |`);
   for (const r of reports) {
     const lags = allLags(r.late);
-    const beyond = lags.filter((lag) => lag > WINDOW_ALLOWANCE_MS).length;
+    const beyond = beyondOf(r);
     console.log(
       `| ${r.name} | ${r.near ? 'on' : 'off'} | ${r.calls} | ${r.hits}${r.near ? ` (${r.nearStats?.hits ?? 0})` : ''} | ${bySource(r.late)} | ${lagFigures(lags)} | ${r.near ? beyond : '–'} | ${r.near ? r.lateAfterHeard : '–'} | ${r.ownLate} | ${r.rejected + r.unhandled} | ${r.invalidations + r.cleans} | ${r.near ? `${r.nearStats?.flushes ?? 0} / ${r.messages}` : '–'} |`,
     );
@@ -426,6 +487,19 @@ function printProcesses(calls: number, stats: HermesStats, rejected: number, own
   console.log(`| near-cache | ${bySource(nearLate)} | ${lagFigures(allLags(nearLate))} |`);
   console.log(`| plain | ${bySource(plainLate)} | ${lagFigures(allLags(plainLate))} |`);
   if (nearLate.examples.length > 0) console.log(`\nlargest near-cache lags: ${nearLate.examples.slice(0, 3).join('; ')}`);
+}
+
+/** The slow calls, grouped by the second they started in: `3.6 s: 12 (max 1.9 s)`. */
+function slowCallsText(slow: readonly [number, number][]): string {
+  if (slow.length === 0) return '0';
+  const bySecond = new Map<number, number[]>();
+  for (const [at, took] of slow) {
+    const second = Math.floor(at / 1000);
+    bySecond.set(second, [...(bySecond.get(second) ?? []), took]);
+  }
+  return [...bySecond]
+    .map(([second, took]) => `${second}–${second + 1} s: ${took.length} (up to ${(Math.max(...took) / 1000).toFixed(1)} s)`)
+    .join(', ');
 }
 
 function pct(values: number[], p: number): string {

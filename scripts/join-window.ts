@@ -50,13 +50,13 @@ const server = await startRedisServer();
 const failures: string[] = [];
 /** The runs: callers that wait for the event loop's next turn before each call, as calls started by I/O do; then chained calls. */
 const RUNS = [
-  { near: false, yieldBetweenCalls: true, label: 'off' },
-  { near: true, yieldBetweenCalls: true, label: 'on' },
-  { near: true, yieldBetweenCalls: false, label: 'on, calls chained' },
-];
+  { near: false, between: 'turn', label: 'off' },
+  { near: true, between: 'turn', label: 'on' },
+  { near: true, between: 'chained', label: 'on, calls chained' },
+] as const;
 const results: { near: boolean; label: string; chained: boolean; reports: LoadReport[] }[] = [];
 try {
-  for (const { near, yieldBetweenCalls, label } of RUNS) {
+  for (const { near, between, label } of RUNS) {
     const admin = new Redis({ host: server.host, port: server.port });
     await admin.flushall();
     admin.disconnect();
@@ -74,7 +74,7 @@ try {
           invalidateEveryMs: 0,
           cleanEveryMs: 0,
           workMs: 1,
-          yieldBetweenCalls,
+          between,
         },
         truth,
       ),
@@ -85,7 +85,7 @@ try {
     const go = now() + 50;
     for (const worker of workers) worker.start(go, go + DURATION_MS);
     try {
-      results.push({ near, label, chained: !yieldBetweenCalls, reports: await Promise.all(workers.map((worker) => worker.report)) });
+      results.push({ near, label, chained: between === 'chained', reports: await Promise.all(workers.map((worker) => worker.report)) });
     } finally {
       await Promise.all(workers.map((worker) => worker.terminate()));
     }

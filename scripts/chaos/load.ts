@@ -72,12 +72,14 @@ export interface LoadOptions {
   /** The work a computation does, in ms (a timer). */
   workMs: number;
   /**
-   * Whether each caller waits for the event loop's next turn (`setImmediate`) before each call,
-   * as calls started by I/O (requests) do. Without it, a caller served by the near-cache chains
-   * calls in microtasks and the process reads no socket — no invalidation message — until
-   * every caller waits for I/O.
+   * What each caller does between two calls: `'turn'`, wait for the event loop's next turn
+   * (`setImmediate`), as calls started by I/O do; `'chained'`, nothing — a caller served by the
+   * near-cache then chains calls in microtasks and the process reads no socket (no
+   * invalidation message) until every caller waits for I/O; a number, sleep that many ms (a
+   * process that is not saturated, as most are: its thread is woken by I/O, not queued behind
+   * its own CPU use).
    */
-  yieldBetweenCalls: boolean;
+  between: 'turn' | 'chained' | number;
 }
 
 /** The lags of late values, by source, and a few examples. */
@@ -85,6 +87,8 @@ export interface LateReads {
   near: number[];
   joined: number[];
   backend: number[];
+  /** Every late value: when the acknowledgement it lags was made ({@link now}), and the lag. */
+  acks: [ackAt: number, lag: number][];
   examples: string[];
 }
 
@@ -115,7 +119,7 @@ export interface LoadReport {
   errors: number;
   /** `stats().near` at the end. */
   nearStats: { hits: number; fills: number; invalidations: number; flushes: number; bypassed: number } | undefined;
-  /** Near hits per second of the run. */
+  /** Near hits per second of the run (from `go`; the last one may be shorter, up to `end`). */
   nearHitsPerSecond: number[];
 }
 
@@ -130,7 +134,7 @@ export function keepWorst(examples: string[], lag: number, example: string): voi
 
 /** An empty {@link LateReads}. */
 export function lateReads(): LateReads {
-  return { near: [], joined: [], backend: [], examples: [] };
+  return { near: [], joined: [], backend: [], acks: [], examples: [] };
 }
 
 /**
@@ -313,6 +317,7 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
     if (isOlder(got, need)) {
       const lag = truth.lagOf(key, got, need, startedAt);
       report.late[source].push(lag);
+      report.late.acks.push([startedAt - lag, lag]);
       keepWorst(report.late.examples, lag, `${group}:${k} (${source}, ${lag.toFixed(1)} ms late) got ${JSON.stringify(got)}, needed ${JSON.stringify(need)}`);
       if (heard !== undefined) {
         // The first message naming a changed key after its acknowledgement (or a flush).
@@ -368,7 +373,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
 
   async function caller(): Promise<void> {
     while (now() < end) {
-      if (options.yieldBetweenCalls) await nextTurn();
+      if (options.between === 'turn') await nextTurn();
+      else if (typeof options.between === 'number') await sleep(options.between);
       if (Math.random() < options.invalidateShare) await invalidateOne();
       else await read();
     }
@@ -394,11 +400,15 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
   const go = times.go;
   await sleep(Math.max(0, go - now()));
   let lastNearHits = hermes.stats().near?.hits ?? 0;
-  const sampler = setInterval(() => {
+  const sample = (): void => {
     const hits = hermes.stats().near?.hits ?? 0;
     report.nearHitsPerSecond.push(hits - lastNearHits);
     lastNearHits = hits;
+  };
+  const sampler = setInterval(() => {
+    if (now() < end) sample();
   }, 1_000);
+  const lastSample = setTimeout(sample, Math.max(0, end - now()));
   try {
     await Promise.all([
       ...Array.from({ length: options.callers }, () => caller()),
@@ -407,6 +417,7 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
     ]);
   } finally {
     clearInterval(sampler);
+    clearTimeout(lastSample);
     const stats = hermes.stats();
     report.hits = stats.hits;
     report.misses = stats.misses;

@@ -45,6 +45,7 @@ export function mergeLate(sets: readonly LateReads[]): LateReads {
     near: sets.flatMap((late) => late.near),
     joined: sets.flatMap((late) => late.joined),
     backend: sets.flatMap((late) => late.backend),
+    acks: sets.flatMap((late) => late.acks),
     examples: sets.flatMap((late) => late.examples).reduce<string[]>((worst, example) => {
       keepWorst(worst, Number(/, ([\d.]+) ms late\)/.exec(example)?.[1] ?? 0), example);
       return worst;
