@@ -64,8 +64,13 @@ const OTHERS: { name: string; nearCache: LoadOptions['nearCache']; cleanEveryMs:
 const OTHER_CALLERS = 12;
 /** A value acknowledged while a subscriber is stalled may be served until the heartbeat's trust ends: 2 × heartbeat, plus a hop. */
 const STALLED_ALLOWANCE_MS = 2 * HEARTBEAT_MS + 2 * WINDOW_ALLOWANCE_MS;
-/** Their callers sleep this long between calls: processes that are not saturated (see `LoadOptions.between`). */
-const OTHER_PAUSE_MS = 1;
+/**
+ * What their callers do between calls (see `LoadOptions.between`): by default sleep 1 ms,
+ * processes that are not saturated. `--between=turn` (saturated threads) or `--between=chained`
+ * (near hits chained in microtasks) show how far a busy process reads its invalidations late:
+ * the allowance then fails, the trust bound (2 × heartbeat) holds.
+ */
+const OTHER_BETWEEN = betweenOf(process.argv.find((arg) => arg.startsWith('--between='))?.slice('--between='.length) ?? '1');
 const PUBSUB_KILLS_AT = [6_500, 14_500]; // CLIENT KILL TYPE pubsub
 const NORMAL_KILL_AT = 16_500; // CLIENT KILL TYPE normal
 /**
@@ -83,7 +88,7 @@ const NEAR_RESUMED_WITHIN_MS = 2_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-console.log('$ npm run test:chaos   # tsx scripts/chaos.ts');
+console.log(`$ npm run test:chaos${OTHER_BETWEEN === 1 ? '' : ` -- --between=${OTHER_BETWEEN}`}   # tsx scripts/chaos.ts`);
 console.log('');
 
 // Never let a hung run outlive its budget.
@@ -184,7 +189,7 @@ async function run(redis: RedisServer): Promise<void> {
           invalidateEveryMs: 40,
           cleanEveryMs: other.cleanEveryMs,
           workMs: 1,
-          between: OTHER_PAUSE_MS,
+          between: OTHER_BETWEEN,
         },
         truth,
       ),
@@ -487,6 +492,14 @@ function printProcesses(
   console.log(`| near-cache | ${bySource(nearLate)} | ${lagFigures(allLags(nearLate))} |`);
   console.log(`| plain | ${bySource(plainLate)} | ${lagFigures(allLags(plainLate))} |`);
   if (nearLate.examples.length > 0) console.log(`\nlargest near-cache lags: ${nearLate.examples.slice(0, 3).join('; ')}`);
+}
+
+/** The `--between` argument: `turn`, `chained` or a number of ms. */
+function betweenOf(text: string): LoadOptions['between'] {
+  if (text === 'turn' || text === 'chained') return text;
+  const ms = Number(text);
+  if (!Number.isFinite(ms) || ms < 0) throw new TypeError(`--between takes turn, chained or a number of ms, not '${text}'`);
+  return ms;
 }
 
 /** The slow calls, grouped by the second they started in: `3.6 s: 12 (max 1.9 s)`. */

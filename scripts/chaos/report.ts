@@ -9,10 +9,15 @@ import { keepWorst, type LateReads } from './load.js';
 
 /**
  * How long after another process' invalidation was acknowledged a near-cache process may still
- * serve the old value: it hears of the invalidation one network hop later (Redis sends the
- * message to its subscriber as it answers the invalidating caller), plus the time its event loop
- * takes to read that message. Chosen on the measurements in `docs/near-cache-chaos.md`: on
- * loopback, with a busy loop beside the run on 2 cores, the largest lag seen was well below it.
+ * serve the old value: it hears of the invalidation one network hop later (Redis writes the
+ * message to its subscriber as it answers the invalidating caller), plus the time its thread
+ * takes to get the CPU and read that socket. Chosen on measurements (Nov 2026, 2 cores shared
+ * with other jobs at load average 6–11, loopback, with and without a `node -e 'for(;;);'`
+ * beside): near-cache processes whose callers pause 1 ms between calls served late values at
+ * most 0.2–21.8 ms after the acknowledgement over 10 chaos runs, and at most 31 ms in the
+ * join-window runs. A saturated thread reads its sockets later (up to 150 ms seen beside a
+ * busy loop), and callers that chain near hits keep it from reading them at all: there only the
+ * near-cache's trust bound, 2 × `heartbeatMs`, holds (`scripts/join-window.ts` shows both).
  */
 export const WINDOW_ALLOWANCE_MS = 50;
 
