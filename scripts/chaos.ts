@@ -455,9 +455,10 @@ async function run(redis: RedisServer): Promise<void> {
     console.log('| --- | --- |');
     for (const [cause, n] of [...errorsByCause].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`| ${cause.replace(/\|/g, '\\|')} | ${n} |`);
   }
-  printProcesses(calls, stats, rejected, stale, late, reports, (report) => {
-    const stalled = OTHERS.find((other) => other.name === report.name)?.viaStallProxy === true;
-    return report.late.acks.filter(([ackAt, lag]) => lag > allowanceOf(stalled, ackAt)).length;
+  const stalledOf = (report: LoadReport): boolean => OTHERS.find((other) => other.name === report.name)?.viaStallProxy === true;
+  printProcesses(calls, stats, rejected, stale, late, reports, {
+    beyondOf: (report) => report.late.acks.filter(([ackAt, lag]) => lag > allowanceOf(stalledOf(report), ackAt)).length,
+    inStall: (report, ackAt) => stalledOf(report) && allowanceOf(true, ackAt) !== WINDOW_ALLOWANCE_MS,
   });
 }
 
@@ -469,7 +470,7 @@ function printProcesses(
   own: number,
   late: LateReads,
   reports: LoadReport[],
-  beyondOf: (report: LoadReport) => number,
+  judge: { beyondOf: (report: LoadReport) => number; inStall: (report: LoadReport, ackAt: number) => boolean },
 ): void {
   console.log('');
   console.log(`Every process: late = older than an invalidation another process had acknowledged when the call started (by source: near-cache, joined call in flight, backend); lag = how long after that acknowledgement the call started; allowance for near-cache processes: ${WINDOW_ALLOWANCE_MS} ms (${STALLED_ALLOWANCE_MS} ms for near-3 when acknowledged during a stall of its subscriber); after heard = late although the call started after the process read the invalidation message.`);
@@ -479,18 +480,23 @@ function printProcesses(
   console.log(`| main | off | ${calls} | ${stats.hits} | ${bySource(late)} | ${lagFigures(allLags(late))} | – | – | ${own} | ${rejected} | – | – |`);
   for (const r of reports) {
     const lags = allLags(r.late);
-    const beyond = beyondOf(r);
+    const beyond = judge.beyondOf(r);
     console.log(
       `| ${r.name} | ${r.near ? 'on' : 'off'} | ${r.calls} | ${r.hits}${r.near ? ` (${r.nearStats?.hits ?? 0})` : ''} | ${bySource(r.late)} | ${lagFigures(lags)} | ${r.near ? beyond : '–'} | ${r.near ? r.lateAfterHeard : '–'} | ${r.ownLate} | ${r.rejected + r.unhandled} | ${r.invalidations + r.cleans} | ${r.near ? `${r.nearStats?.flushes ?? 0} / ${r.messages}` : '–'} |`,
     );
   }
   const nearLate = mergeLate(reports.filter((r) => r.near).map((r) => r.late));
   const plainLate = mergeLate([...reports.filter((r) => !r.near).map((r) => r.late), late]);
+  const nearAcks = reports.filter((r) => r.near).flatMap((r) => r.late.acks.map(([ackAt, lag]) => ({ lag, stalled: judge.inStall(r, ackAt) })));
+  const hopLags = nearAcks.filter((ack) => !ack.stalled).map((ack) => ack.lag);
+  const stallLags = nearAcks.filter((ack) => ack.stalled).map((ack) => ack.lag);
   console.log('');
-  console.log('| late values, by kind of process | count (by source) | lag p50 / p99 / max |');
+  console.log('| late values, by kind of process | count | lag p50 / p99 / max |');
   console.log('| --- | --- | --- |');
-  console.log(`| near-cache | ${bySource(nearLate)} | ${lagFigures(allLags(nearLate))} |`);
-  console.log(`| plain | ${bySource(plainLate)} | ${lagFigures(allLags(plainLate))} |`);
+  console.log(`| near-cache, all | ${bySource(nearLate)} | ${lagFigures(allLags(nearLate))} |`);
+  console.log(`| near-cache, acknowledged outside a subscriber stall (allowance ${WINDOW_ALLOWANCE_MS} ms) | ${hopLags.length} | ${lagFigures(hopLags)} |`);
+  console.log(`| near-cache, acknowledged during a subscriber stall (near-3; allowance ${STALLED_ALLOWANCE_MS} ms) | ${stallLags.length} | ${lagFigures(stallLags)} |`);
+  console.log(`| plain (never hears of another process' invalidation) | ${bySource(plainLate)} | ${lagFigures(allLags(plainLate))} |`);
   if (nearLate.examples.length > 0) console.log(`\nlargest near-cache lags: ${nearLate.examples.slice(0, 3).join('; ')}`);
 }
 
