@@ -21,6 +21,7 @@
  * @module
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { Hermes } from '../../src/index.js';
@@ -87,8 +88,12 @@ export interface LateReads {
   near: number[];
   joined: number[];
   backend: number[];
-  /** Every late value: when the acknowledgement it lags was made ({@link now}), and the lag. */
-  acks: [ackAt: number, lag: number][];
+  /**
+   * Every late value: when the acknowledgement it lags was made ({@link now}), the lag, and how
+   * late its caller's thread woke for it (its pause overran by this much: the thread could not
+   * run, nor read a socket, meanwhile; 0 for callers that do not pause).
+   */
+  acks: [ackAt: number, lag: number, wokeLate: number][];
   examples: string[];
 }
 
@@ -107,6 +112,8 @@ export interface LoadReport {
   lateAfterHeardExamples: string[];
   /** Near-cache processes: invalidation messages read by the subscriber (flushes included). */
   messages: number;
+  /** This thread's event-loop delay during the run (p99, max, in ms): how late it could read a socket. */
+  loopDelay: { p99: number; max: number };
   late: LateReads;
   /** Calls by source. */
   sources: Record<Source, number>;
@@ -234,6 +241,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
   });
   const probe = new SourceProbe(hermes);
   let end = Infinity;
+  /** The start of the run ({@link now}), for the examples. */
+  let goAt = 0;
   const { keys } = options;
   const fnOf = (group: Group) => async (k: number): Promise<Versions> => {
     const seen = truth.versionsOf(keyOf(keys, group, k));
@@ -277,6 +286,7 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
     lateAfterHeard: 0,
     lateAfterHeardExamples: [],
     messages: 0,
+    loopDelay: { p99: 0, max: 0 },
     late: lateReads(),
     sources: { near: 0, joined: 0, backend: 0 },
     invalidations: 0,
@@ -294,7 +304,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
   };
   process.on('unhandledRejection', onUnhandled);
 
-  async function read(): Promise<void> {
+  /** `wokeLate`: how much the caller's pause before this call overran (see {@link LateReads.acks}). */
+  async function read(wokeLate: number): Promise<void> {
     const { group, k, key } = pick();
     const ownNeed = ownOf(key);
     const need = truth.floorsOf(key);
@@ -317,8 +328,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
     if (isOlder(got, need)) {
       const lag = truth.lagOf(key, got, need, startedAt);
       report.late[source].push(lag);
-      report.late.acks.push([startedAt - lag, lag]);
-      keepWorst(report.late.examples, lag, `${group}:${k} (${source}, ${lag.toFixed(1)} ms late) got ${JSON.stringify(got)}, needed ${JSON.stringify(need)}`);
+      report.late.acks.push([startedAt - lag, lag, wokeLate]);
+      keepWorst(report.late.examples, lag, `${group}:${k} (${source}, ${lag.toFixed(1)} ms late) at ${((startedAt - goAt) / 1000).toFixed(2)} s got ${JSON.stringify(got)}, needed ${JSON.stringify(need)}`);
       if (heard !== undefined) {
         // The first message naming a changed key after its acknowledgement (or a flush).
         let heardAt = Infinity;
@@ -373,10 +384,13 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
 
   async function caller(): Promise<void> {
     while (now() < end) {
+      const pausedAt = now();
+      let pause = 0;
       if (options.between === 'turn') await nextTurn();
-      else if (typeof options.between === 'number') await sleep(options.between);
+      else if (typeof options.between === 'number') await sleep((pause = options.between));
+      const wokeLate = options.between === 'chained' ? 0 : Math.max(0, now() - pausedAt - pause);
       if (Math.random() < options.invalidateShare) await invalidateOne();
-      else await read();
+      else await read(wokeLate);
     }
   }
   async function invalidator(): Promise<void> {
@@ -398,6 +412,9 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
   const times = await ready();
   end = times.end;
   const go = times.go;
+  goAt = go;
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
   await sleep(Math.max(0, go - now()));
   let lastNearHits = hermes.stats().near?.hits ?? 0;
   const sample = (): void => {
@@ -424,6 +441,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
     report.fallbacks = stats.fallbacks;
     report.errors = errors;
     report.messages = heard?.count ?? 0;
+    loopDelay.disable();
+    report.loopDelay = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     if (stats.near !== undefined) {
       const { hits, fills, invalidations, flushes, bypassed } = stats.near;
       report.nearStats = { hits, fills, invalidations, flushes, bypassed };
