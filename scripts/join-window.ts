@@ -108,7 +108,9 @@ console.log(
   `${PROCESSES} processes (worker threads) × ${CALLERS} callers, ${KEYS.plain} keys, ${DURATION_MS / 1000} s each run; ${(INVALIDATE_SHARE * 100).toFixed(0)} % of operations bump and invalidate; near-cache heartbeat ${HEARTBEAT_MS} ms. Callers wait for the event loop's next turn before each call (every thread saturated), or sleep 1 ms between calls, or chain their calls. Allowance with 1 ms pauses: ${WINDOW_ALLOWANCE_MS} ms; else the near-cache's trust bound, 2 × heartbeat = ${2 * HEARTBEAT_MS} ms (a saturated thread reads its sockets late).`,
 );
 console.log('');
-console.log('| near-cache | reads | invalidations | late reads (by source) | late lag p50 / p99 / max | late beyond allowance (lag minus the caller’s own wake delay) | late after the process heard | own-invalidation late | near hits | rejected |');
+console.log(
+  "| near-cache | reads | invalidations | late reads (by source) | late lag p50 / p99 / max | late beyond allowance (lag minus the caller's own wake delay) | late after the process heard | own-invalidation late | near hits | rejected |",
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const { near, label, paced, reports } of results) {
   const late = mergeLate(reports.map((r) => r.late));

@@ -10,14 +10,18 @@ import { keepWorst, type LateReads } from './load.js';
 /**
  * How long after another process' invalidation was acknowledged a near-cache process may still
  * serve the old value: it hears of the invalidation one network hop later (Redis writes the
- * message to its subscriber as it answers the invalidating caller), plus the time its thread
- * takes to get the CPU and read that socket. Chosen on measurements (Nov 2026, 2 cores shared
- * with other jobs at load average 6–11, loopback, with and without a `node -e 'for(;;);'`
- * beside): near-cache processes whose callers pause 1 ms between calls served late values at
- * most 0.2–21.8 ms after the acknowledgement over 10 chaos runs, and at most 31 ms in the
- * join-window runs. A saturated thread reads its sockets later (up to 150 ms seen beside a
- * busy loop), and callers that chain near hits keep it from reading them at all: there only the
- * near-cache's trust bound, 2 × `heartbeatMs`, holds (`scripts/join-window.ts` shows both).
+ * message to its subscriber as it answers the invalidating caller), plus the time its event loop
+ * takes to read that socket. Counted beyond how late the caller's own thread woke for the call:
+ * a thread the machine holds up reads no socket either, and serves what it holds as soon as it
+ * runs again, before the poll phase reads the message.
+ *
+ * Chosen on measurements (Nov 2026; 2 cores shared with other jobs at load average 6–12, with
+ * and without a `node -e 'for(;;);'` beside; loopback): callers pausing 1 ms between calls,
+ * 18 chaos runs: raw lags up to 210 ms, always in a thread that had itself just woken that late
+ * (event-loop delays of 100–670 ms were seen in every process, plain ones too); beyond the wake
+ * delay, at most 19 ms. A saturated thread, or callers that chain near hits (no socket is read
+ * until they all wait for I/O), hear later still: there only the trust bound, 2 × `heartbeatMs`,
+ * holds (`npm run test:chaos -- --between=chained`, `scripts/join-window.ts`).
  */
 export const WINDOW_ALLOWANCE_MS = 50;
 
