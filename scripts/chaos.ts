@@ -157,6 +157,11 @@ async function run(redis: RedisServer): Promise<void> {
     errorsByCause.set(cause, (errorsByCause.get(cause) ?? 0) + 1);
   });
 
+  /** Lock waits longer than 1 s: [start (ms into the run), waited, woken by a release]. */
+  const longWaits: [number, number, boolean][] = [];
+  hermes.on('wait', (event) => {
+    if (event.waitedMs > 1_000) longWaits.push([performance.now() - started - event.waitedMs, event.waitedMs, event.woken]);
+  });
   const fallbacksByReason = { 'read-failed': 0, 'circuit-open': 0 };
   hermes.on('fallback', (event) => {
     fallbacksByReason[event.reason]++;
@@ -449,6 +454,12 @@ async function run(redis: RedisServer): Promise<void> {
     ['hit ratio > 50 % again after', recoveries.map((r, i) => `${events.filter((e) => e.what === 'restart' || e.what === 'flush')[i]?.what ?? '?'} ${Number.isFinite(r) ? `${r.toFixed(0)} ms` : 'never'}`).join(', ')],
     ['latency p50 / p99 / max, overall', `${pct(latencies, 50)} / ${pct(latencies, 99)} / ${pct(latencies, 100)} ms`],
     ['calls longer than 1 s (started at → took)', slowCallsText(slowCalls)],
+    [
+      'lock waits longer than 1 s (started at → waited)',
+      longWaits.length === 0
+        ? '0'
+        : `${slowCallsText(longWaits.map(([at, waited]) => [at, waited]))}; ${longWaits.filter(([, , woken]) => woken).length} woken by a release, ${longWaits.filter(([, , woken]) => !woken).length} timed out`,
+    ],
     ['latency p50 / p99 / max, during outages', `${pct(outageLatencies, 50)} / ${pct(outageLatencies, 99)} / ${pct(outageLatencies, 100)} ms (${outageLatencies.length} calls)`],
   ];
   console.log('| figure | value |');

@@ -40,6 +40,7 @@ export interface KeyCounts {
 
 /** The groups in id order: ids 0… are `plain`, then `one`, then `two`. */
 export const GROUPS = ['plain', 'one', 'two'] as const;
+/** A group of keys: its wrapped function's name. */
 export type Group = (typeof GROUPS)[number];
 
 /** The key of `group` number `k`. */

@@ -40,8 +40,9 @@ export interface KeyRef {
 
 /** The shared arrays; build with {@link Truth.create}, share with {@link Truth.buffers}, rebuild with {@link Truth.attach}. */
 export class Truth {
-  /** Index of tag `a` (then `b`) in the arrays: after the keys. */
+  /** Index of tag `a` in the arrays: after the keys. */
   readonly tagA: number;
+  /** Index of tag `b` in the arrays: after tag `a`. */
   readonly tagB: number;
   readonly #current: Int32Array;
   readonly #floor: Int32Array;
