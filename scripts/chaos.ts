@@ -18,7 +18,7 @@
  * `Hermes`, connections and event loop), on the same keys and under the same failures: three
  * with the near-cache (`nearCache: { heartbeatMs: 250 }`) and one plain, 12 callers each
  * pausing 1 ms between calls, each invalidating keys too (one near-cache process also cleans
- * tags). The versions live in memory
+ * tags); two of them (one near-cache, one plain) on 8 hot keys, where calls join one another. The versions live in memory
  * shared by every thread (`chaos/truth.ts`). Subscriber connections are killed twice
  * (`CLIENT KILL TYPE pubsub`) and every data connection once (`CLIENT KILL TYPE normal`). A value
  * is *late* when it is older than an invalidation another process had acknowledged before the
@@ -59,12 +59,18 @@ const RECOVERY_LIMIT_MS = 5_000;
 const SAMPLE_MS = 250;
 const KEYS = { plain: 150, one: 100, two: 100 }; // 350 keys: untagged, tagged ['a'], tagged ['a', 'b']
 const HEARTBEAT_MS = 250;
-/** The other processes: near-cache and plain, 12 callers each; near-3 through the stall proxy. */
-const OTHERS: { name: string; nearCache: LoadOptions['nearCache']; cleanEveryMs: number; viaStallProxy: boolean }[] = [
-  { name: 'near-1', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 2_500, viaStallProxy: false },
-  { name: 'near-2', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 0, viaStallProxy: false },
-  { name: 'near-3', nearCache: { heartbeatMs: HEARTBEAT_MS }, cleanEveryMs: 0, viaStallProxy: true },
-  { name: 'plain-2', nearCache: false, cleanEveryMs: 0, viaStallProxy: false },
+type Other = Pick<LoadOptions, 'name' | 'nearCache' | 'cleanEveryMs' | 'hotKeys' | 'invalidateShare'> & { viaStallProxy: boolean; hot?: true };
+const NEAR = { heartbeatMs: HEARTBEAT_MS };
+/**
+ * The other processes, 12 callers each. near-1 and near-3 read every key (near-3 through the
+ * stall proxy); near-hot and plain-hot read and invalidate 8 hot untagged keys (5 % of their
+ * calls invalidate): the join window, where calls join one another's reads.
+ */
+const OTHERS: Other[] = [
+  { name: 'near-1', nearCache: NEAR, cleanEveryMs: 2_500, hotKeys: 0, invalidateShare: 0, viaStallProxy: false },
+  { name: 'near-3', nearCache: NEAR, cleanEveryMs: 0, hotKeys: 0, invalidateShare: 0, viaStallProxy: true },
+  { name: 'near-hot', nearCache: NEAR, cleanEveryMs: 0, hotKeys: 8, invalidateShare: 0.05, viaStallProxy: false, hot: true },
+  { name: 'plain-hot', nearCache: false, cleanEveryMs: 0, hotKeys: 8, invalidateShare: 0.05, viaStallProxy: false, hot: true },
 ];
 const OTHER_CALLERS = 12;
 /** A value acknowledged while a subscriber is stalled may be served until the heartbeat's trust ends: 2 × heartbeat, plus a hop. */
@@ -195,11 +201,13 @@ async function run(redis: RedisServer): Promise<void> {
           nearCache: other.nearCache,
           keys: KEYS,
           callers: OTHER_CALLERS,
-          invalidateShare: 0,
+          hotKeys: other.hotKeys,
+          invalidateShare: other.invalidateShare,
           invalidateEveryMs: 40,
           cleanEveryMs: other.cleanEveryMs,
           workMs: 1,
-          between: OTHER_BETWEEN,
+          // The hot ones only wait for the next turn: more calls in flight to join.
+          between: other.hot === true && OTHER_BETWEEN === 1 ? 'turn' : OTHER_BETWEEN,
         },
         truth,
       ),

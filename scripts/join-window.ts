@@ -78,6 +78,7 @@ try {
           nearCache: near ? { heartbeatMs: HEARTBEAT_MS } : false,
           keys: KEYS,
           callers: CALLERS,
+          hotKeys: 0,
           invalidateShare: INVALIDATE_SHARE,
           invalidateEveryMs: 0,
           cleanEveryMs: 0,

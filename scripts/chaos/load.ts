@@ -65,6 +65,8 @@ export interface LoadOptions {
   keys: KeyCounts;
   /** Concurrent callers. */
   callers: number;
+  /** Read and invalidate only the first this many untagged keys (hot keys: calls join one another often); 0: every key. */
+  hotKeys: number;
   /** Each caller's share of operations that bump and invalidate a key instead of reading it. */
   invalidateShare: number;
   /** A separate invalidator loop: one invalidation every this many ms (0: none). */
@@ -263,8 +265,8 @@ export async function runLoad(options: LoadOptions, truth: Truth, ready: () => P
   const redisKeyOf = (group: Group, k: number, id: number): string => tagKeys.get(id) ?? functions[group].key(k);
   const groups = GROUPS.filter((group) => keys[group] > 0);
   const pick = (): { group: Group; k: number; key: KeyRef } => {
-    const group = groups[Math.floor(Math.random() * groups.length)] as Group;
-    const k = Math.floor(Math.random() * keys[group]);
+    const group = options.hotKeys > 0 ? 'plain' : (groups[Math.floor(Math.random() * groups.length)] as Group);
+    const k = Math.floor(Math.random() * (options.hotKeys > 0 ? Math.min(options.hotKeys, keys.plain) : keys[group]));
     return { group, k, key: keyOf(keys, group, k) };
   };
 
