@@ -15,13 +15,14 @@ import { keepWorst, type LateReads } from './load.js';
  * a thread the machine holds up reads no socket either, and serves what it holds as soon as it
  * runs again, before the poll phase reads the message.
  *
- * Chosen on measurements (Nov 2026; 2 cores shared with other jobs at load average 6–12, with
- * and without a `node -e 'for(;;);'` beside; loopback): callers pausing 1 ms between calls,
- * 18 chaos runs: raw lags up to 210 ms, always in a thread that had itself just woken that late
- * (event-loop delays of 100–670 ms were seen in every process, plain ones too); beyond the wake
- * delay, at most 19 ms. A saturated thread, or callers that chain near hits (no socket is read
- * until they all wait for I/O), hear later still: there only the trust bound, 2 × `heartbeatMs`,
- * holds (`npm run test:chaos -- --between=chained`, `scripts/join-window.ts`).
+ * Chosen on measurements (Nov 2026; 2 cores shared with other jobs at load average 5–12, with
+ * and without a `node -e 'for(;;);'` beside; loopback), 24 chaos runs: raw lags up to 210 ms
+ * when the machine was at load average 10–12, always in a thread that had itself just woken
+ * that late (event-loop delays of 100–670 ms were seen in every process then, plain ones too);
+ * beyond the caller's own wake delay, at most 32 ms. A thread whose callers chain near hits
+ * reads no socket until they all wait for I/O: there only the trust bound, 2 × `heartbeatMs`,
+ * holds (up to 479 ms with `heartbeatMs: 250` in `npm run test:chaos -- --between=chained`;
+ * see also `scripts/join-window.ts`).
  */
 export const WINDOW_ALLOWANCE_MS = 50;
 
