@@ -87,6 +87,13 @@ interface NearEntry {
   readonly freshUntil: number;
 }
 
+/**
+ * How long one event-loop turn may serve hits from memory, in ms. Invalidation messages are read
+ * when the loop polls I/O, between turns: callers that chain near hits (each resolves in a
+ * microtask) would otherwise never let it poll, and never hear of a change. Past this, a call
+ * goes to Redis, whose reply ends the turn.
+ */
+const TURN_LIMIT_MS = 5;
 /** The change log is forgotten past this many keys (reads in flight then cannot fill). */
 const CHANGE_LOG_LIMIT = 100_000;
 /** Per-entry overhead counted towards `maxBytes`, beside the bytes and the key. */
@@ -109,6 +116,12 @@ export class NearCache {
   #clockAhead = 0;
   readonly #stats = { hits: 0, fills: 0, invalidations: 0, flushes: 0, bypassed: 0 };
   readonly #liveValues: boolean;
+  /** Whether a hit was served in the current event-loop turn (a `setImmediate` ends it), and when the first was. */
+  #turnOpen = false;
+  #turnAt = 0;
+  readonly #turnEnded = (): void => {
+    this.#turnOpen = false;
+  };
 
   /** @param options - the near-cache's settings */
   constructor(options: NearCacheSettings) {
@@ -140,6 +153,16 @@ export class NearCache {
     const entry = this.#lru.get(entryKey);
     if (entry === undefined) return undefined;
     const now = Date.now();
+    if (!this.#turnOpen) {
+      // The first hit of this event-loop turn: I/O was polled just before it (invalidations read).
+      this.#turnOpen = true;
+      this.#turnAt = now;
+      setImmediate(this.#turnEnded);
+    } else if (now - this.#turnAt > TURN_LIMIT_MS) {
+      // Hits chained in microtasks (or a long task) for this long: messages wait unread.
+      this.#stats.bypassed++;
+      return undefined;
+    }
     if (now >= this.#trustedUntil) {
       this.#stats.bypassed++;
       return undefined;
