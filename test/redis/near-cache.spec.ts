@@ -310,6 +310,29 @@ describe('Redis near-cache against real servers', function () {
       expect(await untilNear(a, 1)).to.equal(fresh1);
     });
 
+    it('by tag, while A chains near hits without ever waiting for I/O: heard within a few event-loop turns', async function () {
+      const w = world();
+      const a = w.side({ nearCache: true });
+      const b = w.side();
+      expect(await untilNear(a, 1)).to.equal(valueOf(1, 0));
+      const fresh = w.bump(1);
+      // B's clean is sent now; its acknowledgement and Redis' message to A can only be read when
+      // A's event loop polls I/O. A's calls are near hits (microtasks): without the turn limit it
+      // would serve the old value until its heartbeat lapsed (2 × 1000 ms).
+      let acknowledged = 0;
+      const cleaning = b.cache.clean(['catalog']).then(() => {
+        acknowledged = performance.now();
+      });
+      const started = performance.now();
+      let value = await a.item(1);
+      while (value !== fresh && performance.now() - started < 3000) value = await a.item(1);
+      const tookMs = performance.now() - started;
+      await cleaning;
+      expect(value, 'the new value, reached by the chained calls').to.equal(fresh);
+      expect(tookMs, 'chained calls see the clean within a few turns of 5 ms').to.be.below(500);
+      if (verbose) console.log(`      chained: new value after ${tookMs.toFixed(1)} ms, ${(performance.now() - acknowledged).toFixed(1)} ms after B's acknowledgement was read`);
+    });
+
     it('by clean() from B', async function () {
       const w = world();
       const a = w.side({ nearCache: true });
