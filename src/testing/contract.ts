@@ -4,7 +4,8 @@
  * backend's spec calls {@link registerBackendContract} with a factory inside a mocha run. Two
  * tiers: each clause of the contract tested on the backend itself (`contract-backend.ts`), and
  * each promise of the cache through `Hermes`, as users use it (`contract-cache.ts`). Needs
- * `mocha` (its globals) and `chai`.
+ * `mocha` (its globals) and `chai` (>= 5) in the caller's project: dev dependencies there, not
+ * peer dependencies of this package (docs/writing-a-backend.md says why).
  *
  * @module
  */
