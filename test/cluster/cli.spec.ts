@@ -107,6 +107,11 @@ describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster)
       expect(report).to.deep.include({ key, present: true, value: 144, fresh: true, tagsMatch: true });
       expect(report.storedKey).to.match(/\{[^}]+\}/); // the bucket's hash tag
       expect(report.storedKey).not.to.equal(key);
+      const byStoredKey = JSON.parse((await cli('inspect', '--url', url, '--cluster', '--buckets', '16', '--key', report.storedKey, '--json')).out) as {
+        key: string;
+        value: unknown;
+      };
+      expect(byStoredKey).to.deep.include({ key, value: 144 }); // a key copied from SCAN works too
 
       const cleaned = await cli('clean', '--url', url, '--cluster', '--buckets', '16', '--prefix', 'clikey', '--tag', 'math', '--tag', 'nosuchtag', '--json');
       expect(cleaned.code).to.equal(0);

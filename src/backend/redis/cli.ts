@@ -81,11 +81,11 @@ the client their invalidations are redirected to, and whether it is still connec
 redirect to a client that is gone is flagged REDIRECT BROKEN: that client's invalidations are
 lost. A command the ACL refuses is reported, and inspect carries on.
 
-With --key K (an entry key as fn.key(args) prints it, e.g. cache:entry:square:c4be94f1f3e36935;
-the prefix is the part before :entry:), one entry instead: its decoded value (default codec: a
-cache with a custom serializer or compressor shows an error in its place), the tag hash and
-fresh-until time of its header, fresh or stale by the server's TIME, its TTL left (PTTL), and
-its lock: the holder's token and PTTL, if held. The entry stores a hash of its tags' versions,
+With --key K (an entry key as fn.key(args) prints it, e.g. cache:entry:square:c4be94f1f3e36935,
+or as a cluster stores it, with its bucket; the prefix is the part before :entry:), one entry:
+its decoded value (default codec: a cache with a custom serializer or compressor shows an error
+in its place), the tag hash and fresh-until time of its header, fresh or stale by the server's
+TIME, its TTL left (PTTL), and its lock: the holder's token and PTTL, if held. The entry stores a hash of its tags' versions,
 not their names: give the entry's tags with --tag, in the order of the wrapper's tags option,
 to see their current versions and whether the entry still matches them. On a cluster the keys
 are found in the entry's bucket: --buckets must be the caches' bucket count (default: 64).`,
@@ -113,7 +113,7 @@ class CliError extends Error {
 interface Io {
   /** Writes one line of output. */
   out(text: string): void;
-  /** Whether a person is at the terminal (stdin and stdout are TTYs); `false` if absent. */
+  /** Whether a person is at the terminal (stdin and stderr are TTYs); `false` if absent. */
   readonly interactive?: boolean;
   /** Asks `question` on the terminal and resolves with the answer. */
   ask?(question: string): Promise<string>;
@@ -122,9 +122,10 @@ interface Io {
 /** The process' own terminal. */
 const processIo: Io = {
   out: (t) => process.stdout.write(`${t}\n`),
-  interactive: process.stdin.isTTY && process.stdout.isTTY,
+  interactive: process.stdin.isTTY && process.stderr.isTTY,
   async ask(question) {
-    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    // The question goes to stderr: stdout stays the command's output (--json included).
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
     try {
       return await rl.question(question);
     } finally {
@@ -421,7 +422,8 @@ async function clean(
 }
 
 /**
- * The entry of `key`: under `prefix` if given, else under the part of `key` before `:entry:`.
+ * The entry of `key`: under `prefix` if given, else under the part of `key` before `:entry:`;
+ * `key` may also be a cluster's stored key, with its bucket's hash tag.
  * @throws CliError (exit code 2) for a key that is not an entry key
  */
 function entryRefOf(key: string, prefix: string | undefined): EntryRef {
@@ -431,7 +433,8 @@ function entryRefOf(key: string, prefix: string | undefined): EntryRef {
     const under = prefix === undefined ? '' : ` under prefix '${prefix}'`;
     throw new CliError(`--key '${key}' is not an entry key${under}: expected PREFIX:entry:NAME:HASH, as fn.key(args) prints it`, 2);
   }
-  return new Keyspace(chosen).refOf(key);
+  // A stored key copied from a cluster (`P:entry:{B}:NAME:HASH`): the key the cache names.
+  return new Keyspace(chosen).refOf(new BucketLayout(1).unplace(key, chosen));
 }
 
 /** What `inspect --key` reports about one entry. */
