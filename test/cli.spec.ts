@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { RedisBackend } from '../src/backend/redis/index.js';
 import { listRedisScripts } from '../src/backend/redis/scripts.js';
@@ -13,6 +14,44 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
   const code = await main(argv, { out: (t) => lines.push(t) });
   return { code, out: lines.join('\n') };
+}
+
+/** Runs the CLI in-process as on a terminal that answers `answer` to every question. */
+async function cliOnTerminal(answer: string, ...argv: string[]): Promise<{ code: number; out: string; asked: string[] }> {
+  const lines: string[] = [];
+  const asked: string[] = [];
+  const ask = (question: string): Promise<string> => {
+    asked.push(question);
+    return Promise.resolve(answer);
+  };
+  const code = await main(argv, { out: (t) => lines.push(t), interactive: true, ask });
+  return { code, out: lines.join('\n'), asked };
+}
+
+/** The reason `main` throws for `argv` (bad usage and the like), with its exit code. */
+async function failure(...argv: string[]): Promise<{ message: string; exitCode: unknown }> {
+  try {
+    await main(argv, { out: () => undefined });
+  } catch (error) {
+    return { message: (error as Error).message, exitCode: (error as { exitCode?: unknown }).exitCode };
+  }
+  throw new Error(`hermes ${argv.join(' ')} did not fail`);
+}
+
+/** What `inspect --key --json` reports. */
+interface EntryReport {
+  key: string;
+  present: boolean;
+  value?: unknown;
+  valueText?: string;
+  tagHash?: string;
+  freshUntil?: string;
+  fresh?: boolean;
+  pttlMs?: number;
+  lock: { key: string; held: boolean; holder?: string; pttlMs?: number };
+  tags: Array<{ tag: string; version: string | null }> | null;
+  tagsHash?: string | null;
+  tagsMatch?: boolean | null;
 }
 
 /** What `inspect --json` reports about client-side caching (the rest is left out). */
@@ -242,12 +281,131 @@ describe('hermes CLI', function () {
     await f(1);
     expect(calls).to.equal(2);
     await redis.set('clicleanother:entry:x:1', 'keep');
-    const all = await cli('clean', '--url', server.url, '--prefix', 'cliclean', '--json');
+    const all = await cli('clean', '--url', server.url, '--prefix', 'cliclean', '--yes', '--json');
     expect(all.code).to.equal(0);
     expect((JSON.parse(all.out) as { removedKeys: number }).removedKeys).to.equal(2); // entry + tag
     expect(await redis.keys('cliclean:*')).to.deep.equal([]);
     expect(await redis.get('clicleanother:entry:x:1')).to.equal('keep');
     await cache.close();
+  });
+
+  it('inspect --key shows one entry: value, header, fresh or stale, TTL, lock holder; with --tag whether its tags match', async function () {
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'clikey', ttl: 600, grace: 600 });
+    const f = cache.wrap(async function square(n: number) {
+      return { n, squared: n * n };
+    }, { tags: ['math', 'avg'] });
+    try {
+      await f(7);
+      const key = f.key(7);
+      const fresh = await cli('inspect', '--url', server.url, '--key', key, '--json');
+      expect(fresh.code).to.equal(0);
+      const report = JSON.parse(fresh.out) as EntryReport;
+      expect(report).to.deep.include({ key, present: true, fresh: true, value: { n: 7, squared: 49 }, tags: null });
+      expect(report.tagHash).to.match(/^[0-9a-f]{16}$/);
+      expect(Date.parse(report.freshUntil ?? '')).to.be.above(Date.now() + 500_000);
+      expect(report.pttlMs).to.be.above(500_000);
+      expect(report.lock).to.deep.equal({ key: key.replace(':entry:', ':lock:'), held: false });
+
+      const text = (await cli('inspect', '--url', server.url, '--key', key)).out;
+      expect(text).to.match(/value\s+\{ n: 7, squared: 49 \}/);
+      expect(text).to.match(/fresh until\s+\S+\s+\(fresh, \d+\.\d s left/);
+      expect(text).to.match(/ttl\s+\d+ ms left \(PTTL\)/);
+      expect(text).to.match(/lock\s+not held/);
+      expect(text).to.include('stores a hash of its tags\' versions, not their names');
+
+      const matching = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--tag', 'math', '--tag', 'avg', '--json')).out) as EntryReport;
+      expect(matching.tagsMatch).to.equal(true);
+      expect(matching.tags?.map((t) => t.tag)).to.deep.equal(['math', 'avg']);
+      expect(matching.tags?.map((t) => t.version)).to.deep.equal([await redis.get('clikey:tag:math'), await redis.get('clikey:tag:avg')]);
+      const swapped = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--tag', 'avg', '--tag', 'math', '--json')).out) as EntryReport;
+      expect(swapped.tagsMatch).to.equal(false);
+
+      // Invalidated by tag: the header's hash no longer matches; a lock held, the entry made stale.
+      await cache.clean(['avg']);
+      await redis.set('clikey:tag:avg', 'v2');
+      await redis.set(report.lock.key, 'token-of-the-holder', 'PX', 60_000);
+      const bytes = await redis.getBuffer(key);
+      if (bytes === null) throw new Error('the entry is gone');
+      bytes.write(String(Date.now() - 5000).padStart(13, '0'), 20, 'latin1');
+      await redis.set(key, bytes, 'PX', 300_000);
+      const after = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--tag', 'math', '--tag', 'avg', '--json')).out) as EntryReport;
+      expect(after).to.deep.include({ fresh: false, tagsMatch: false });
+      expect(after.lock).to.deep.include({ held: true, holder: 'token-of-the-holder' });
+      expect(after.lock.pttlMs).to.be.within(1, 60_000);
+      const afterText = (await cli('inspect', '--url', server.url, '--key', key, '--tag', 'math', '--tag', 'avg')).out;
+      expect(afterText).to.match(/STALE for \d+\.\d s/);
+      expect(afterText).to.match(/lock\s+held by token-of-the-holder, \d+ ms left/);
+      expect(afterText).to.match(/tag 'avg'\s+version v2/);
+      expect(afterText).to.match(/tags match\s+NO/);
+
+      await f.invalidate(7);
+      const gone = await cli('inspect', '--url', server.url, '--key', key);
+      expect(gone.code).to.equal(0);
+      expect(gone.out).to.match(/absent/);
+      expect((await failure('inspect', '--url', server.url, '--key', 'nokey')).exitCode).to.equal(2);
+      expect((await failure('inspect', '--url', server.url, '--prefix', 'other', '--key', key)).message).to.match(/not an entry key under prefix 'other'/);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('clean --tag says when no tag of that name existed, and still succeeds', async function () {
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'clinotag' });
+    const f = cache.wrap(async function g(n: number) {
+      return n;
+    }, { tags: ['real'] });
+    try {
+      await f(1);
+      const text = await cli('clean', '--url', server.url, '--prefix', 'clinotag', '--tag', 'real', '--tag', 'nosuchtag');
+      expect(text.code).to.equal(0);
+      expect(text.out).to.match(/no tag 'nosuchtag' existed/);
+      expect(text.out).not.to.match(/no tag 'real'/);
+      const json = await cli('clean', '--url', server.url, '--prefix', 'clinotag', '--tag', 'nosuchtag', '--json');
+      expect(json.code).to.equal(0);
+      expect((JSON.parse(json.out) as { absentTags: string[] }).absentTags).to.deep.equal(['nosuchtag']);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('clean without --tag asks on a terminal, and needs --yes without one', async function () {
+    await redis.set('cliconfirm:entry:x:1', 'v');
+    const declined = await cliOnTerminal('n', 'clean', '--url', server.url, '--prefix', 'cliconfirm');
+    expect(declined.code).to.equal(0);
+    expect(declined.asked).to.have.length(1);
+    expect(declined.asked[0]).to.match(/remove all 1 keys under 'cliconfirm:'\? \[y\/N\]/);
+    expect(declined.out).to.match(/nothing removed/);
+    expect(await redis.get('cliconfirm:entry:x:1')).to.equal('v');
+
+    const noTerminal = bin('clean', '--url', server.url, '--prefix', 'cliconfirm');
+    expect(noTerminal.status).to.equal(2);
+    expect(noTerminal.stderr).to.match(/add --yes/);
+    expect(await redis.get('cliconfirm:entry:x:1')).to.equal('v');
+
+    const confirmed = await cliOnTerminal('y', 'clean', '--url', server.url, '--prefix', 'cliconfirm');
+    expect(confirmed.code).to.equal(0);
+    expect(confirmed.out).to.match(/removed 1 keys/);
+    expect(await redis.get('cliconfirm:entry:x:1')).to.equal(null);
+
+    await redis.set('cliconfirm:entry:x:2', 'v');
+    const yes = await cliOnTerminal('n', 'clean', '--url', server.url, '--prefix', 'cliconfirm', '--yes');
+    expect(yes.asked).to.deep.equal([]);
+    expect(await redis.get('cliconfirm:entry:x:2')).to.equal(null);
+  });
+
+  it('prints its version with --version and -v', function () {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const result = bin(flag);
+      expect(result.status, flag).to.equal(0);
+      expect(result.stdout.trim(), flag).to.equal(version);
+    }
+  });
+
+  it('says an unknown option in one balanced line', function () {
+    const result = bin('inspect', '--frobnicate');
+    expect(result.status).to.equal(2);
+    expect(result.stderr.trim()).to.equal("hermes: unknown option '--frobnicate' (see hermes --help)");
   });
 
   it('exits non-zero with a one-line message on a bad URL, an unreachable server, bad usage', function () {

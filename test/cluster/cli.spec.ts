@@ -81,10 +81,41 @@ describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster)
       for (let n = 0; n < 60; n++) await run(n);
       expect(calls() - before).to.equal(60); // every entry was invalidated, whatever its bucket
 
-      const removed = JSON.parse((await cli('clean', '--url', url, '--cluster', '--prefix', 'cli', '--json')).out) as { removedKeys: number };
+      const removed = JSON.parse((await cli('clean', '--url', url, '--cluster', '--prefix', 'cli', '--yes', '--json')).out) as { removedKeys: number };
       expect(removed.removedKeys).to.be.greaterThan(60);
       const left = await Promise.all(client.nodes('master').map((node) => node.keys('cli:*')));
       expect(left.flat()).to.deep.equal([]);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('inspect --key finds an entry in its bucket (on the master serving it); clean --tag says when no copy of a tag existed', async function () {
+    const cache = new Hermes(new RedisBackend({ cluster: [...cluster.nodes], buckets: 16 }), { prefix: 'clikey', ttl: 600 });
+    const square = cache.wrap((n: number) => n * n, { name: 'square', tags: ['math'] });
+    try {
+      await square(12);
+      const key = square.key(12);
+      const report = JSON.parse((await cli('inspect', '--url', url, '--cluster', '--buckets', '16', '--key', key, '--tag', 'math', '--json')).out) as {
+        key: string;
+        storedKey: string;
+        present: boolean;
+        value: unknown;
+        fresh: boolean;
+        tagsMatch: boolean;
+      };
+      expect(report).to.deep.include({ key, present: true, value: 144, fresh: true, tagsMatch: true });
+      expect(report.storedKey).to.match(/\{[^}]+\}/); // the bucket's hash tag
+      expect(report.storedKey).not.to.equal(key);
+      const byStoredKey = JSON.parse((await cli('inspect', '--url', url, '--cluster', '--buckets', '16', '--key', report.storedKey, '--json')).out) as {
+        key: string;
+        value: unknown;
+      };
+      expect(byStoredKey).to.deep.include({ key, value: 144 }); // a key copied from SCAN works too
+
+      const cleaned = await cli('clean', '--url', url, '--cluster', '--buckets', '16', '--prefix', 'clikey', '--tag', 'math', '--tag', 'nosuchtag', '--json');
+      expect(cleaned.code).to.equal(0);
+      expect((JSON.parse(cleaned.out) as { absentTags: string[] }).absentTags).to.deep.equal(['nosuchtag']);
     } finally {
       await cache.close();
     }
