@@ -134,6 +134,145 @@ export function isPlainJson(value: unknown, depth = 0): boolean {
 }
 
 /**
+ * A part of a value that the built-in serialiser does not give back as it was: an instance of a
+ * class (its prototype and methods are lost, it comes back as a plain object) or a
+ * symbol-keyed property (dropped). See {@link findLossyPart}.
+ */
+export interface LossyPart {
+  /** `'class'`: an instance of a class; `'symbol'`: a symbol-keyed property. */
+  readonly kind: 'class' | 'symbol';
+  /** The class name, or the symbol's description (`Symbol(tag)`). */
+  readonly what: string;
+  /** Where it sits in the value, as a path such as `result.items[2].price`. */
+  readonly path: string;
+}
+
+const TYPED_ARRAYS = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+];
+
+/** Prototypes of the objects the built-in serialiser restores with their type. */
+const RESTORED_PROTOTYPES: ReadonlySet<object | null> = new Set<object | null>([
+  null,
+  Object.prototype,
+  Array.prototype,
+  Date.prototype,
+  RegExp.prototype,
+  Map.prototype,
+  Set.prototype,
+  ArrayBuffer.prototype,
+  DataView.prototype,
+  Buffer.prototype,
+  Error.prototype,
+  EvalError.prototype,
+  RangeError.prototype,
+  ReferenceError.prototype,
+  SyntaxError.prototype,
+  TypeError.prototype,
+  URIError.prototype,
+  Number.prototype,
+  String.prototype,
+  Boolean.prototype,
+  BigInt.prototype,
+  ...TYPED_ARRAYS.map((type) => type.prototype),
+]);
+
+/** Deeper than this, the search gives up (the serialiser itself fails near 5,000 levels). */
+const LOSSY_MAX_DEPTH = 1000;
+
+/**
+ * The first part of `value` that the built-in serialiser would not give back as it was: an
+ * instance of a class other than the types it restores (plain objects, arrays, Date, RegExp,
+ * Map, Set, ArrayBuffer, DataView, Buffer, typed arrays, the built-in errors, boxed primitives)
+ * or a symbol-keyed property; `undefined` when there is none. Walks the whole value: call it
+ * off the hot path (writes only, once {@link isPlainJson} said no).
+ */
+export function findLossyPart(value: unknown): LossyPart | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  return lossyIn(value, 'result', new Set(), 0);
+}
+
+function lossyIn(value: object, path: string, seen: Set<object>, depth: number): LossyPart | undefined {
+  if (seen.has(value) || depth > LOSSY_MAX_DEPTH) return undefined;
+  seen.add(value);
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (!RESTORED_PROTOTYPES.has(proto)) return { kind: 'class', what: classNameOf(proto), path };
+  const symbols = Object.getOwnPropertySymbols(value);
+  if (symbols.length > 0) return { kind: 'symbol', what: String(symbols[0]), path };
+  const next = depth + 1;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'object' && item !== null) {
+        const found = lossyIn(item, `${path}[${i}]`, seen, next);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+  if (value instanceof Map) {
+    for (const [key, item] of value as Map<unknown, unknown>) {
+      for (const part of [key, item]) {
+        if (typeof part === 'object' && part !== null) {
+          const found = lossyIn(part, `${path}.get(${describeKey(key)})`, seen, next);
+          if (found) return found;
+        }
+      }
+    }
+    return undefined;
+  }
+  if (value instanceof Set) {
+    for (const item of value as Set<unknown>) {
+      if (typeof item === 'object' && item !== null) {
+        const found = lossyIn(item, `${path}.<set member>`, seen, next);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+  if (proto !== Object.prototype && proto !== null) return undefined; // Date, Buffer, Error...
+  for (const key of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item === 'object' && item !== null) {
+      const found = lossyIn(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen, next);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+function classNameOf(proto: object | null): string {
+  const ctor = (proto as { constructor?: unknown } | null)?.constructor;
+  const name = typeof ctor === 'function' ? ctor.name : '';
+  return name || '(anonymous class)';
+}
+
+function describeKey(key: unknown): string {
+  if (typeof key === 'string') return JSON.stringify(key);
+  if (typeof key === 'object' && key !== null) return '<object key>';
+  return String(key);
+}
+
+/**
+ * Whether an encoded entry's payload was written by the built-in structured (V8) serialiser,
+ * the one that turns class instances into plain objects: what {@link findLossyPart} is worth
+ * running for. `false` for JSON payloads (plain data) and custom serialisers.
+ */
+export function isStructuredEntry(bytes: Uint8Array): boolean {
+  return bytes[2] === SER_V8;
+}
+
+/**
  * Encodes and decodes entries: header, serialiser and compressor together. One per cache;
  * backends that store bytes receive its output.
  */

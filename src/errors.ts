@@ -15,6 +15,7 @@ export type HermesErrorCode =
   | 'ERR_HERMES_BACKEND'
   | 'ERR_HERMES_CORRUPT_ENTRY'
   | 'ERR_HERMES_SERIALIZE'
+  | 'ERR_HERMES_LOSSY_VALUE'
   | 'ERR_HERMES_TIMEOUT';
 
 /** Base class of every hermes error. */
@@ -168,6 +169,56 @@ export class SerializationError extends HermesError {
       { cause },
     );
     this.key = key;
+  }
+}
+
+/**
+ * A function's result holds a class instance (other than the types the built-in serialiser
+ * restores: Date, Map, Set, RegExp, Buffer, typed arrays, built-in errors...) or a
+ * symbol-keyed property, which a store of bytes (Redis, Memcached,
+ * `MemoryBackend({ serialize: true })`) gives back as a plain object, or without the property.
+ * Emitted once per cached function, at the first such write; the value is still cached and
+ * returned. On the live in-process `MemoryBackend` the cached object is returned as it is, so
+ * the event warns that the remote backends would differ.
+ */
+export class LossyValueError extends HermesError {
+  /** The cached function whose result is concerned. */
+  readonly functionName: string;
+  /** `'class'`: a class instance comes back as a plain object; `'symbol'`: a symbol-keyed property is dropped. */
+  readonly kind: 'class' | 'symbol';
+  /** The class name, or the symbol's description (`Symbol(tag)`). */
+  readonly what: string;
+  /** Where it sits in the result, such as `result.items[2].price`. */
+  readonly path: string;
+  /** Whether the value was cached live (in-process, not serialised). */
+  readonly live: boolean;
+
+  /**
+   * @param functionName - the cached function
+   * @param part - what is lost and where: `kind`, `what`, `path`
+   * @param live - whether the backend keeps live values (nothing is lost yet)
+   */
+  constructor(functionName: string, part: { kind: 'class' | 'symbol'; what: string; path: string }, live: boolean) {
+    const subject =
+      part.kind === 'class'
+        ? `an instance of class ${part.what} at ${part.path}`
+        : `a symbol-keyed property ${part.what} at ${part.path}`;
+    const outcome =
+      part.kind === 'class' ? 'a plain object without its prototype and methods' : 'the object without that property';
+    const where = live
+      ? `This in-process cache returns the live object, but Redis, Memcached and MemoryBackend({ serialize: true }) would return ${outcome}`
+      : `It is cached, but every read of it returns ${outcome}`;
+    super(
+      'ERR_HERMES_LOSSY_VALUE',
+      `The result of '${functionName}' holds ${subject}. ${where}. ` +
+        `Return plain data (convert it in the function and back after the call), or pass a { serializer } that knows the type. ` +
+        `Reported once per function.`,
+    );
+    this.functionName = functionName;
+    this.kind = part.kind;
+    this.what = part.what;
+    this.path = part.path;
+    this.live = live;
   }
 }
 

@@ -17,6 +17,8 @@ export interface HermesEvents {
   /**
    * A cache-layer failure that was absorbed (see `failOpen`): a {@link BackendError}, a
    * {@link CorruptEntryError} or a {@link SerializationError}. The caller got its result.
+   * Also a {@link LossyValueError}: a result that a store of bytes gives back as a plain
+   * object (once per function).
    */
   error: [error: HermesError];
   /**
@@ -123,7 +125,8 @@ export class Recorder {
   };
   /** Whether anybody listens to the per-call events (hit, miss, compute, wait, fallback). */
   #observed = false;
-  #warned = false;
+  /** The error codes already turned into a process warning (one each, without listeners). */
+  readonly #warned = new Set<HermesErrorCode>();
 
   /** @param emitter - the cache, whose listeners decide what is emitted */
   constructor(emitter: EventEmitter<HermesEvents>) {
@@ -190,17 +193,18 @@ export class Recorder {
 
   /**
    * An absorbed cache-layer error: counted and emitted as `error`; without listeners, one
-   * process warning per cache instead of a crash (an `error` event without listeners throws).
+   * process warning per error code per cache instead of a crash (an `error` event without
+   * listeners throws), so that a {@link LossyValueError} warning does not hide a later outage.
    */
   report(error: HermesError): void {
     const errors = this.#counters.errors;
     errors[error.code] = (errors[error.code] ?? 0) + 1;
     if (this.#emitter.listenerCount('error') > 0) {
       this.#emitter.emit('error', error);
-    } else if (!this.#warned) {
-      this.#warned = true;
+    } else if (!this.#warned.has(error.code)) {
+      this.#warned.add(error.code);
       process.emitWarning(
-        `${error.message} (further cache errors are silent; listen with cache.on('error', …))`,
+        `${error.message} (further cache errors of this kind are silent; listen with cache.on('error', …))`,
         { type: 'HermesWarning', code: error.code },
       );
     }

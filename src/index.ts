@@ -23,8 +23,8 @@ export type {
   StoredEntry,
   WriteRequest,
 } from './backend/backend.js';
-export { EntryCodec, zlibCompressor } from './codec.js';
-export type { CodecOptions, Compressor, EntryRecord, Serializer } from './codec.js';
+export { EntryCodec, findLossyPart, zlibCompressor } from './codec.js';
+export type { CodecOptions, Compressor, EntryRecord, LossyPart, Serializer } from './codec.js';
 export {
   ArgumentError,
   BackendError,
@@ -32,6 +32,7 @@ export {
   HermesError,
   NameConflictError,
   OptionError,
+  LossyValueError,
   SerializationError,
   TimeoutError,
 } from './errors.js';

@@ -1,6 +1,15 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { EntryCodec, FORMAT_VERSION, FRESH_UNTIL_OFFSET, HEADER_LENGTH, isPlainJson, tagHash, UNTAGGED_HASH } from '../src/backend/index.js';
+import {
+  EntryCodec,
+  findLossyPart,
+  FORMAT_VERSION,
+  FRESH_UNTIL_OFFSET,
+  HEADER_LENGTH,
+  isPlainJson,
+  tagHash,
+  UNTAGGED_HASH,
+} from '../src/backend/index.js';
 
 describe('EntryCodec', function () {
   const codec = new EntryCodec();
@@ -137,5 +146,59 @@ describe('isPlainJson', function () {
     for (const v of [undefined, -0, NaN, new Date(0), new Map(), 1n, [1, , 2], { a: undefined }, Object.create({ x: 1 })]) { // eslint-disable-line no-sparse-arrays
       expect(isPlainJson(v), String(v)).to.equal(false);
     }
+  });
+});
+
+describe('findLossyPart', function () {
+  class Money {
+    constructor(readonly cents: number) {}
+    format(): string {
+      return `${this.cents / 100}`;
+    }
+  }
+  class NotFound extends Error {}
+
+  it('finds nothing in values the built-in serialiser restores as they were', function () {
+    const restored: unknown[] = [
+      1,
+      'x',
+      null,
+      undefined,
+      2n,
+      { a: [1, { b: null }], c: Object.create(null) as object },
+      [new Date(0), /x/g, new Map([[{ k: 1 }, new Set([1])]]), new Set([[1]])],
+      { buf: Buffer.from('ab'), u8: new Uint8Array(2), f64: new Float64Array(1), view: new DataView(new ArrayBuffer(2)) },
+      { error: new TypeError('t'), boxed: [new Number(1), new String('s'), new Boolean(false)] },
+    ];
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic['self'] = cyclic;
+    restored.push(cyclic);
+    for (const value of restored) expect(findLossyPart(value), String(value)).to.equal(undefined);
+  });
+
+  it('names the class or the symbol and where it sits', function () {
+    expect(findLossyPart(new Money(1))).to.deep.equal({ kind: 'class', what: 'Money', path: 'result' });
+    expect(findLossyPart({ items: [{ price: 1 }, { price: new Money(5) }] })).to.deep.equal({
+      kind: 'class',
+      what: 'Money',
+      path: 'result.items[1].price',
+    });
+    expect(findLossyPart({ 'odd key': new Map([['eur', new Money(5)]]) })).to.deep.equal({
+      kind: 'class',
+      what: 'Money',
+      path: 'result["odd key"].get("eur")',
+    });
+    expect(findLossyPart({ why: new NotFound('gone') })).to.deep.equal({ kind: 'class', what: 'NotFound', path: 'result.why' });
+    expect(findLossyPart({ a: { [Symbol('meta')]: 1, b: 2 } })).to.deep.equal({ kind: 'symbol', what: 'Symbol(meta)', path: 'result.a' });
+    expect(findLossyPart([Object.create({ inherited: 1 }) as object])).to.deep.equal({ kind: 'class', what: 'Object', path: 'result[0]' });
+  });
+
+  it('points at what the serialiser indeed changes', function () {
+    const codec = new EntryCodec();
+    const value = { total: new Money(5), tagged: { [Symbol('s')]: 1, n: 2 } };
+    const back = codec.decode(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value })).value as typeof value;
+    expect(back.total).not.to.be.instanceOf(Money);
+    expect(Object.getOwnPropertySymbols(back.tagged)).to.have.length(0);
+    expect(findLossyPart(value)?.path).to.equal('result.total');
   });
 });

@@ -345,6 +345,34 @@ describe('Hermes', function () {
     });
   });
 
+  it('warns once per error code without listeners: a lossy result does not hide a later outage', async function () {
+    const backend = new FlakyBackend();
+    const cache = new Hermes(backend);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      if (w.name === 'HermesWarning') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      class Point {
+        constructor(readonly x: number) {}
+      }
+      const point = cache.wrap(async function point(x: number) {
+        return new Point(x);
+      });
+      expect(await point(1)).to.be.instanceOf(Point);
+      expect(await point(2)).to.be.instanceOf(Point);
+      backend.failing.add('read');
+      expect(await point(3)).to.be.instanceOf(Point);
+      await sleep(10);
+      expect(warnings.map((w) => (w as Error & { code?: string }).code)).to.deep.equal(['ERR_HERMES_LOSSY_VALUE', 'ERR_HERMES_BACKEND']);
+      expect(warnings[0]?.message).to.match(/'point' holds an instance of class Point at result\. It is cached, but every read of it returns a plain object/);
+      expect(cache.stats().errors).to.deep.include({ ERR_HERMES_LOSSY_VALUE: 1 });
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('close() lets waiting callers go', async function () {
     const backend = new MemoryBackend();
     const cache = new Hermes(backend, { lockWait: 60_000 });

@@ -21,6 +21,7 @@ export { decodeForDump, integerOption, LockWaiters, numberOption, sortedByKey } 
 export type { SettleWait } from './kit.js';
 export {
   EntryCodec,
+  findLossyPart,
   FORMAT_VERSION,
   FRESH_UNTIL_OFFSET,
   freshUntilOf,

@@ -7,9 +7,9 @@
  */
 
 import type { StoredEntry } from '../backend/backend.js';
-import type { EntryRecord } from '../codec.js';
+import { type EntryRecord, findLossyPart, isStructuredEntry } from '../codec.js';
 import { channels, type StaleReason, traced } from '../events.js';
-import { BackendError, SerializationError, TimeoutError } from '../errors.js';
+import { BackendError, LossyValueError, SerializationError, TimeoutError } from '../errors.js';
 import type { Call, CoreContext } from './context.js';
 
 /** How long a stale value is written back fresh after its refresh failed (grace), ms. */
@@ -33,6 +33,8 @@ export interface ComputePlan {
 /** Computes values for one cache. */
 export class Computer {
   readonly #ctx: CoreContext;
+  /** The functions whose results were reported lossy ({@link LossyValueError}): once each. */
+  readonly #lossyReported = new Set<string>();
 
   /** @param ctx - the cache's collaborators */
   constructor(ctx: CoreContext) {
@@ -135,6 +137,10 @@ export class Computer {
         if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
         return;
       }
+      // Only values the JSON check turned down can hold class instances or symbol keys.
+      if (isStructuredEntry(entry) && !this.#lossyReported.has(policy.name)) this.#checkLossy(policy.name, value, false);
+    } else if (!this.#lossyReported.has(policy.name)) {
+      this.#checkLossy(policy.name, value, true);
     }
     const ttlMs = freshMs + policy.staleWindowMs;
     try {
@@ -148,6 +154,17 @@ export class Computer {
       if (lockToken !== undefined) await locks.release(backend, ref, lockToken, true);
       guard.absorb(new BackendError('write', entryKey, error));
     }
+  }
+
+  /**
+   * Reports (once per function) a result that a store of bytes would not give back as it was:
+   * a class instance or a symbol-keyed property. `live`: the backend keeps the object itself.
+   */
+  #checkLossy(name: string, value: unknown, live: boolean): void {
+    const part = findLossyPart(value);
+    if (part === undefined) return;
+    this.#lossyReported.add(name);
+    this.#ctx.guard.report(new LossyValueError(name, part, live));
   }
 
   /**

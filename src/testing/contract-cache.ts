@@ -9,6 +9,7 @@
 
 import { expect } from 'chai';
 import type { Backend } from '../backend/backend.js';
+import type { LossyValueError } from '../errors.js';
 import type { Hermes } from '../hermes.js';
 import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
@@ -63,6 +64,36 @@ function storing(h: CacheHarness): void {
     expect(await build(7)).to.deep.equal(first);
     expect(first).to.deep.equal({ id: 7, list: [1, 'two', null], nested: { ok: true } });
     expect(calls).to.equal(1);
+  });
+
+  it('reports a class instance or a symbol key in a result once per function (LossyValueError), and caches it', async function () {
+    class Money {
+      constructor(readonly cents: number) {}
+    }
+    let calls = 0;
+    const price = cache.wrap(async function price(id: number) {
+      calls++;
+      return { id, total: new Money(id * 100) };
+    });
+    const computed = await price(1);
+    expect(computed.total).to.be.instanceOf(Money);
+    const read = await price(1);
+    expect(calls).to.equal(1);
+    expect(read.total.cents).to.equal(100);
+    // A store of bytes gives back a plain object; the live in-process store, the object itself.
+    expect(read.total instanceof Money).to.equal(!cache.backend.storesBytes);
+    await price(2);
+    expect(errors.map((e) => e.code)).to.deep.equal(['ERR_HERMES_LOSSY_VALUE']);
+    const lossy = errors[0] as LossyValueError;
+    expect(lossy).to.include({ functionName: 'price', kind: 'class', what: 'Money', path: 'result.total', live: !cache.backend.storesBytes });
+    expect(lossy.message).to.match(/'price'.*class Money at result\.total.*plain object/);
+
+    const tagged = cache.wrap(async function tagged() {
+      return { n: 1, [Symbol('audit')]: true };
+    });
+    expect((await tagged()).n).to.equal(1);
+    expect(errors[1]).to.include({ code: 'ERR_HERMES_LOSSY_VALUE', kind: 'symbol', what: 'Symbol(audit)', path: 'result' });
+    expect(errors).to.have.length(2);
   });
 
   it('caches undefined and null as values, distinct from a miss', async function () {
