@@ -7,7 +7,8 @@
  * offset  size  field
  * 0       1     'h'            magic
  * 1       1     '1'            format version
- * 2       1     serialiser     'j' JSON, 'v' V8 structured clone, 'c' custom serializer
+ * 2       1     serialiser     'j' JSON, 'v' V8 structured clone, 'r' V8 structured clone of
+ *                              [value, instance table] (registered classes), 'c' custom serializer
  * 3       1     compression    '0' none, 'z' the configured compressor
  * 4       16    tag hash       16 lowercase hex digits (see tagHash)
  * 20      13    fresh until    milliseconds since the epoch, 13 decimal digits
@@ -18,8 +19,10 @@
  */
 
 import { createHash } from 'node:crypto';
+import { types } from 'node:util';
 import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { OptionError } from './errors.js';
 
 /** Length of the entry header in bytes. */
 export const HEADER_LENGTH = 33;
@@ -38,6 +41,7 @@ const VERSION_BYTE = FORMAT_VERSION.charCodeAt(0);
 const SER_JSON = 0x6a; // 'j'
 const SER_V8 = 0x76; // 'v'
 const SER_CUSTOM = 0x63; // 'c'
+const SER_REVIVE = 0x72; // 'r'
 const COMP_NONE = 0x30; // '0'
 const COMP_ZLIB = 0x7a; // 'z'
 
@@ -62,6 +66,9 @@ export interface Serializer {
   deserialize(bytes: Uint8Array): unknown;
 }
 
+/** A class that can be registered in {@link CodecOptions.classes}. */
+export type RevivableClass = abstract new (...args: never[]) => object;
+
 /** Compresses payloads above {@link CodecOptions.compressThreshold}. */
 export interface Compressor {
   /** Compresses bytes. */
@@ -85,6 +92,19 @@ export interface CodecOptions {
    * @default the built-in serialiser
    */
   serializer?: Serializer | undefined;
+  /**
+   * Classes whose instances the built-in serialiser gives back as instances of the class, on
+   * every backend: an array (each class is known by its `name`) or a record of names to classes
+   * (names that survive minification). An instance of a registered class is written with the
+   * class name and, when read, its own enumerable properties are restored and its prototype set
+   * to the class' (the constructor is not called; `#private` fields are not kept). Only these
+   * classes are ever revived: an entry naming a class that is not registered reads as a
+   * {@link CorruptEntryError} (a miss). Subclasses of `Map`, `Set` and `Array` are revived
+   * too; subclasses of `Error`, `Date` and other built-ins are not. Not used with a custom
+   * `serializer`.
+   * @default none: class instances come back as plain objects (a `LossyValueError` says so)
+   */
+  classes?: readonly RevivableClass[] | Readonly<Record<string, RevivableClass>> | undefined;
   /**
    * Compressor of payloads larger than `compressThreshold`; `false` disables compression.
    * @default zlib raw deflate
@@ -197,16 +217,25 @@ const LOSSY_MAX_DEPTH = 1000;
  * or a symbol-keyed property; `undefined` when there is none. Walks the whole value: call it
  * off the hot path (writes only, once {@link isPlainJson} said no).
  */
-export function findLossyPart(value: unknown): LossyPart | undefined {
+export function findLossyPart(value: unknown, registered: ReadonlySet<object> = NONE): LossyPart | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  return lossyIn(value, 'result', new Set(), 0);
+  return lossyIn(value, 'result', new Set(), 0, registered);
 }
 
-function lossyIn(value: object, path: string, seen: Set<object>, depth: number): LossyPart | undefined {
+const NONE: ReadonlySet<object> = new Set();
+
+function lossyIn(
+  value: object,
+  path: string,
+  seen: Set<object>,
+  depth: number,
+  registered: ReadonlySet<object>,
+): LossyPart | undefined {
   if (seen.has(value) || depth > LOSSY_MAX_DEPTH) return undefined;
   seen.add(value);
   const proto = Object.getPrototypeOf(value) as object | null;
-  if (!RESTORED_PROTOTYPES.has(proto)) return { kind: 'class', what: classNameOf(proto), path };
+  const isRegistered = proto !== null && registered.has(proto);
+  if (!isRegistered && !RESTORED_PROTOTYPES.has(proto)) return { kind: 'class', what: classNameOf(proto), path };
   const symbols = Object.getOwnPropertySymbols(value);
   if (symbols.length > 0) return { kind: 'symbol', what: String(symbols[0]), path };
   const next = depth + 1;
@@ -214,7 +243,7 @@ function lossyIn(value: object, path: string, seen: Set<object>, depth: number):
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
       if (typeof item === 'object' && item !== null) {
-        const found = lossyIn(item, `${path}[${i}]`, seen, next);
+        const found = lossyIn(item, `${path}[${i}]`, seen, next, registered);
         if (found) return found;
       }
     }
@@ -224,7 +253,7 @@ function lossyIn(value: object, path: string, seen: Set<object>, depth: number):
     for (const [key, item] of value as Map<unknown, unknown>) {
       for (const part of [key, item]) {
         if (typeof part === 'object' && part !== null) {
-          const found = lossyIn(part, `${path}.get(${describeKey(key)})`, seen, next);
+          const found = lossyIn(part, `${path}.get(${describeKey(key)})`, seen, next, registered);
           if (found) return found;
         }
       }
@@ -234,17 +263,18 @@ function lossyIn(value: object, path: string, seen: Set<object>, depth: number):
   if (value instanceof Set) {
     for (const item of value as Set<unknown>) {
       if (typeof item === 'object' && item !== null) {
-        const found = lossyIn(item, `${path}.<set member>`, seen, next);
+        const found = lossyIn(item, `${path}.<set member>`, seen, next, registered);
         if (found) return found;
       }
     }
     return undefined;
   }
-  if (proto !== Object.prototype && proto !== null) return undefined; // Date, Buffer, Error...
+  if (!isRegistered && proto !== Object.prototype && proto !== null) return undefined; // Date, Buffer, Error...
   for (const key of Object.keys(value)) {
     const item = (value as Record<string, unknown>)[key];
     if (typeof item === 'object' && item !== null) {
-      const found = lossyIn(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen, next);
+      const keyPath = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+      const found = lossyIn(item, keyPath, seen, next, registered);
       if (found) return found;
     }
   }
@@ -269,7 +299,48 @@ function describeKey(key: unknown): string {
  * running for. `false` for JSON payloads (plain data) and custom serialisers.
  */
 export function isStructuredEntry(bytes: Uint8Array): boolean {
-  return bytes[2] === SER_V8;
+  return bytes[2] === SER_V8 || bytes[2] === SER_REVIVE;
+}
+
+/**
+ * Visits, depth first and in a fixed order, the objects of a value that the structured
+ * serialiser keeps with their identity and whose own properties it writes: ordinary objects,
+ * arrays, maps and sets (not Date, RegExp, Buffer, typed arrays, errors, boxed primitives).
+ * `visit` receives each once, with its rank in that order. Run on a value before it is
+ * serialised and on what was deserialised, it visits the same objects in the same order: the
+ * rank is how the instance table of a `'r'` entry names an object.
+ */
+function eachContainer(root: unknown, visit: (object: object, rank: number) => void): void {
+  const seen = new Set<object>();
+  const walk = (value: unknown, depth: number): void => {
+    if (typeof value !== 'object' || value === null || seen.has(value) || depth > LOSSY_MAX_DEPTH) return;
+    if (
+      types.isDate(value) ||
+      types.isRegExp(value) ||
+      types.isNativeError(value) ||
+      types.isBoxedPrimitive(value) ||
+      types.isAnyArrayBuffer(value) ||
+      ArrayBuffer.isView(value)
+    ) {
+      return;
+    }
+    seen.add(value);
+    visit(value, seen.size - 1);
+    const next = depth + 1;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (i in value) walk(value[i], next);
+    } else if (types.isMap(value)) {
+      for (const [key, item] of value) {
+        walk(key, next);
+        walk(item, next);
+      }
+    } else if (types.isSet(value)) {
+      for (const item of value) walk(item, next);
+    } else {
+      for (const key of Object.keys(value)) walk((value as Record<string, unknown>)[key], next);
+    }
+  };
+  walk(root, 0);
 }
 
 /**
@@ -280,10 +351,45 @@ export class EntryCodec {
   readonly #serializer: Serializer | undefined;
   readonly #compressor: Compressor | undefined;
   readonly #compressThreshold: number;
+  /** The registered classes by name, and their names by prototype. */
+  readonly #classes = new Map<string, RevivableClass>();
+  readonly #classNames = new Map<object, string>();
+  /** The prototypes of the registered classes: what {@link EntryCodec.lossyPart} lets through. */
+  readonly #registered = new Set<object>();
 
-  /** @param options - serialiser, compressor and compression threshold */
+  /**
+   * @param options - serialiser, compressor, compression threshold, classes
+   * @throws {@link OptionError} for `classes` that are not classes, share a name, are built-in
+   *   types or come with a custom `serializer`
+   */
   constructor(options: CodecOptions = {}) {
     this.#serializer = options.serializer;
+    const classes = options.classes;
+    if (classes !== undefined) {
+      if (typeof classes !== 'object' || classes === null) {
+        throw new OptionError('classes', 'classes must be an array of classes or a record of names to classes');
+      }
+      if (options.serializer !== undefined) {
+        throw new OptionError('classes', 'classes work with the built-in serializer only: with a custom { serializer }, revive classes there');
+      }
+      const entries: Array<[string, unknown]> = Array.isArray(classes)
+        ? (classes as unknown[]).map((c) => [typeof c === 'function' ? c.name : '', c])
+        : Object.entries(classes);
+      for (const [name, c] of entries) {
+        const proto = typeof c === 'function' ? (c.prototype as unknown) : undefined;
+        if (typeof proto !== 'object' || proto === null) {
+          throw new OptionError('classes', `Every entry of classes must be a class, got ${typeof c === 'function' ? 'a function without prototype' : String(c)}`);
+        }
+        if (name.length === 0) throw new OptionError('classes', 'A class in classes has no name: pass a record { Name: Class } instead');
+        if (RESTORED_PROTOTYPES.has(proto)) throw new OptionError('classes', `${name} is restored without being registered: remove it from classes`);
+        if (this.#classes.has(name) || this.#classNames.has(proto)) {
+          throw new OptionError('classes', `Two entries of classes share the name or the class '${name}'`);
+        }
+        this.#classes.set(name, c as RevivableClass);
+        this.#classNames.set(proto, name);
+        this.#registered.add(proto);
+      }
+    }
     this.#compressor = options.compressor === false ? undefined : (options.compressor ?? zlibCompressor);
     this.#compressThreshold = options.compressThreshold ?? 1024;
   }
@@ -299,8 +405,14 @@ export class EntryCodec {
       serializerId = SER_JSON;
       payload = Buffer.from(JSON.stringify(record.value), 'utf8');
     } else {
-      serializerId = SER_V8;
-      payload = v8Serialize(record.value);
+      const table = this.#classNames.size > 0 ? this.#instanceTable(record.value) : undefined;
+      if (table === undefined) {
+        serializerId = SER_V8;
+        payload = v8Serialize(record.value);
+      } else {
+        serializerId = SER_REVIVE;
+        payload = v8Serialize([record.value, table]);
+      }
     }
     let compression = COMP_NONE;
     if (this.#compressor && payload.length >= this.#compressThreshold) {
@@ -356,6 +468,9 @@ export class EntryCodec {
       case SER_V8:
         value = v8Deserialize(payload);
         break;
+      case SER_REVIVE:
+        value = this.#revive(v8Deserialize(payload));
+        break;
       case SER_CUSTOM:
         if (!this.#serializer) throw new Error('entry was written by a custom serializer that is not configured');
         value = this.#serializer.deserialize(payload);
@@ -364,6 +479,55 @@ export class EntryCodec {
         throw new Error('unknown serializer flag');
     }
     return { tagHash, freshUntil, value };
+  }
+
+  /**
+   * The first part of `value` that a store of bytes would not give back as it was, the
+   * registered classes aside: see {@link findLossyPart}.
+   */
+  lossyPart(value: unknown): LossyPart | undefined {
+    return findLossyPart(value, this.#registered);
+  }
+
+  /**
+   * The instances of registered classes in `value`, as `[rank, name, rank, name...]` (ranks of
+   * `eachContainer`); `undefined` when there is none.
+   */
+  #instanceTable(value: unknown): Array<number | string> | undefined {
+    const table: Array<number | string> = [];
+    eachContainer(value, (object, rank) => {
+      const name = this.#classNames.get(Object.getPrototypeOf(object) as object);
+      if (name !== undefined) table.push(rank, name);
+    });
+    return table.length > 0 ? table : undefined;
+  }
+
+  /** Sets the prototypes of the instances named in a `'r'` payload; throws on a foreign table. */
+  #revive(decoded: unknown): unknown {
+    if (!Array.isArray(decoded) || decoded.length !== 2 || !Array.isArray(decoded[1])) throw new Error('bad instance table');
+    const [value, table] = decoded as [unknown, unknown[]];
+    const byRank = new Map<number, RevivableClass>();
+    for (let i = 0; i < table.length; i += 2) {
+      const rank = table[i];
+      const name = table[i + 1];
+      if (typeof rank !== 'number' || typeof name !== 'string') throw new Error('bad instance table');
+      const c = this.#classes.get(name);
+      if (c === undefined) throw new Error(`entry holds an instance of class '${name}', which is not in this cache's { classes }`);
+      byRank.set(rank, c);
+    }
+    let revived = 0;
+    eachContainer(value, (object, rank) => {
+      const c = byRank.get(rank);
+      if (c === undefined) return;
+      const proto = Object.getPrototypeOf(object) as unknown;
+      const base = Object.getPrototypeOf(c.prototype) as unknown;
+      // What the serialiser gave back: a plain object, or the Map, Set or array the class extends.
+      if (proto !== Object.prototype && proto !== base) throw new Error('instance table does not match the value');
+      Object.setPrototypeOf(object, c.prototype as object);
+      revived++;
+    });
+    if (revived !== byRank.size) throw new Error('instance table does not match the value');
+    return value;
   }
 }
 

@@ -208,11 +208,13 @@ export class LossyValueError extends HermesError {
     const where = live
       ? `This in-process cache returns the live object, but Redis, Memcached and MemoryBackend({ serialize: true }) would return ${outcome}`
       : `It is cached, but every read of it returns ${outcome}`;
+    const remedy =
+      part.kind === 'class'
+        ? `Register the class with the { classes: [${part.what}] } option to get instances back, or return plain data`
+        : 'Use a string key instead, or return plain data';
     super(
       'ERR_HERMES_LOSSY_VALUE',
-      `The result of '${functionName}' holds ${subject}. ${where}. ` +
-        `Return plain data (convert it in the function and back after the call), or pass a { serializer } that knows the type. ` +
-        `Reported once per function.`,
+      `The result of '${functionName}' holds ${subject}. ${where}. ${remedy}. Reported once per function.`,
     );
     this.functionName = functionName;
     this.kind = part.kind;

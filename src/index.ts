@@ -24,7 +24,7 @@ export type {
   WriteRequest,
 } from './backend/backend.js';
 export { EntryCodec, findLossyPart, zlibCompressor } from './codec.js';
-export type { CodecOptions, Compressor, EntryRecord, LossyPart, Serializer } from './codec.js';
+export type { CodecOptions, Compressor, EntryRecord, LossyPart, RevivableClass, Serializer } from './codec.js';
 export {
   ArgumentError,
   BackendError,

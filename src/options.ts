@@ -186,6 +186,7 @@ const OWN_OPTION_NAMES: Record<keyof HermesOptions, true> = {
   backendTimeout: true,
   circuitBreaker: true,
   serializer: true,
+  classes: true,
   compressor: true,
   compressThreshold: true,
 };

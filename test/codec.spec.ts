@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
+import * as v8 from 'node:v8';
+import { OptionError } from '../src/index.js';
 import {
   EntryCodec,
   findLossyPart,
@@ -200,5 +202,75 @@ describe('findLossyPart', function () {
     expect(back.total).not.to.be.instanceOf(Money);
     expect(Object.getOwnPropertySymbols(back.tagged)).to.have.length(0);
     expect(findLossyPart(value)?.path).to.equal('result.total');
+  });
+});
+
+describe('EntryCodec classes', function () {
+  class Money {
+    constructor(readonly cents: number) {}
+    format(): string {
+      return `${this.cents / 100}`;
+    }
+  }
+  class Point {
+    x = 1;
+    y = 2;
+  }
+  class Registry extends Map<string, Point> {}
+  const encode = (codec: EntryCodec, value: unknown): Uint8Array => codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value });
+
+  it('revives instances of registered classes, keeping shared objects and cycles', function () {
+    const codec = new EntryCodec({ classes: [Money, Point, Registry] });
+    const money = new Money(150);
+    const registry = new Registry([['origin', new Point()]]);
+    const value: Record<string, unknown> = { money, again: [money], registry, when: new Date(5), plain: { a: 1 } };
+    value['self'] = value;
+    const bytes = encode(codec, value);
+    expect(String.fromCharCode(bytes[2] ?? 0)).to.equal('r');
+    const back = codec.decode(bytes).value as typeof value & { money: Money; again: Money[]; registry: Registry };
+    expect(back.money).to.be.instanceOf(Money);
+    expect(back.money.format()).to.equal('1.5');
+    expect(back.again[0]).to.equal(back.money);
+    expect(back.registry).to.be.instanceOf(Registry);
+    expect(back.registry.get('origin')).to.be.instanceOf(Point);
+    expect(back['self']).to.equal(back);
+    expect(back['when']).to.deep.equal(new Date(5));
+    expect(Object.getPrototypeOf(back['plain'])).to.equal(Object.prototype);
+    expect(codec.lossyPart(value)).to.equal(undefined);
+  });
+
+  it('writes values without registered instances as before', function () {
+    const codec = new EntryCodec({ classes: { Money } });
+    expect(String.fromCharCode(encode(codec, { a: 1 })[2] ?? 0)).to.equal('j');
+    expect(String.fromCharCode(encode(codec, new Date(0))[2] ?? 0)).to.equal('v');
+  });
+
+  it('revives only registered classes: an unknown name or a foreign table is an error', function () {
+    const writer = new EntryCodec({ classes: { Money, Point } });
+    const bytes = encode(writer, { p: new Point() });
+    expect(() => new EntryCodec({ classes: [Money] }).decode(bytes)).to.throw(Error, /class 'Point', which is not in this cache's \{ classes \}/);
+    expect(() => new EntryCodec().decode(bytes)).to.throw(Error, /class 'Point'/);
+    const forged = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_LENGTH)), v8.serialize([{ p: { x: 1 } }, [5, 'Point']])]);
+    expect(() => writer.decode(forged)).to.throw(Error, /instance table does not match/);
+    const notTable = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_LENGTH)), v8.serialize({ p: 1 })]);
+    expect(() => writer.decode(notTable)).to.throw(Error, /bad instance table/);
+  });
+
+  it('refuses classes it cannot register, with an OptionError naming classes', function () {
+    const bad: unknown[] = [
+      [Date],
+      [Money, Money],
+      { A: Money, B: Money },
+      [() => 1],
+      [42],
+      'Money',
+    ];
+    for (const classes of bad) {
+      expect(() => new EntryCodec({ classes } as never), JSON.stringify(classes))
+        .to.throw(OptionError)
+        .with.property('option', 'classes');
+    }
+    const serializer = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Uint8Array) => JSON.parse(Buffer.from(b).toString()) as unknown };
+    expect(() => new EntryCodec({ classes: [Money], serializer })).to.throw(OptionError, /built-in serializer only/);
   });
 });

@@ -7,7 +7,7 @@
  */
 
 import type { StoredEntry } from '../backend/backend.js';
-import { type EntryRecord, findLossyPart, isStructuredEntry } from '../codec.js';
+import { type EntryRecord, isStructuredEntry } from '../codec.js';
 import { channels, type StaleReason, traced } from '../events.js';
 import { BackendError, LossyValueError, SerializationError, TimeoutError } from '../errors.js';
 import type { Call, CoreContext } from './context.js';
@@ -161,7 +161,7 @@ export class Computer {
    * a class instance or a symbol-keyed property. `live`: the backend keeps the object itself.
    */
   #checkLossy(name: string, value: unknown, live: boolean): void {
-    const part = findLossyPart(value);
+    const part = this.#ctx.codec.lossyPart(value);
     if (part === undefined) return;
     this.#lossyReported.add(name);
     this.#ctx.guard.report(new LossyValueError(name, part, live));

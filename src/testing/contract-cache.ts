@@ -96,6 +96,41 @@ function storing(h: CacheHarness): void {
     expect(errors).to.have.length(2);
   });
 
+  it('gives back instances of the registered classes (classes) as instances, in every process', async function () {
+    class Money {
+      constructor(readonly cents: number) {}
+      format(): string {
+        return `${(this.cents / 100).toFixed(2)} EUR`;
+      }
+    }
+    const shared = new Money(250);
+    const bill = async (id: number): Promise<{ id: number; total: Money; lines: Money[]; byCode: Map<string, Money> }> => ({
+      id,
+      total: shared,
+      lines: [shared, new Money(id)],
+      byCode: new Map([['eur', shared]]),
+    });
+    const cache = h.cacheOn(h.backend, { classes: [Money] });
+    const peer = await h.peerCache({ classes: { Money } });
+    let calls = 0;
+    const counted = async (id: number): ReturnType<typeof bill> => {
+      calls++;
+      return bill(id);
+    };
+    const mine = cache.wrap(counted, { name: 'bill' });
+    const theirs = peer.wrap(counted, { name: 'bill' });
+    await mine(7);
+    const read = await theirs(7);
+    expect(calls).to.equal(1);
+    expect(read.total).to.be.instanceOf(Money);
+    expect(read.total.format()).to.equal('2.50 EUR');
+    expect(read.lines[1]).to.be.instanceOf(Money);
+    expect(read.lines[1]?.cents).to.equal(7);
+    expect(read.byCode.get('eur')).to.equal(read.total); // one object, as it was
+    expect(read.lines[0]).to.equal(read.total);
+    expect(errors).to.deep.equal([]);
+  });
+
   it('caches undefined and null as values, distinct from a miss', async function () {
     let calls = 0;
     const nothing = cache.wrap(async function nothing(kind: string) {
