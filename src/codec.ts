@@ -219,52 +219,53 @@ const LOSSY_MAX_DEPTH = 1000;
  */
 export function findLossyPart(value: unknown, registered: ReadonlySet<object> = NONE): LossyPart | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  return lossyIn(value, 'result', new Set(), 0, registered);
+  const found = lossyIn(value, new Set(), 0, registered);
+  if (found === undefined) return undefined;
+  return { kind: found.kind, what: found.what, path: `result${found.steps.reverse().join('')}` };
 }
 
 const NONE: ReadonlySet<object> = new Set();
 
-function lossyIn(
-  value: object,
-  path: string,
-  seen: Set<object>,
-  depth: number,
-  registered: ReadonlySet<object>,
-): LossyPart | undefined {
+/** A lossy part found, its path's steps gathered innermost first on the way back up. */
+interface Found {
+  kind: 'class' | 'symbol';
+  what: string;
+  steps: string[];
+}
+
+function lossyIn(value: object, seen: Set<object>, depth: number, registered: ReadonlySet<object>): Found | undefined {
   if (seen.has(value) || depth > LOSSY_MAX_DEPTH) return undefined;
   seen.add(value);
   const proto = Object.getPrototypeOf(value) as object | null;
   const isRegistered = proto !== null && registered.has(proto);
-  if (!isRegistered && !RESTORED_PROTOTYPES.has(proto)) return { kind: 'class', what: classNameOf(proto), path };
+  if (!isRegistered && !RESTORED_PROTOTYPES.has(proto)) return { kind: 'class', what: classNameOf(proto), steps: [] };
   const symbols = Object.getOwnPropertySymbols(value);
-  if (symbols.length > 0) return { kind: 'symbol', what: String(symbols[0]), path };
+  if (symbols.length > 0) return { kind: 'symbol', what: String(symbols[0]), steps: [] };
   const next = depth + 1;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
       if (typeof item === 'object' && item !== null) {
-        const found = lossyIn(item, `${path}[${i}]`, seen, next, registered);
-        if (found) return found;
+        const found = lossyIn(item, seen, next, registered);
+        if (found) return stepped(found, `[${i}]`);
       }
     }
     return undefined;
   }
   if (value instanceof Map) {
     for (const [key, item] of value as Map<unknown, unknown>) {
-      for (const part of [key, item]) {
-        if (typeof part === 'object' && part !== null) {
-          const found = lossyIn(part, `${path}.get(${describeKey(key)})`, seen, next, registered);
-          if (found) return found;
-        }
-      }
+      const found =
+        (typeof key === 'object' && key !== null ? lossyIn(key, seen, next, registered) : undefined) ??
+        (typeof item === 'object' && item !== null ? lossyIn(item, seen, next, registered) : undefined);
+      if (found) return stepped(found, `.get(${describeKey(key)})`);
     }
     return undefined;
   }
   if (value instanceof Set) {
     for (const item of value as Set<unknown>) {
       if (typeof item === 'object' && item !== null) {
-        const found = lossyIn(item, `${path}.<set member>`, seen, next, registered);
-        if (found) return found;
+        const found = lossyIn(item, seen, next, registered);
+        if (found) return stepped(found, '.<set member>');
       }
     }
     return undefined;
@@ -273,12 +274,16 @@ function lossyIn(
   for (const key of Object.keys(value)) {
     const item = (value as Record<string, unknown>)[key];
     if (typeof item === 'object' && item !== null) {
-      const keyPath = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-      const found = lossyIn(item, keyPath, seen, next, registered);
-      if (found) return found;
+      const found = lossyIn(item, seen, next, registered);
+      if (found) return stepped(found, /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`);
     }
   }
   return undefined;
+}
+
+function stepped(found: Found, step: string): Found {
+  found.steps.push(step);
+  return found;
 }
 
 function classNameOf(proto: object | null): string {

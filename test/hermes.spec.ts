@@ -373,6 +373,33 @@ describe('Hermes', function () {
     }
   });
 
+  it('checks the first 64 results of a function for lossy parts, then no more (a bounded cost)', async function () {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    for (const serialize of [false, true]) {
+      const cache = new Hermes(new MemoryBackend({ serialize }));
+      const errors: HermesError[] = [];
+      cache.on('error', (e) => errors.push(e));
+      const at = cache.wrap(async function at(i: number) {
+        return i < 64 ? { i, when: new Date(i) } : { i, point: new Point(i) };
+      });
+      for (let i = 0; i < 65; i++) await at(i);
+      expect(errors, `serialize: ${serialize}`).to.deep.equal([]);
+      const early = cache.wrap(async function early(i: number) {
+        return i === 63 ? new Point(i) : { i, when: new Date(i) };
+      });
+      for (let i = 0; i < 64; i++) await early(i);
+      expect(errors.map((e) => e.code)).to.deep.equal(['ERR_HERMES_LOSSY_VALUE']);
+    }
+  });
+
+  it('refuses classes it cannot revive when it is constructed', function () {
+    expect(() => new Hermes(undefined, { classes: [Date] })).to.throw(OptionError, /Date is restored without being registered/);
+    class A {}
+    expect(() => new Hermes(undefined, { classes: { A, B: A } })).to.throw(OptionError).with.property('option', 'classes');
+  });
+
   it('close() lets waiting callers go', async function () {
     const backend = new MemoryBackend();
     const cache = new Hermes(backend, { lockWait: 60_000 });

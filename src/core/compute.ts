@@ -7,10 +7,13 @@
  */
 
 import type { StoredEntry } from '../backend/backend.js';
-import { type EntryRecord, isStructuredEntry } from '../codec.js';
+import { type EntryRecord, isPlainJson, isStructuredEntry } from '../codec.js';
 import { channels, type StaleReason, traced } from '../events.js';
 import { BackendError, LossyValueError, SerializationError, TimeoutError } from '../errors.js';
 import type { Call, CoreContext } from './context.js';
+
+/** How many results of each function are checked for lossy parts (see `Computer.#checkLossy`). */
+const LOSSY_CHECKS = 64;
 
 /** How long a stale value is written back fresh after its refresh failed (grace), ms. */
 const STALE_RETRY_MS = 5000;
@@ -33,8 +36,11 @@ export interface ComputePlan {
 /** Computes values for one cache. */
 export class Computer {
   readonly #ctx: CoreContext;
-  /** The functions whose results were reported lossy ({@link LossyValueError}): once each. */
-  readonly #lossyReported = new Set<string>();
+  /**
+   * How many more results of each function (by name) to check for lossy parts
+   * ({@link LossyValueError}): {@link LOSSY_CHECKS} at first, none once one was reported.
+   */
+  readonly #lossyChecksLeft = new Map<string, number>();
 
   /** @param ctx - the cache's collaborators */
   constructor(ctx: CoreContext) {
@@ -138,8 +144,9 @@ export class Computer {
         return;
       }
       // Only values the JSON check turned down can hold class instances or symbol keys.
-      if (isStructuredEntry(entry) && !this.#lossyReported.has(policy.name)) this.#checkLossy(policy.name, value, false);
-    } else if (!this.#lossyReported.has(policy.name)) {
+      if (isStructuredEntry(entry)) this.#checkLossy(policy.name, value, false);
+    } else {
+      // A live store keeps the object itself; the check says what a store of bytes would do.
       this.#checkLossy(policy.name, value, true);
     }
     const ttlMs = freshMs + policy.staleWindowMs;
@@ -158,13 +165,18 @@ export class Computer {
 
   /**
    * Reports (once per function) a result that a store of bytes would not give back as it was:
-   * a class instance or a symbol-keyed property. `live`: the backend keeps the object itself.
+   * a class instance or a symbol-keyed property. Only the first {@link LOSSY_CHECKS} results of
+   * each function are checked (on a store of bytes, of those the encoder's JSON check turned
+   * down), so that a function returning big values pays for the walk a bounded number of
+   * times. `live`: the backend keeps the object itself.
    */
   #checkLossy(name: string, value: unknown, live: boolean): void {
-    const part = this.#ctx.codec.lossyPart(value);
-    if (part === undefined) return;
-    this.#lossyReported.add(name);
-    this.#ctx.guard.report(new LossyValueError(name, part, live));
+    const left = this.#lossyChecksLeft.get(name) ?? LOSSY_CHECKS;
+    if (left === 0) return;
+    // On a live store, the JSON check the encoder makes is still to be made.
+    const part = live && isPlainJson(value) ? undefined : this.#ctx.codec.lossyPart(value);
+    this.#lossyChecksLeft.set(name, part === undefined ? left - 1 : 0);
+    if (part !== undefined) this.#ctx.guard.report(new LossyValueError(name, part, live));
   }
 
   /**
