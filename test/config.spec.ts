@@ -30,6 +30,12 @@ describe('Configuration fails loudly and early', function () {
       });
     }
 
+    it('keeps the credentials of a refused url out of the message', function () {
+      const error = optionErrorOf(() => new Hermes(RedisBackend, { url: 'http://user:s3cret@localhost:6379' }));
+      expect(error.option).to.equal('url');
+      expect(error.message).not.to.contain('s3cret');
+    });
+
     it('accepts redis:// and rediss:// URLs, opening nothing', async function () {
       for (const url of ['redis://localhost:6379/1', 'rediss://user:pass@example.com:6380']) {
         const cache = new Hermes(RedisBackend, { url });

@@ -239,7 +239,8 @@ export function validateRedisOptions(options: RedisBackendOptions): {
   if (url !== undefined && client === undefined) {
     if (typeof url !== 'string') throw new OptionError('url', `url must be a redis:// or rediss:// URL string, got ${describeValue(url)}`);
     const problem = redisUrlProblem(url);
-    if (problem !== undefined) throw new OptionError('url', `url '${url}' ${problem}`);
+    // Credentials in a malformed URL stay out of the message (and of the logs it may reach).
+    if (problem !== undefined) throw new OptionError('url', `url '${url.replace(/\/\/[^/@]*@/, '//…@')}' ${problem}`);
   }
   const batch = writeBatch ?? REDIS_DEFAULTS.writeBatch;
   if (!Number.isSafeInteger(batch) || batch < 1) {
