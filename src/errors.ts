@@ -161,7 +161,8 @@ export class SerializationError extends HermesError {
    * @param cause - the serialiser's error
    */
   constructor(key: string, cause: unknown) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
+    // The serialiser's message may end its own sentence: one period, not two.
+    const detail = (cause instanceof Error ? cause.message : String(cause)).replace(/[.\s]+$/, '');
     super(
       'ERR_HERMES_SERIALIZE',
       `The result for '${key}' could not be serialised and was not cached: ${detail}. ` +

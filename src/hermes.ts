@@ -41,6 +41,8 @@ import { Keyspace } from './keys.js';
 import {
   backendOptionsOf,
   type HermesOptions,
+  OWN_OPTIONS,
+  rejectUnknownOptions,
   resolveCacheOptions,
   resolveWrapOptions,
   type ResolvedCacheOptions,
@@ -128,10 +130,13 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       this.#backendClass = backend; // always called with options
     } else if (isBackend(backend)) {
       this.#backendClass = undefined;
+      // With an instance, every option is the cache's: any other is a mistake.
+      rejectUnknownOptions(options, OWN_OPTIONS);
       this.backend = backend;
     } else {
       throw new OptionError('backend', 'backend must be a Backend instance or a backend class');
     }
+    if (this.#backendClass !== undefined) validateBackendOptions(this.#backendClass, this.#backendOptions);
   }
 
   /**
@@ -218,6 +223,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
     this.#readPath.inflight.clear();
     this.#ctx.locks.close();
     if (this.#backend) await this.#backend.close();
+    this.#ctx.guard.close();
   }
 
   /**
@@ -253,6 +259,17 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       keyMemo: new Map(),
     };
   }
+}
+
+/**
+ * The backend class' own checks of its options, run when the cache is constructed (nothing is
+ * opened): unknown names against its `optionNames` (the closest suggested among the cache's and
+ * the backend's names), then its `validateOptions`.
+ */
+function validateBackendOptions<Options>(backendClass: BackendClass<Options>, options: Options): void {
+  const names = backendClass.optionNames;
+  if (names !== undefined) rejectUnknownOptions(options as object, new Set([...OWN_OPTIONS, ...names]));
+  if (typeof backendClass.validateOptions === 'function') backendClass.validateOptions(options);
 }
 
 const BACKEND_METHODS = ['attach', 'read', 'write', 'release', 'waitForRelease', 'invalidate', 'cleanTags', 'clear', 'dump', 'close'] as const;

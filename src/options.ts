@@ -194,6 +194,87 @@ const OWN_OPTION_NAMES: Record<keyof HermesOptions, true> = {
 /** The names of the options `Hermes` reads itself (see {@link backendOptionsOf}). */
 export const OWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OWN_OPTION_NAMES));
 
+/** The names of the options of `wrap()` and `cached()` ({@link WrapOptions}). */
+const WRAP_OPTIONS: ReadonlySet<string> = new Set(
+  Object.keys({
+    tags: true,
+    ttl: true,
+    key: true,
+    name: true,
+    grace: true,
+    staleWhileRevalidate: true,
+    timeout: true,
+    jitter: true,
+  } satisfies Record<keyof WrapOptions, true>),
+);
+const TIMEOUT_OPTIONS: ReadonlySet<string> = new Set(Object.keys({ soft: true, hard: true } satisfies Record<keyof TimeoutOptions, true>));
+const CIRCUIT_BREAKER_OPTIONS: ReadonlySet<string> = new Set(
+  Object.keys({ failures: true, cooldown: true } satisfies Record<keyof CircuitBreakerOptions, true>),
+);
+
+/**
+ * How a bad option value is shown in a message: strings quoted and named as strings (so that
+ * `ttl: '60'` reads "got the string '60'"), other values as `String()` shows them.
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return `an array`;
+  if (typeof value === 'function') return 'a function';
+  if (value !== null && typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+/**
+ * The name among `known` closest to `name` by edit distance (Levenshtein), if it is close enough
+ * to be a plausible misspelling (at most a third of the name's length, at least 1 edit); else
+ * `undefined`.
+ */
+export function closestName(name: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, with a transposition of two adjacent letters counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const width = b.length + 1;
+  const d = new Array<number>((a.length + 1) * width).fill(0);
+  const at = (i: number, j: number): number => d[i * width + j] ?? 0;
+  for (let i = 0; i <= a.length; i++) d[i * width] = i;
+  for (let j = 0; j <= b.length; j++) d[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let distance = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) distance = Math.min(distance, at(i - 2, j - 2) + 1);
+      d[i * width + j] = distance;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/**
+ * Rejects the first key of `options` that is not in `known`, with an {@link OptionError} naming
+ * it and the closest known name (a likely misspelling: `tll` for `ttl`). Keys whose value is
+ * `undefined` are ignored like absent ones. `path` prefixes the option's name (`'timeout.'`).
+ * @throws {@link OptionError} on an unknown option
+ */
+export function rejectUnknownOptions(options: object, known: ReadonlySet<string>, path = ''): void {
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined || known.has(name)) continue;
+    const closest = closestName(name, known);
+    const hint = closest === undefined ? '' : `; did you mean '${path}${closest}'?`;
+    throw new OptionError(`${path}${name}`, `Unknown option '${path}${name}'${hint}`);
+  }
+}
+
 /** The part of an options object that is the backend's: every key that is not the cache's. */
 export function backendOptionsOf(options: object): Record<string, unknown> {
   const backendOptions: Record<string, unknown> = {};
@@ -240,10 +321,10 @@ export function resolveCacheOptions(options: HermesOptions): ResolvedCacheOption
   const d = CACHE_DEFAULTS;
   const prefix = options.prefix ?? d.prefix;
   if (typeof prefix !== 'string' || prefix.length === 0) {
-    throw new OptionError('prefix', `prefix must be a non-empty string, got ${JSON.stringify(prefix)}`);
+    throw new OptionError('prefix', `prefix must be a non-empty string, got ${describeValue(prefix)}`);
   }
   const failOpen = options.failOpen ?? d.failOpen;
-  if (typeof failOpen !== 'boolean') throw new OptionError('failOpen', 'failOpen must be a boolean');
+  if (typeof failOpen !== 'boolean') throw new OptionError('failOpen', `failOpen must be a boolean, got ${describeValue(failOpen)}`);
   validateCodecOptions(options);
   return {
     ttlMs: validateTtl(options.ttl ?? d.ttl, 'ttl'),
@@ -270,9 +351,10 @@ function resolveCircuitBreaker(circuit: CircuitBreakerOptions | false | undefine
     throw new OptionError('circuitBreaker', 'circuitBreaker must be false or { failures, cooldown }');
   }
   const defaults = CACHE_DEFAULTS.circuitBreaker;
+  if (circuit != null) rejectUnknownOptions(circuit, CIRCUIT_BREAKER_OPTIONS, 'circuitBreaker.');
   const failures = circuit?.failures ?? defaults.failures;
   if (!Number.isSafeInteger(failures) || failures < 1) {
-    throw new OptionError('circuitBreaker', 'circuitBreaker.failures must be a positive integer');
+    throw new OptionError('circuitBreaker', `circuitBreaker.failures must be a positive integer, got ${describeValue(failures)}`);
   }
   return { failures, cooldownMs: validateMs(circuit?.cooldown ?? defaults.cooldown, 'circuitBreaker', 1) };
 }
@@ -316,6 +398,7 @@ export function resolveWrapOptions<Args extends unknown[]>(
   defaults: StalePolicy,
 ): ResolvedWrapOptions<Args> {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+  rejectUnknownOptions(options, WRAP_OPTIONS);
   if (options.tags !== undefined) validateTags(options.tags);
   if (options.key !== undefined && typeof options.key !== 'function') {
     throw new OptionError('key', 'key must be a function of the arguments returning a string');
@@ -335,21 +418,21 @@ export function resolveWrapOptions<Args extends unknown[]>(
 /** A TTL in seconds (fractions allowed), as whole milliseconds (at least 1). */
 function validateTtl(ttl: unknown, option: string): number {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new OptionError(option, `${option} must be a positive number of seconds, got ${String(ttl)}`);
+    throw new OptionError(option, `${option} must be a positive number of seconds, got ${describeValue(ttl)}`);
   }
   return Math.max(1, Math.round(ttl * 1000));
 }
 
 function validateSeconds(value: unknown, option: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new OptionError(option, `${option} must be a number of seconds >= 0, got ${String(value)}`);
+    throw new OptionError(option, `${option} must be a number of seconds >= 0, got ${describeValue(value)}`);
   }
   return Math.round(value * 1000);
 }
 
 function validateJitter(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= 1) {
-    throw new OptionError('jitter', `jitter must be a fraction of the TTL in [0, 1), got ${String(value)}`);
+    throw new OptionError('jitter', `jitter must be a fraction of the TTL in [0, 1), got ${describeValue(value)}`);
   }
   return value;
 }
@@ -357,6 +440,7 @@ function validateJitter(value: unknown): number {
 /** `[soft, hard]` in milliseconds, 0 when unset. */
 function validateTimeout(timeout: unknown): [number, number] {
   if (timeout === null || typeof timeout !== 'object') throw new OptionError('timeout', 'timeout must be { soft?, hard? } in milliseconds');
+  rejectUnknownOptions(timeout, TIMEOUT_OPTIONS, 'timeout.');
   const { soft, hard } = timeout as TimeoutOptions;
   const softMs = soft === undefined ? 0 : validateMs(soft, 'timeout', 1);
   const hardMs = hard === undefined ? 0 : validateMs(hard, 'timeout', 1);
@@ -368,7 +452,7 @@ function validateTimeout(timeout: unknown): [number, number] {
 
 function validateMs(value: unknown, option: string, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new OptionError(option, `${option} must be a number of milliseconds >= ${min}, got ${String(value)}`);
+    throw new OptionError(option, `${option} must be a number of milliseconds >= ${min}, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -406,6 +490,6 @@ function validateCodecOptions(options: CodecOptions): void {
     throw new OptionError('compressor', 'compressor must be false or have compress() and decompress() methods');
   }
   if (compressThreshold !== undefined && (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0)) {
-    throw new OptionError('compressThreshold', 'compressThreshold must be a non-negative integer of bytes');
+    throw new OptionError('compressThreshold', `compressThreshold must be a non-negative integer of bytes, got ${describeValue(compressThreshold)}`);
   }
 }

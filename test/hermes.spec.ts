@@ -62,8 +62,10 @@ describe('Hermes', function () {
     it('constructs a backend class on first use only, with the options that are not its own', async function () {
       const constructed: object[] = [];
       class SpyBackend extends MemoryBackend {
+        // A subclass with options of its own declares them: the inherited names would refuse `region`.
+        static override readonly optionNames: ReadonlySet<string> = new Set([...MemoryBackend.optionNames, 'region']);
         constructor(options: { region?: string; maxEntries?: number }) {
-          super(options);
+          super({ maxEntries: options.maxEntries });
           constructed.push(options);
         }
       }

@@ -242,9 +242,23 @@ export interface Backend {
 
 /**
  * A backend class, as given to `new Hermes(BackendClass, options)`: constructed lazily, on
- * first use, with the options that are not the cache's own.
+ * first use, with the options that are not the cache's own. Its two optional static members
+ * let a misconfigured cache fail when it is constructed rather than at its first call.
  */
 export interface BackendClass<Options = object> {
   /** @param options - the backend's own options */
   new (options: Options): Backend;
+  /**
+   * Every option name the backend takes. When present, `new Hermes(BackendClass, options)`
+   * rejects any option that is neither the cache's nor one of these, with an
+   * {@link OptionError} suggesting the closest known name (a misspelling such as `tll`).
+   * Absent: options the cache does not know all go to the backend unchecked.
+   */
+  readonly optionNames?: ReadonlySet<string> | undefined;
+  /**
+   * Checks the backend's options the way its constructor would, throwing the same
+   * {@link OptionError}, but without opening a connection or starting a timer: `new Hermes`
+   * calls it at once, so that a bad option fails there and not at the first call.
+   */
+  validateOptions?(options: Options): void;
 }

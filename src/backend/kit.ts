@@ -8,6 +8,7 @@
 
 import type { EntryCodec } from '../codec.js';
 import { CorruptEntryError, OptionError } from '../errors.js';
+import { describeValue } from '../options.js';
 import type { StoredEntry } from './backend.js';
 
 /** Settles one waiter: `woken` (the lock was released, or may have been), or an error. */
@@ -110,7 +111,7 @@ export function sortedByKey(out: Record<string, unknown>): Record<string, unknow
 export function integerOption(value: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new OptionError(option, `${option} must be an integer ${range}, got ${String(value)}`);
+    throw new OptionError(option, `${option} must be an integer ${range}, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -123,7 +124,7 @@ export function numberOption(value: unknown, option: string, min: number, inclus
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (!inclusive && value === min)) {
     const bound = inclusive ? `>= ${min}` : min === 0 ? 'positive' : `> ${min}`;
     const what = bound === 'positive' ? `a positive number${unit}` : `a number${unit} ${bound}`;
-    throw new OptionError(option, `${option} must be ${what}, got ${String(value)}`);
+    throw new OptionError(option, `${option} must be ${what}, got ${describeValue(value)}`);
   }
   return value;
 }

@@ -8,7 +8,9 @@
 
 import { LRUCache } from 'lru-cache';
 import { type EntryRecord, FRESH_UNTIL_OFFSET, freshUntilOf, TAG_HASH_OFFSET, tagHash } from '../codec.js';
+import { OptionError } from '../errors.js';
 import { uniqueToken } from '../keys.js';
+import { describeValue, rejectUnknownOptions } from '../options.js';
 import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
 import { decodeForDump, integerOption, LockWaiters, sortedByKey } from './kit.js';
 
@@ -66,8 +68,33 @@ export class MemoryBackend implements Backend {
   readonly #freshForLife = new WeakSet<object>();
   readonly #sizeOf: ((value: Stored, key: string) => number) | undefined;
 
+  /** The names of the backend's options ({@link MemoryBackendOptions}); see {@link BackendClass.optionNames}. */
+  static readonly optionNames: ReadonlySet<string> = new Set(
+    Object.keys({ maxEntries: true, maxBytes: true, serialize: true, sizeOf: true } satisfies Record<keyof MemoryBackendOptions, true>),
+  );
+
+  /**
+   * Checks the options' values as the constructor does, creating nothing; see
+   * {@link BackendClass.validateOptions}. Unknown names are left to {@link MemoryBackend.optionNames}
+   * (which a subclass with options of its own extends) and to the constructor.
+   * @throws {@link OptionError} naming the first bad option
+   */
+  static validateOptions(options: MemoryBackendOptions = {}): void {
+    if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+    integerOption(options.maxEntries ?? 10_000, 'maxEntries', 1);
+    if (options.maxBytes !== undefined) integerOption(options.maxBytes, 'maxBytes', 1);
+    if (options.serialize !== undefined && typeof options.serialize !== 'boolean') {
+      throw new OptionError('serialize', `serialize must be a boolean, got ${describeValue(options.serialize)}`);
+    }
+    if (options.sizeOf !== undefined && typeof options.sizeOf !== 'function') {
+      throw new OptionError('sizeOf', `sizeOf must be a function of the value returning bytes, got ${describeValue(options.sizeOf)}`);
+    }
+  }
+
   /** @param options - bounds and storage mode; see {@link MemoryBackendOptions} */
   constructor(options: MemoryBackendOptions = {}) {
+    MemoryBackend.validateOptions(options);
+    rejectUnknownOptions(options, MemoryBackend.optionNames);
     const maxEntries = integerOption(options.maxEntries ?? 10_000, 'maxEntries', 1);
     const maxBytes = options.maxBytes === undefined ? undefined : integerOption(options.maxBytes, 'maxBytes', 1);
     this.storesBytes = options.serialize ?? false;

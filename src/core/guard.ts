@@ -84,6 +84,16 @@ export class DeadlineQueue {
     }
   };
 
+  /**
+   * Disarms the timer when no deadline is pending (it otherwise stays armed up to one deadline
+   * past the last call), so that a closed cache keeps nothing alive. Pending deadlines keep it.
+   */
+  release(): void {
+    if (this.#pending.size > 0 || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   #arm(at: number): void {
     if (this.#timer === undefined) this.#timer = setTimeout(this.#sweep, Math.max(1, at - Date.now()));
   }
@@ -106,6 +116,11 @@ export class BackendGuard {
     this.#deadlines = new DeadlineQueue(deadlineMs);
     this.#failOpen = failOpen;
     this.#recorder = recorder;
+  }
+
+  /** On the cache's `close()`: the deadline timer, if idle, stops (see {@link DeadlineQueue.release}). */
+  close(): void {
+    this.#deadlines.release();
   }
 
   /**

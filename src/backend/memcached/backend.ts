@@ -34,7 +34,7 @@ import { decodeForDump, LockWaiters, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { HeldLocks, lookUpCasUnique } from './held-locks.js';
 import { memcachedKey } from './keys.js';
-import { type MemcachedBackendOptions, openClient, type ResolvedMemcachedOptions, resolveMemcachedOptions } from './options.js';
+import { MEMCACHED_OPTION_NAMES, type MemcachedBackendOptions, openClient, type ResolvedMemcachedOptions, resolveMemcachedOptions } from './options.js';
 import { HashRing } from './ring.js';
 import { exptime, MemcachedServer, type MultiGetResult } from './server.js';
 import { asBuffer, entryState } from './stored-entries.js';
@@ -73,6 +73,17 @@ export class MemcachedBackend implements Backend {
   readonly #waiters = new LockWaiters();
   /** Keys this process wrote or created, for clear() and dump(). */
   readonly #tracked: TrackedKeys;
+
+  /** The names of the backend's options; see {@link BackendClass.optionNames}. */
+  static readonly optionNames: ReadonlySet<string> = MEMCACHED_OPTION_NAMES;
+
+  /**
+   * Checks the options as the constructor does, opening nothing; see {@link BackendClass.validateOptions}.
+   * @throws {@link OptionError} naming the first bad option
+   */
+  static validateOptions(options: MemcachedBackendOptions = {}): void {
+    resolveMemcachedOptions(options, false);
+  }
 
   /** @param options - servers or clients, timeouts and limits; see {@link MemcachedBackendOptions} */
   constructor(options: MemcachedBackendOptions = {}) {

@@ -7,6 +7,7 @@
 
 import { MemcacheClient } from 'memcache-client';
 import { OptionError } from '../../errors.js';
+import { rejectUnknownOptions } from '../../options.js';
 import { numberOption } from '../kit.js';
 
 /** Options of the {@link MemcachedBackend}. */
@@ -115,9 +116,29 @@ export interface ResolvedMemcachedOptions {
   readonly trackedKeys: number;
 }
 
-/** Validates the options (an {@link OptionError} naming the bad one) and opens nothing. */
-export function resolveMemcachedOptions(options: MemcachedBackendOptions): ResolvedMemcachedOptions {
+/** The names of the backend's options ({@link MemcachedBackendOptions}). */
+export const MEMCACHED_OPTION_NAMES: ReadonlySet<string> = new Set(
+  Object.keys({
+    servers: true,
+    client: true,
+    timeout: true,
+    connectTimeout: true,
+    retryInterval: true,
+    maxValueSize: true,
+    pollMin: true,
+    pollMax: true,
+    trackedKeys: true,
+  } satisfies Record<keyof MemcachedBackendOptions, true>),
+);
+
+/**
+ * Validates the options (an {@link OptionError} naming the bad one) and opens nothing.
+ * `checkNames`: also refuse names not in {@link MEMCACHED_OPTION_NAMES} (the constructor does;
+ * `MemcachedBackend.validateOptions` leaves them to `optionNames`, which a subclass may extend).
+ */
+export function resolveMemcachedOptions(options: MemcachedBackendOptions, checkNames = true): ResolvedMemcachedOptions {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
+  if (checkNames) rejectUnknownOptions(options, MEMCACHED_OPTION_NAMES);
   const { clients, serverNames } = resolveServers(options);
   const timeout = numberOption(options.timeout ?? MEMCACHED_DEFAULTS.timeout, 'timeout', 0);
   const connectTimeout = numberOption(options.connectTimeout ?? MEMCACHED_DEFAULTS.connectTimeout, 'connectTimeout', 0);

@@ -49,7 +49,7 @@ import type { BucketLayout } from './buckets.js';
 import { ClusterReadiness } from './cluster.js';
 import { createWriteCoalescer, type WriteCoalescer } from './coalesce.js';
 import { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
-import { type RedisBackendOptions, resolveRedisOptions } from './options.js';
+import { REDIS_OPTION_NAMES, type RedisBackendOptions, resolveRedisOptions, validateRedisOptions } from './options.js';
 import { AttachedPrefixes, ClusterPlacement, type Placement, SingleNodePlacement } from './placement.js';
 import { type ScriptArgument, ScriptCaller } from './script-caller.js';
 import { type RedisScript, type RedisScripts, redisScripts } from './scripts.js';
@@ -99,6 +99,20 @@ export class RedisBackend implements Backend {
   readonly changedSince?: (ref: EntryRef, tagKeys: readonly string[], mark: number) => boolean;
   #lastError: unknown;
   #closed = false;
+  /** Where the client connects (`host:port`, a socket path, the sentinels, the cluster's startup nodes), for messages. */
+  readonly #address: string;
+
+  /** Every option name the backend takes (its own and ioredis'); see {@link BackendClass.optionNames}. */
+  static readonly optionNames: ReadonlySet<string> = REDIS_OPTION_NAMES;
+
+  /**
+   * Checks the options as the constructor does, creating no client and opening nothing; see
+   * {@link BackendClass.validateOptions}.
+   * @throws {@link OptionError} naming the first bad option
+   */
+  static validateOptions(options: RedisBackendOptions = {}): void {
+    validateRedisOptions(options);
+  }
 
   /**
    * @param options - connection options, a `url` or a `client`; see {@link RedisBackendOptions}.
@@ -106,6 +120,7 @@ export class RedisBackend implements Backend {
    */
   constructor(options: RedisBackendOptions = {}) {
     const resolved = resolveRedisOptions(options);
+    this.#address = addressOf(resolved.client);
     const client = resolved.client;
     this.client = client;
     this.#ownsClient = resolved.ownsClient;
@@ -116,10 +131,10 @@ export class RedisBackend implements Backend {
     if (client instanceof Cluster) {
       const readiness = new ClusterReadiness(client, resolved.connectWait, () => this.#lastError);
       this.#placement = new ClusterPlacement(client, resolved.buckets, readiness);
-      this.#caller = new ScriptCaller(client, () => readiness.ready());
+      this.#caller = new ScriptCaller(client, () => readiness.ready(), this.#explain);
     } else {
       this.#placement = new SingleNodePlacement(client);
-      this.#caller = new ScriptCaller(client);
+      this.#caller = new ScriptCaller(client, undefined, this.#explain);
     }
     this.buckets = this.#placement.layout;
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
@@ -352,7 +367,10 @@ export class RedisBackend implements Backend {
       const client = this.client;
       const ended = endOf(client, this.#connectWait);
       if (client.status === 'ready') await client.quit().catch(() => { client.disconnect(); });
-      else client.disconnect();
+      else {
+        forgetClosedSocket(client);
+        client.disconnect();
+      }
       // ioredis' quit() leaves the failoverDetector's connections to the sentinels open (and
       // reconnecting): disconnect() closes them.
       if (client instanceof Redis && client.options.failoverDetector === true) client.disconnect();
@@ -362,6 +380,16 @@ export class RedisBackend implements Backend {
       this.client.off('error', this.#onClientError);
     }
   }
+
+  /**
+   * A command that failed because the connection did (ioredis' "max retries per request" for a
+   * command queued while connecting, its "Connection is closed"): a {@link RedisUnavailableError}
+   * naming the server, with the connection's own error as detail. Other failures unchanged.
+   */
+  readonly #explain = (error: unknown): unknown => {
+    if (!(error instanceof Error) || !isConnectionFailure(error)) return error;
+    return new RedisUnavailableError(this.client.status, this.#lastError ?? error, this.#address);
+  };
 
   readonly #onClientError = (error: unknown): void => {
     // Reported through the rejected calls (the core emits them); kept for their `cause`.
@@ -384,7 +412,7 @@ export class RedisBackend implements Backend {
     if (this.#closed) throw new RedisBackendClosedError();
     const client = this.client;
     const status = client.status;
-    if (status === 'reconnecting' || status === 'close') throw new RedisUnavailableError(status, this.#lastError);
+    if (status === 'reconnecting' || status === 'close') throw new RedisUnavailableError(status, this.#lastError, this.#address);
     return client;
   }
 
@@ -425,9 +453,14 @@ export class RedisBackend implements Backend {
   }
 }
 
-/** Resolves once the client has ended (its 'end' event), or after `limitMs` at most. */
+/**
+ * Resolves once the client has ended (its 'end' event), or after `limitMs` at most. A client
+ * with no socket open (waiting to reconnect, or never connected) emits no 'end' when
+ * disconnected: nothing to wait for. The timer never keeps the process alive.
+ */
 function endOf(client: Redis | Cluster, limitMs: number): Promise<void> {
-  if (client.status === 'end') return Promise.resolve();
+  const status = client.status;
+  if (status === 'end' || status === 'reconnecting' || status === 'close' || status === 'wait') return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -435,8 +468,51 @@ function endOf(client: Redis | Cluster, limitMs: number): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, limitMs);
+    timer.unref();
     client.once('end', done);
   });
+}
+
+/**
+ * Before `disconnect()` of a client whose socket has already closed (the server down, the client
+ * waiting to reconnect): ioredis' connector would `end()` that socket again and arm a
+ * `disconnectTimeout` timer (2 s) that nothing clears, keeping the process alive after
+ * `close()`. Forgetting the dead socket leaves `disconnect()` only cancelling the reconnection.
+ * Reaches into ioredis' connector; checked, so that an ioredis without these fields keeps its
+ * own behaviour (the 2 s delay) rather than breaking.
+ */
+function forgetClosedSocket(client: Redis | Cluster): void {
+  if (!(client instanceof Redis)) return;
+  const connector = (client as unknown as { connector?: { stream?: { destroyed?: unknown } | undefined } }).connector;
+  if (connector?.stream?.destroyed === true) connector.stream = undefined;
+}
+
+/** Where a client connects, for messages: `host:port`, a socket path, the sentinels or the cluster's startup nodes. */
+function addressOf(client: Redis | Cluster): string {
+  if (client instanceof Cluster) {
+    const nodes = (client as unknown as { startupNodes?: unknown }).startupNodes;
+    const list = Array.isArray(nodes) ? nodes.map(nodeName) : [];
+    return `the cluster at ${list.length === 0 ? 'its startup nodes' : list.join(', ')}`;
+  }
+  const options = client.options;
+  if (options.sentinels !== undefined && options.sentinels !== null) {
+    return `master '${options.name ?? 'mymaster'}' of sentinels ${options.sentinels.map((s) => `${s.host ?? 'localhost'}:${s.port ?? 26379}`).join(', ')}`;
+  }
+  if (typeof options.path === 'string' && options.path !== '') return options.path;
+  return `${options.host ?? 'localhost'}:${options.port ?? 6379}`;
+}
+
+/** A cluster startup node as given to ioredis (`{ host, port }`, `'host:port'`, a port), as text. */
+function nodeName(node: unknown): string {
+  if (typeof node === 'string' || typeof node === 'number') return String(node);
+  if (node === null || typeof node !== 'object') return '?';
+  const { host, port } = node as { host?: unknown; port?: unknown };
+  return `${typeof host === 'string' ? host : 'localhost'}:${typeof port === 'number' || typeof port === 'string' ? port : 6379}`;
+}
+
+/** ioredis' errors for a command lost with its connection (rather than refused by the server). */
+function isConnectionFailure(error: Error): boolean {
+  return error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.';
 }
 
 function escapeGlob(text: string): string {

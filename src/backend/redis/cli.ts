@@ -20,6 +20,7 @@ import { decodeForDump } from '../kit.js';
 import { BucketLayout } from './buckets.js';
 import { formatTracking, readTracking } from './cli-tracking.js';
 import { listRedisScripts, type RedisScript } from './scripts.js';
+import { redisUrlProblem } from './url.js';
 
 const HELP: Record<string, string> = {
   main: `hermes — operate hermes caches on Redis
@@ -578,15 +579,9 @@ interface Connection {
 
 async function connect(url: string | undefined, cluster: boolean): Promise<Connection> {
   if (url === undefined) throw new CliError('--url is required, e.g. --url redis://localhost:6379/0', 2);
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new CliError(`--url '${url}' is not a URL; expected redis://[user:password@]host[:port][/db]`, 2);
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new CliError(`--url '${url}' must start with redis:// or rediss://`, 2);
-  }
+  const problem = redisUrlProblem(url);
+  if (problem !== undefined) throw new CliError(`--url '${url}' ${problem}`, 2);
+  const parsed = new URL(url);
   let ioredis: IoRedis;
   try {
     const { Redis, Cluster } = await import('ioredis');

@@ -19,11 +19,12 @@ export class RedisUnavailableError extends Error {
   /**
    * @param status - the ioredis connection status
    * @param cause - the last connection error seen, if any
+   * @param address - where the client connects (`host:port`, …), named in the message
    */
-  constructor(status: string, cause?: unknown) {
+  constructor(status: string, cause?: unknown, address?: string) {
     const detail = cause instanceof Error ? `: ${cause.message}` : '';
     super(
-      `Redis is unreachable (connection ${status}${detail}); the call was not sent. ` +
+      `Redis${address === undefined ? '' : ` at ${address}`} is unreachable (connection ${status}${detail}); the call was not sent. ` +
         `The client reconnects in the background; see the retryStrategy and commandTimeout options.`,
       cause === undefined ? undefined : { cause },
     );

@@ -7,7 +7,9 @@
 
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { OptionError } from '../../errors.js';
+import { describeValue, rejectUnknownOptions } from '../../options.js';
 import { CLUSTER_SLOTS } from './buckets.js';
+import { redisUrlProblem } from './url.js';
 import { NEAR_CACHE_DEFAULTS, type NearCacheOptions, type NearCacheSettings } from './near-cache.js';
 
 /**
@@ -163,15 +165,86 @@ export interface ResolvedRedisOptions {
 }
 
 /**
+ * ioredis' connection options (`RedisOptions`), by name. Typed as a record of every key of the
+ * installed ioredis' `RedisOptions`, so that an ioredis upgrade that adds or drops an option
+ * fails to compile here until the list follows it.
+ */
+const IOREDIS_OPTION_NAMES: Record<keyof RedisOptions, true> = {
+  Connector: true, retryStrategy: true, commandTimeout: true, blockingTimeout: true, blockingTimeoutGrace: true,
+  socketTimeout: true, keepAlive: true, noDelay: true, connectionName: true, disableClientInfo: true, clientInfoTag: true,
+  username: true, password: true, db: true, autoResubscribe: true, autoResendUnfulfilledCommands: true,
+  reconnectOnError: true, readOnly: true, stringNumbers: true, protocol: true, replyMapping: true, connectTimeout: true,
+  monitor: true, maxRetriesPerRequest: true, maxLoadingRetryTime: true, enableAutoPipelining: true,
+  autoPipeliningIgnoredCommands: true, offlineQueue: true, commandQueue: true, enableOfflineQueue: true,
+  enableReadyCheck: true, lazyConnect: true, scripts: true, keyPrefix: true, showFriendlyErrorStack: true,
+  port: true, host: true, path: true, family: true, tls: true, disconnectTimeout: true, name: true, role: true,
+  sentinelUsername: true, sentinelPassword: true, sentinels: true, sentinelRetryStrategy: true,
+  sentinelReconnectStrategy: true, preferredSlaves: true, sentinelCommandTimeout: true, enableTLSForSentinelMode: true,
+  sentinelTLS: true, natMap: true, updateSentinels: true, sentinelMaxConnections: true, failoverDetector: true,
+  himportFieldsets: true,
+};
+
+/**
+ * Every option name the backend takes: its own ({@link RedisBackendOptions}), ioredis' typed
+ * ones, and, at run time, the names of the installed ioredis' defaults (`Redis.defaultOptions`,
+ * when it exposes them), so that an option a newer ioredis adds is not refused.
+ */
+export const REDIS_OPTION_NAMES: ReadonlySet<string> = new Set([
+  ...Object.keys(IOREDIS_OPTION_NAMES),
+  ...Object.keys((Redis as unknown as { defaultOptions?: object }).defaultOptions ?? {}),
+  'url', 'client', 'cluster', 'clusterOptions', 'buckets', 'writeBatch', 'invalidationReplicas', 'nearCache',
+]);
+
+/**
  * Validates the options (an {@link OptionError} naming the bad one) and opens nothing: the
  * client is created lazy (`lazyConnect`), or is the given one.
  */
 export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedisOptions {
+  const checked = validateRedisOptions(options);
+  rejectUnknownOptions(options, REDIS_OPTION_NAMES);
+  const { client, url, cluster, clusterOptions } = options;
+  const { rest, commandTimeout } = checked;
+  const created = createClient(client, url, cluster, clusterOptions, rest, commandTimeout);
+  return {
+    ...created,
+    nearCache: checked.nearCache,
+    writeBatch: checked.writeBatch,
+    buckets: checked.buckets,
+    invalidationReplicas: created.client instanceof Cluster ? 0 : checked.invalidationReplicas,
+    replicaWaitMs: Math.max(1, Math.floor(commandTimeout / 2)),
+    connectWait: (typeof rest.connectTimeout === 'number' ? rest.connectTimeout : REDIS_DEFAULTS.connectTimeout) + commandTimeout,
+  };
+}
+
+/**
+ * Checks every option's value and creates nothing (`RedisBackend.validateOptions`, run when a
+ * `Hermes` is constructed; unknown names are checked against `RedisBackend.optionNames`, which a
+ * subclass may extend); returns the checked values {@link resolveRedisOptions} builds the client with.
+ * @throws {@link OptionError} naming the first bad option
+ */
+export function validateRedisOptions(options: RedisBackendOptions): {
+  rest: RedisOptions;
+  commandTimeout: number;
+  writeBatch: number;
+  buckets: number;
+  invalidationReplicas: number;
+  nearCache: NearCacheSettings | undefined;
+} {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-  const { client, url, writeBatch, cluster, clusterOptions, buckets, invalidationReplicas, nearCache, ...rest } = options;
+  const { client, url, writeBatch, cluster, buckets, invalidationReplicas, nearCache, ...others } = options;
+  const { clusterOptions, ...rest } = others;
+  if (clusterOptions !== undefined && (clusterOptions === null || typeof clusterOptions !== 'object')) {
+    throw new OptionError('clusterOptions', `clusterOptions must be an object of ioredis cluster options, got ${describeValue(clusterOptions)}`);
+  }
+  if (url !== undefined && client === undefined) {
+    if (typeof url !== 'string') throw new OptionError('url', `url must be a redis:// or rediss:// URL string, got ${describeValue(url)}`);
+    const problem = redisUrlProblem(url);
+    // Credentials in a malformed URL stay out of the message (and of the logs it may reach).
+    if (problem !== undefined) throw new OptionError('url', `url '${url.replace(/\/\/[^/@]*@/, '//…@')}' ${problem}`);
+  }
   const batch = writeBatch ?? REDIS_DEFAULTS.writeBatch;
   if (!Number.isSafeInteger(batch) || batch < 1) {
-    throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${String(writeBatch)}`);
+    throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${describeValue(writeBatch)}`);
   }
   if (rest.keyPrefix !== undefined && rest.keyPrefix !== '') {
     throw new OptionError(
@@ -181,11 +254,11 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
   }
   const commandTimeout = rest.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
   if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
-    throw new OptionError('commandTimeout', `commandTimeout must be a positive number of milliseconds, got ${String(commandTimeout)}`);
+    throw new OptionError('commandTimeout', `commandTimeout must be a positive number of milliseconds, got ${describeValue(commandTimeout)}`);
   }
   const bucketCount = buckets ?? REDIS_DEFAULTS.buckets;
   if (!Number.isSafeInteger(bucketCount) || bucketCount < 1 || bucketCount > CLUSTER_SLOTS) {
-    throw new OptionError('buckets', `buckets must be an integer from 1 to ${CLUSTER_SLOTS}, got ${String(buckets)}`);
+    throw new OptionError('buckets', `buckets must be an integer from 1 to ${CLUSTER_SLOTS}, got ${describeValue(buckets)}`);
   }
   if (cluster !== undefined && (!Array.isArray(cluster) || cluster.length === 0)) {
     throw new OptionError('cluster', 'cluster must be a non-empty array of startup nodes, e.g. [{ host: "10.0.0.1", port: 7000 }]');
@@ -195,37 +268,31 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
   }
   const replicas = invalidationReplicas ?? REDIS_DEFAULTS.invalidationReplicas;
   if (!Number.isSafeInteger(replicas) || replicas < 0) {
-    throw new OptionError('invalidationReplicas', `invalidationReplicas must be a non-negative integer, got ${String(invalidationReplicas)}`);
+    throw new OptionError('invalidationReplicas', `invalidationReplicas must be a non-negative integer, got ${describeValue(invalidationReplicas)}`);
   }
   const near = resolveNearCache(nearCache);
-  const created = createClient(client, url, cluster, clusterOptions, rest, commandTimeout);
-  return {
-    ...created,
-    nearCache: near,
-    writeBatch: batch,
-    buckets: bucketCount,
-    invalidationReplicas: created.client instanceof Cluster ? 0 : replicas,
-    replicaWaitMs: Math.max(1, Math.floor(commandTimeout / 2)),
-    connectWait: (typeof rest.connectTimeout === 'number' ? rest.connectTimeout : REDIS_DEFAULTS.connectTimeout) + commandTimeout,
-  };
+  if (client !== undefined && !(client instanceof Redis) && !(client instanceof Cluster)) {
+    throw new OptionError('client', 'client must be an ioredis Redis or Cluster instance');
+  }
+  return { rest, commandTimeout, writeBatch: batch, buckets: bucketCount, invalidationReplicas: replicas, nearCache: near };
 }
 
 /** The near-cache's settings with their defaults, or `undefined` when it is off; an {@link OptionError} on bad ones. */
 function resolveNearCache(option: boolean | NearCacheOptions | undefined): ResolvedRedisOptions['nearCache'] {
   if (option === undefined || option === false) return undefined;
   if (option !== true && (option === null || typeof option !== 'object' || Array.isArray(option))) {
-    throw new OptionError('nearCache', `nearCache must be true, false or { maxEntries, maxBytes, heartbeatMs, liveValues }, got ${String(option)}`);
+    throw new OptionError('nearCache', `nearCache must be true, false or { maxEntries, maxBytes, heartbeatMs, liveValues }, got ${describeValue(option)}`);
   }
   const given: NearCacheOptions = option === true ? {} : option;
   for (const key of Object.keys(given)) {
     if (!(key in NEAR_CACHE_DEFAULTS)) throw new OptionError('nearCache', `nearCache has no option '${key}' (it takes maxEntries, maxBytes, heartbeatMs, liveValues)`);
   }
   const liveValues = given.liveValues ?? NEAR_CACHE_DEFAULTS.liveValues;
-  if (typeof liveValues !== 'boolean') throw new OptionError('nearCache', `nearCache.liveValues must be a boolean, got ${String(given.liveValues)}`);
+  if (typeof liveValues !== 'boolean') throw new OptionError('nearCache', `nearCache.liveValues must be a boolean, got ${describeValue(given.liveValues)}`);
   const positive = (name: 'maxEntries' | 'maxBytes' | 'heartbeatMs', min: number): number => {
     const value = given[name] ?? NEAR_CACHE_DEFAULTS[name];
     if (!Number.isSafeInteger(value) || value < min) {
-      throw new OptionError('nearCache', `nearCache.${name} must be an integer of at least ${min}, got ${String(given[name])}`);
+      throw new OptionError('nearCache', `nearCache.${name} must be an integer of at least ${min}, got ${describeValue(given[name])}`);
     }
     return value;
   };

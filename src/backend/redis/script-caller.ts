@@ -64,14 +64,23 @@ export class ScriptCaller {
   /** Whether the server refused EVAL to this client's user: scripts are then loaded with SCRIPT LOAD. */
   #evalRefused = false;
 
+  /** Turns a failure into the error the call rejects with (naming the server, say). */
+  readonly #explain: (error: unknown) => unknown;
+
   /**
    * @param client - the client the scripts are sent with
    * @param clusterReady - on a cluster: resolves once the client knows the slots, connecting it
    *   if need be, or rejects after a while
+   * @param explain - turns a failure (other than NOSCRIPT) into the error the call rejects with
    */
-  constructor(client: Redis | Cluster, clusterReady: () => Promise<void> = () => Promise.resolve()) {
+  constructor(
+    client: Redis | Cluster,
+    clusterReady: () => Promise<void> = () => Promise.resolve(),
+    explain: (error: unknown) => unknown = (error) => error,
+  ) {
     this.#client = client;
     this.#clusterReady = clusterReady;
+    this.#explain = explain;
     if (client instanceof Cluster) {
       client.on('+node', this.#forgetNode);
       client.on('-node', this.#forgetNode);
@@ -123,7 +132,7 @@ export class ScriptCaller {
       return this.#sendBody(call, connection);
     }
     return send(this.#client, 'evalshaBuffer', args).then<T, T>(call.onReply, (error: unknown) => {
-      if (!isNoScript(error)) return fail(error, call);
+      if (!isNoScript(error)) return fail(this.#explain(error), call);
       return this.#afterNoScript(call, connection, sequence, false);
     });
   }
@@ -148,7 +157,7 @@ export class ScriptCaller {
     const resent = ++current.sent;
     if (!retried && current === connection && loadedBy !== undefined && loadedBy > sequence) {
       return send(this.#client, 'evalshaBuffer', args).then<T, T>(call.onReply, (error: unknown) => {
-        if (!isNoScript(error)) return fail(error, call);
+        if (!isNoScript(error)) return fail(this.#explain(error), call);
         return this.#afterNoScript(call, current, resent, true);
       });
     }
@@ -164,7 +173,7 @@ export class ScriptCaller {
   #sendBody<T>(call: PendingCall<T>, connection: ConnectionScripts): Promise<T> {
     if (this.#evalRefused) return this.#loadThenCall(call, connection);
     return send(this.#client, 'evalBuffer', withBody(call)).then<T, T>(call.onReply, (error: unknown) => {
-      if (!isEvalRefused(error)) return fail(error, call);
+      if (!isEvalRefused(error)) return fail(this.#explain(error), call);
       this.#evalRefused = true;
       return this.#loadThenCall(call, connection);
     });
@@ -183,7 +192,7 @@ export class ScriptCaller {
     }
     return loading
       .then(() => send(this.#client, 'evalshaBuffer', args))
-      .then<T, T>(call.onReply, (error: unknown) => fail(error, call));
+      .then<T, T>(call.onReply, (error: unknown) => fail(this.#explain(error), call));
   }
 
 
