@@ -27,15 +27,37 @@ export interface CachedFunction<Args extends unknown[], Result> {
 /**
  * The decorator returned by `Hermes.cached`: works as a TC39 standard method decorator
  * (TypeScript 5's default) and as a legacy `experimentalDecorators` one.
+ *
+ * `KeyArgs` are the parameters of the `key` option (inferred from its annotated parameters, or
+ * given as `cache.cached<[id: number]>(…)`): the standard form accepts only a method whose
+ * parameters fit them, so a `key` that does not match the method is a compile error.
  */
-export interface CachedMethodDecorator {
+export interface CachedMethodDecorator<KeyArgs extends unknown[] = unknown[]> {
   /** TC39 standard decorator form. The method must return a Promise (be `async`). */
-  <This, Args extends unknown[], Result>(
+  <This, Args extends KeyArgs, Result>(
     method: (this: This, ...args: Args) => Promise<Result>,
     context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => Promise<Result>>,
   ): (this: This, ...args: Args) => Promise<Result>;
   /** Legacy (`experimentalDecorators`) form. */
   (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
+}
+
+/**
+ * A decorated method seen with its cache controls: a decorator cannot change the type of the
+ * method it decorates, so `asCached(obj.method).invalidate(…)` stands for
+ * `(obj.method as unknown as CachedFunction<Args, Result>).invalidate(…)`, typed from the
+ * method. Also accepts a wrapped function (returned as is).
+ *
+ * @throws {@link OptionError} if `method` was not made by `wrap` or `@cached()`
+ */
+export function asCached<Args extends unknown[], Result>(
+  method: (...args: Args) => Promise<Result>,
+): CachedFunction<Args, Result> {
+  const candidate = method as Partial<Record<'invalidate' | 'key', unknown>> | undefined;
+  if (typeof method !== 'function' || typeof candidate?.invalidate !== 'function' || typeof candidate.key !== 'function') {
+    throw new OptionError('method', 'asCached() takes a function wrapped by cache.wrap() or a method decorated with @cache.cached()');
+  }
+  return method as unknown as CachedFunction<Args, Result>;
 }
 
 /** What the functions handed out call back into: the cache. */
@@ -80,7 +102,10 @@ export function makeCachedFunction<Args extends unknown[], Result>(
 }
 
 /** The `@cache.cached(options)` decorator, both forms. */
-export function cachedDecorator(host: FunctionHost, options: WrapOptions): CachedMethodDecorator {
+export function cachedDecorator<KeyArgs extends unknown[]>(
+  host: FunctionHost,
+  options: WrapOptions,
+): CachedMethodDecorator<KeyArgs> {
   const decorator = (
     target: unknown,
     context: ClassMethodDecoratorContext | string | symbol,
@@ -100,7 +125,7 @@ export function cachedDecorator(host: FunctionHost, options: WrapOptions): Cache
     descriptor.value = decorateMethod(host, descriptor.value as AnyFunction, String(context), className, options);
     return descriptor;
   };
-  return decorator as CachedMethodDecorator;
+  return decorator as CachedMethodDecorator<KeyArgs>;
 }
 
 /**

@@ -183,13 +183,19 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * A method decorator: `@cache.cached({ tags: ['math'], ttl: 1200 })`. Works with TC39
    * standard decorators and with `experimentalDecorators`. `this` is not part of the key; the
    * default name is `ClassName.method` (the class that defines the method). The decorated
-   * method gains `invalidate(...args)` and `key(...args)`, like a wrapped function.
+   * method gains `invalidate(...args)` and `key(...args)`, like a wrapped function (reach them
+   * typed with {@link asCached}).
+   *
+   * `KeyArgs`, the parameters of the `key` option, are inferred from its annotated parameters
+   * (`key: (id: number) => …`) or given (`cache.cached<[id: number]>({ key: (id) => … })`); the
+   * decorated method's parameters must fit them. A decorator's options cannot be typed from the
+   * method it is applied to, so an unannotated `key` parameter is `unknown`.
    *
    * @throws {@link OptionError} on a bad option
    */
-  cached(options: WrapOptions = {}): CachedMethodDecorator {
-    resolveWrapOptions(options, this.#options.policy); // the options' mistakes, reported here
-    return cachedDecorator(this.#host, options);
+  cached<KeyArgs extends unknown[] = unknown[]>(options: WrapOptions<KeyArgs> = {}): CachedMethodDecorator<KeyArgs> {
+    resolveWrapOptions(options as WrapOptions, this.#options.policy); // the options' mistakes, reported here
+    return cachedDecorator<KeyArgs>(this.#host, options as WrapOptions);
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 
 export { Hermes } from './hermes.js';
+export { asCached } from './decorate.js';
 export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
 export type { HermesEvents, HermesStats, HitSource, StaleReason, TraceContext } from './events.js';
 export type { CircuitBreakerOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
