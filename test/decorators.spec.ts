@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
-import { type CachedFunction, Hermes, NameConflictError, OptionError } from '../src/index.js';
+import { asCached, type CachedFunction, Hermes, NameConflictError, OptionError } from '../src/index.js';
 
 /** The class under test, as a user writes it; compiled below in each decorator mode. */
 const exampleSource = `
@@ -226,5 +226,28 @@ describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', funct
       (e: unknown) => e,
     );
     expect(error).to.be.instanceOf(NameConflictError);
+  });
+
+  it('reaches a decorated method\'s controls through asCached(), with a typed key', async function () {
+    const cache = new Hermes();
+    let calls = 0;
+    class Users {
+      @cache.cached({ key: (id: number, lang: string) => `${id}-${lang}` })
+      async greet(id: number, lang: string): Promise<string> {
+        calls++;
+        return `${lang}:${id}`;
+      }
+    }
+    const users = new Users();
+    expect(await users.greet(7, 'en')).to.equal('en:7');
+    const greet = asCached(users.greet);
+    expect(greet).to.equal(users.greet);
+    expect(greet.key(7, 'en')).to.equal('cache:entry:Users.greet:7-en');
+    await greet.invalidate(7, 'en');
+    await users.greet(7, 'en');
+    expect(calls).to.equal(2);
+    const wrapped = cache.wrap(async (n: number) => n, { name: 'n' });
+    expect(asCached(wrapped)).to.equal(wrapped);
+    expect(() => asCached(async (n: number) => n)).to.throw(OptionError, /asCached\(\) takes a function wrapped/);
   });
 });
