@@ -445,6 +445,22 @@ export class EntryCodec {
    * entry of this format (the caller turns it into a {@link CorruptEntryError}).
    */
   decode(bytes: Uint8Array): EntryRecord {
+    return this.#decode(bytes, undefined);
+  }
+
+  /**
+   * Decodes as {@link EntryCodec.decode} does, but an instance of a class this codec does not
+   * know is left a plain object (or the `Map`, `Set` or array it extends) instead of failing, and
+   * its class's name is listed in `classNames`: for tools that read entries without the app's
+   * classes (the CLI's `inspect --key`).
+   */
+  decodeNamingClasses(bytes: Uint8Array): EntryRecord & { readonly classNames: readonly string[] } {
+    const classNames: string[] = [];
+    return { ...this.#decode(bytes, classNames), classNames };
+  }
+
+  /** {@link EntryCodec.decode}; unknown classes are named in `unknown` when it is given. */
+  #decode(bytes: Uint8Array, unknown: string[] | undefined): EntryRecord {
     const length = bytes.length;
     if (length < HEADER_LENGTH) throw new Error(`${length} bytes is shorter than the header`);
     if (bytes[0] !== MAGIC) throw new Error('not a hermes entry (bad magic byte)');
@@ -474,7 +490,7 @@ export class EntryCodec {
         value = v8Deserialize(payload);
         break;
       case SER_REVIVE:
-        value = this.#revive(v8Deserialize(payload));
+        value = this.#revive(v8Deserialize(payload), unknown);
         break;
       case SER_CUSTOM:
         if (!this.#serializer) throw new Error('entry was written by a custom serializer that is not configured');
@@ -507,8 +523,11 @@ export class EntryCodec {
     return table.length > 0 ? table : undefined;
   }
 
-  /** Sets the prototypes of the instances named in a `'r'` payload; throws on a foreign table. */
-  #revive(decoded: unknown): unknown {
+  /**
+   * Sets the prototypes of the instances named in a `'r'` payload; throws on a foreign table, and
+   * on a class not registered here unless `unknown` collects their names (those stay plain).
+   */
+  #revive(decoded: unknown, unknown: string[] | undefined): unknown {
     if (!Array.isArray(decoded) || decoded.length !== 2 || !Array.isArray(decoded[1])) throw new Error('bad instance table');
     const [value, table] = decoded as [unknown, unknown[]];
     const byRank = new Map<number, RevivableClass>();
@@ -517,8 +536,9 @@ export class EntryCodec {
       const name = table[i + 1];
       if (typeof rank !== 'number' || typeof name !== 'string') throw new Error('bad instance table');
       const c = this.#classes.get(name);
-      if (c === undefined) throw new Error(`entry holds an instance of class '${name}', which is not in this cache's { classes }`);
-      byRank.set(rank, c);
+      if (c !== undefined) byRank.set(rank, c);
+      else if (unknown === undefined) throw new Error(`entry holds an instance of class '${name}', which is not in this cache's { classes }`);
+      else if (!unknown.includes(name)) unknown.push(name);
     }
     let revived = 0;
     eachContainer(value, (object, rank) => {

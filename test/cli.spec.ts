@@ -289,6 +289,38 @@ describe('hermes CLI', function () {
     await cache.close();
   });
 
+  it('inspect --key decodes an entry written with registered classes, naming the classes it shows as plain objects', async function () {
+    class Money {
+      constructor(readonly cents: number, readonly currency: string) {}
+      toString(): string { return `${this.cents / 100} ${this.currency}`; }
+    }
+    const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'cliclasses', ttl: 600, classes: [Money] });
+    const price = cache.wrap(async function price(n: number) {
+      return { n, total: new Money(n * 100, 'EUR'), parts: [new Money(50, 'EUR')] };
+    });
+    try {
+      const value = await price(3);
+      expect(value.total).to.be.instanceOf(Money);
+      const key = price.key(3);
+      const report = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--json')).out) as EntryReport & { classes?: string[] };
+      expect(report.decodeError).to.equal(undefined);
+      expect(report.classes).to.deep.equal(['Money']);
+      expect(report.value).to.deep.equal({ n: 3, total: { cents: 300, currency: 'EUR' }, parts: [{ cents: 50, currency: 'EUR' }] });
+      const text = (await cli('inspect', '--url', server.url, '--key', key)).out;
+      expect(text).to.match(/value\s+\{ n: 3, total: \{ cents: 300, currency: 'EUR' \}/);
+      expect(text).to.match(/classes\s+Money {2}\(instances shown as plain objects/);
+      // The cache itself still refuses an entry naming a class it does not know (a miss there).
+      const other = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'cliclasses', ttl: 600 });
+      try {
+        expect((await other.backend.dump())[key]).to.be.instanceOf(Error);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await cache.close();
+    }
+  });
+
   it('inspect --key shows one entry: value, header, fresh or stale, TTL, lock holder; with --tag whether its tags match', async function () {
     const cache = new Hermes(RedisBackend, { host: '127.0.0.1', port: server.port, prefix: 'clikey', ttl: 600, grace: 600 });
     const f = cache.wrap(async function square(n: number) {

@@ -14,9 +14,7 @@ import { createInterface } from 'node:readline/promises';
 import { inspect as inspectValue, parseArgs } from 'node:util';
 import type { Cluster, Redis as RedisClient } from 'ioredis';
 import { EntryCodec, FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, freshUntilOf, isPlainJson, tagHash } from '../../codec.js';
-import { CorruptEntryError } from '../../errors.js';
 import { type EntryRef, idStart, Keyspace } from '../../keys.js';
-import { decodeForDump } from '../kit.js';
 import { BucketLayout } from './buckets.js';
 import { formatTracking, readTracking } from './cli-tracking.js';
 import { listRedisScripts, type RedisScript } from './scripts.js';
@@ -85,7 +83,8 @@ lost. A command the ACL refuses is reported, and inspect carries on.
 With --key K (an entry key as fn.key(args) prints it, e.g. cache:entry:square:c4be94f1f3e36935,
 or as a cluster stores it, with its bucket; the prefix is the part before :entry:), one entry:
 its decoded value (default codec: a cache with a custom serializer or compressor shows an error
-in its place), the tag hash and fresh-until time of its header, fresh or stale by the server's
+in its place; instances of the app's registered classes show as plain objects, their classes
+named), the tag hash and fresh-until time of its header, fresh or stale by the server's
 TIME, its TTL left (PTTL), and its lock: the holder's token and PTTL, if held. The entry stores a hash of its tags' versions,
 not their names: give the entry's tags with --tag, in the order of the wrapper's tags option,
 to see their current versions and whether the entry still matches them. On a cluster the keys
@@ -446,6 +445,8 @@ interface EntryReport {
   value?: unknown;
   valueText?: string;
   decodeError?: string;
+  /** The classes of the instances in the value (written with `classes`), shown as plain objects. */
+  classes?: string[];
   tagHash?: string;
   freshUntil?: string;
   fresh?: boolean;
@@ -506,11 +507,13 @@ async function inspectEntry(io: Io, connection: Connection, ref: EntryRef, tags:
         report.freshUntil = new Date(freshUntil).toISOString();
         report.freshForMs = freshUntil - now;
         report.fresh = freshUntil > now;
-        const value = decodeForDump(codec, ref.entryKey, bytes);
-        if (value instanceof CorruptEntryError) report.decodeError = value.message;
-        else {
+        try {
+          const { value, classNames } = codec.decodeNamingClasses(bytes);
+          if (classNames.length > 0) report.classes = [...classNames];
           if (isPlainJson(value)) report.value = value;
           report.valueText = inspectValue(value, { depth: 6, breakLength: 100 });
+        } catch (error) {
+          report.decodeError = error instanceof Error ? error.message : String(error);
         }
       }
       if (tags.length > 0 && report.tagHash !== undefined) {
@@ -535,6 +538,7 @@ function formatEntry(r: EntryReport): string[] {
   else {
     if (r.decodeError !== undefined) lines.push(`  value        cannot be decoded: ${r.decodeError}`);
     else lines.push(`  value        ${(r.valueText ?? '').replace(/\n/g, '\n               ')}`);
+    if (r.classes !== undefined) lines.push(`  classes      ${r.classes.join(', ')}  (instances shown as plain objects: the app revives them)`);
     if (r.freshUntil !== undefined && r.freshForMs !== undefined) {
       const state = r.fresh === true ? `fresh, ${seconds(r.freshForMs)} left` : `STALE for ${seconds(r.freshForMs)}`;
       lines.push(`  fresh until  ${r.freshUntil}  (${state}; server TIME ${r.serverTime})`);
