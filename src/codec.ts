@@ -53,6 +53,16 @@ export interface EntryRecord {
   readonly freshUntil: number;
   /** The cached value; `undefined` and `null` are values like any other. */
   readonly value: unknown;
+  /**
+   * When the value was stored, in milliseconds since the epoch (the writer's clock): a hit's
+   * age. `undefined` for an entry written without it.
+   */
+  readonly storedAt?: number | undefined;
+  /**
+   * How long the function took to compute the value, in milliseconds: early refresh weighs by
+   * it. `undefined` for an entry written without it.
+   */
+  readonly computeMs?: number | undefined;
 }
 
 /**

@@ -44,6 +44,8 @@ interface EntryReport {
   present: boolean;
   value?: unknown;
   valueText?: string;
+  decodeError?: string;
+  classes?: string[];
   tagHash?: string;
   freshUntil?: string;
   fresh?: boolean;
@@ -302,7 +304,7 @@ describe('hermes CLI', function () {
       const value = await price(3);
       expect(value.total).to.be.instanceOf(Money);
       const key = price.key(3);
-      const report = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--json')).out) as EntryReport & { classes?: string[] };
+      const report = JSON.parse((await cli('inspect', '--url', server.url, '--key', key, '--json')).out) as EntryReport;
       expect(report.decodeError).to.equal(undefined);
       expect(report.classes).to.deep.equal(['Money']);
       expect(report.value).to.deep.equal({ n: 3, total: { cents: 300, currency: 'EUR' }, parts: [{ cents: 50, currency: 'EUR' }] });

@@ -118,13 +118,14 @@ export class Computer {
       }
       throw error;
     }
-    recorder.computed(entryKey, Date.now() - started, true);
-    if (plan.store) await this.#store(call, plan, value);
+    const computeMs = Date.now() - started;
+    recorder.computed(entryKey, computeMs, true);
+    if (plan.store) await this.#store(call, plan, value, computeMs);
     return value;
   }
 
   /** Stores a computed value (encoded when the backend stores bytes), releasing the lock. */
-  async #store(call: Call, plan: ComputePlan, value: unknown): Promise<void> {
+  async #store(call: Call, plan: ComputePlan, value: unknown, computeMs: number): Promise<void> {
     const { policy, request, backend } = call;
     const { ref } = request;
     const { entryKey } = ref;
@@ -133,7 +134,8 @@ export class Computer {
     // TTL jitter spreads the expiries of entries written together.
     const freshMs =
       policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
-    const record: EntryRecord = { tagHash: plan.tagHash, freshUntil: Date.now() + freshMs, value };
+    const storedAt = Date.now();
+    const record: EntryRecord = { tagHash: plan.tagHash, freshUntil: storedAt + freshMs, value, storedAt, computeMs };
     let entry: StoredEntry = record;
     if (backend.storesBytes) {
       try {
