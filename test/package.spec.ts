@@ -44,7 +44,8 @@ describe('the published package (dist/, built by `npm test`)', function () {
     this.timeout(60_000);
     const fixture = 'test/fixtures/third-party-backend.mjs';
     const registered = mochaJson(['--dry-run', fixture]); // what the suite registers, run or not
-    const run = mochaJson([fixture]);
+    // Run where chai cannot be imported, as in a project with mocha alone: the suite asserts with node:assert.
+    const run = mochaJson(['--node-option', 'import=./test/fixtures/without-chai.mjs', fixture]);
     expect(run.status, run.output).to.equal(0);
     const titles = run.report.tests.map((test) => test.fullTitle);
     for (const suite of ['Backend contract: ', 'Backend contract, clause by clause: ']) {

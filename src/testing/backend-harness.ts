@@ -7,7 +7,7 @@
  * @module
  */
 
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import type { Backend, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend/backend.js';
 import { EntryCodec, type EntryRecord } from '../codec.js';
 import { Keyspace } from '../keys.js';
@@ -115,7 +115,7 @@ export class Harness {
   /** Reads `ref` and writes `value` with the tag hash the read reported: a valid entry. */
   async store(ref: EntryRef, value: unknown, tagKeys: readonly string[] = []): Promise<void> {
     const { tagHash } = await this.read(ref, undefined, tagKeys);
-    expect(await this.write(ref, value, tagHash)).to.equal(true);
+    assert.equal(await this.write(ref, value, tagHash), true);
   }
 
   /** The cached value of a hit. */

@@ -12,10 +12,12 @@
  * @module
  */
 
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { HEADER_LENGTH } from '../codec.js';
 import { CorruptEntryError } from '../errors.js';
 import type { EntryRef } from '../keys.js';
+import { assertBelow, assertIncludes } from './assertions.js';
 import { entryRef, Harness, invalidateEntry, readRequest, releaseLock, waitForLock } from './backend-harness.js';
 import type { BackendContractOptions } from './contract.js';
 
@@ -51,18 +53,18 @@ function readClauses(h: Harness): void {
   it('read of an absent entry: a miss; with a token it takes the lock, unless another token holds it', async function () {
     const ref = entryRef(h.keys, 'absent');
     const plain = await h.read(ref);
-    expect(plain).to.include({ entry: undefined, locked: false, stale: false });
-    expect(plain.tagHash).to.match(/^[0-9a-f]{16}$/);
-    expect(await h.read(ref, 'token-a')).to.include({ entry: undefined, locked: true, stale: false });
-    expect(await h.read(ref, 'token-b')).to.include({ entry: undefined, locked: false, stale: false });
-    expect(await h.read(ref, 'token-c', [], h.peer)).to.include({ entry: undefined, locked: false, stale: false });
+    assertIncludes(plain, { entry: undefined, locked: false, stale: false }, 'the reply');
+    assert.match(plain.tagHash, /^[0-9a-f]{16}$/);
+    assertIncludes(await h.read(ref, 'token-a'), { entry: undefined, locked: true, stale: false }, 'the reply');
+    assertIncludes(await h.read(ref, 'token-b'), { entry: undefined, locked: false, stale: false }, 'the reply');
+    assertIncludes(await h.read(ref, 'token-c', [], h.peer), { entry: undefined, locked: false, stale: false }, 'the reply');
   });
 
   it('read without a token never takes the lock', async function () {
     const ref = entryRef(h.keys, 'untokened');
     await h.read(ref);
     await h.read(ref, undefined, [h.keys.tagKey('t')]);
-    expect((await h.read(ref, 'token-a')).locked).to.equal(true);
+    assert.equal((await h.read(ref, 'token-a')).locked, true);
   });
 
   it('a missing tag version is created once: every read agrees on the tag hash until cleanTags', async function () {
@@ -71,57 +73,58 @@ function readClauses(h: Harness): void {
     const untagged = (await h.read(ref)).tagHash;
     // Two processes reading a tag that has no version yet, at the same time.
     const [first, second] = await Promise.all([h.read(ref, undefined, tags), h.read(ref, undefined, tags, h.peer)]);
-    expect(first?.tagHash).to.equal(second?.tagHash);
-    expect(first?.tagHash).to.not.equal(untagged);
-    expect((await h.read(ref, undefined, tags)).tagHash).to.equal(first?.tagHash);
-    expect((await h.read(ref, undefined, tags, h.peer)).tagHash).to.equal(first?.tagHash);
+    assert.equal(first?.tagHash, second?.tagHash);
+    assert.notEqual(first?.tagHash, untagged);
+    assert.equal((await h.read(ref, undefined, tags)).tagHash, first?.tagHash);
+    assert.equal((await h.read(ref, undefined, tags, h.peer)).tagHash, first?.tagHash);
     await h.backend.cleanTags(h.keys.prefix, [h.keys.tagKey('b')]);
     const renewed = (await h.read(ref, undefined, tags)).tagHash;
-    expect(renewed).to.not.equal(first?.tagHash);
-    expect((await h.read(ref, undefined, tags, h.peer)).tagHash).to.equal(renewed);
+    assert.notEqual(renewed, first?.tagHash);
+    assert.equal((await h.read(ref, undefined, tags, h.peer)).tagHash, renewed);
   });
 
   it('stale: an entry past its fresh-until time but within its TTL reads as stale, and lockable', async function () {
     const ref = entryRef(h.keys, 'stale');
     const tags = [h.keys.tagKey('s')];
     const { tagHash } = await h.read(ref, undefined, tags);
-    expect(await h.write(ref, 'old', tagHash, undefined, Date.now() - 1000)).to.equal(true);
+    assert.equal(await h.write(ref, 'old', tagHash, undefined, Date.now() - 1000), true);
     const plain = await h.read(ref, undefined, tags);
-    expect(plain).to.include({ tagHash, locked: false, stale: true });
-    expect(h.value(plain)).to.equal('old');
+    assertIncludes(plain, { tagHash, locked: false, stale: true }, 'the reply');
+    assert.equal(h.value(plain), 'old');
     const refreshing = await h.read(ref, 'token-a', tags);
-    expect(refreshing).to.include({ locked: true, stale: true });
-    expect(h.value(refreshing)).to.equal('old');
+    assertIncludes(refreshing, { locked: true, stale: true }, 'the reply');
+    assert.equal(h.value(refreshing), 'old');
     const other = await h.read(ref, 'token-b', tags, h.peer);
-    expect(other).to.include({ locked: false, stale: true });
-    expect(await h.write(ref, 'new', tagHash, 'token-a')).to.equal(true);
+    assertIncludes(other, { locked: false, stale: true }, 'the reply');
+    assert.equal(await h.write(ref, 'new', tagHash, 'token-a'), true);
     const fresh = await h.read(ref, 'token-b', tags, h.peer);
-    expect(fresh).to.include({ locked: false, stale: false });
-    expect(h.value(fresh)).to.equal('new');
+    assertIncludes(fresh, { locked: false, stale: false }, 'the reply');
+    assert.equal(h.value(fresh), 'new');
     // A stale entry whose tag is cleaned is a miss, not a stale hit.
-    expect(await h.write(ref, 'old again', tagHash, undefined, Date.now() - 1000)).to.equal(true);
+    assert.equal(await h.write(ref, 'old again', tagHash, undefined, Date.now() - 1000), true);
     await h.backend.cleanTags(h.keys.prefix, tags);
-    expect(await h.read(ref, undefined, tags)).to.include({ entry: undefined, stale: false });
+    assertIncludes(await h.read(ref, undefined, tags), { entry: undefined, stale: false }, 'the reply');
   });
 
   it('an entry written under another tag hash is a miss', async function () {
     const ref = entryRef(h.keys, 'foreign-hash');
-    expect(await h.write(ref, 'orphan', FOREIGN_HASH)).to.equal(true);
-    expect(await h.read(ref, 'token-a')).to.include({ entry: undefined, locked: true, stale: false });
+    assert.equal(await h.write(ref, 'orphan', FOREIGN_HASH), true);
+    assertIncludes(await h.read(ref, 'token-a'), { entry: undefined, locked: true, stale: false }, 'the reply');
   });
 
   it('the optional readSync answers as read does; failureDomain never throws', async function () {
     const ref = entryRef(h.keys, 'sync');
-    expect(() => h.backend.failureDomain?.(ref)).to.not.throw();
-    expect(h.backend.failureDomain?.(ref)).to.satisfy((d: unknown) => d === undefined || typeof d === 'string');
+    assert.doesNotThrow(() => h.backend.failureDomain?.(ref));
+    const domain: unknown = h.backend.failureDomain?.(ref);
+    assert.ok(domain === undefined || typeof domain === 'string', `failureDomain returned ${inspect(domain)}, expected a string or undefined`);
     const readSync = h.backend.readSync?.bind(h.backend);
     if (readSync === undefined) return;
     const miss = readSync(readRequest(ref, [], 'token-a'));
-    expect(miss).to.include({ entry: undefined, locked: true, stale: false, tagHash: (await h.read(ref)).tagHash });
-    expect(await h.write(ref, 'sync', miss.tagHash, 'token-a')).to.equal(true);
+    assertIncludes(miss, { entry: undefined, locked: true, stale: false, tagHash: (await h.read(ref)).tagHash }, 'the reply');
+    assert.equal(await h.write(ref, 'sync', miss.tagHash, 'token-a'), true);
     const hit = readSync(readRequest(ref, []));
-    expect(h.value(hit)).to.equal('sync');
-    expect(hit).to.deep.equal(await h.read(ref));
+    assert.equal(h.value(hit), 'sync');
+    assert.deepEqual(hit, await h.read(ref));
   });
 }
 
@@ -131,66 +134,66 @@ function writeClauses(h: Harness): void {
     const ref = entryRef(h.keys, 'locked-write');
     const tags = [h.keys.tagKey('w')];
     const miss = await h.read(ref, 'token-a', tags);
-    expect(miss.locked).to.equal(true);
-    expect(await h.write(ref, { n: 1 }, miss.tagHash, 'token-a')).to.equal(true);
+    assert.equal(miss.locked, true);
+    assert.equal(await h.write(ref, { n: 1 }, miss.tagHash, 'token-a'), true);
     const hit = await h.read(ref, 'token-b', tags);
-    expect(hit).to.include({ tagHash: miss.tagHash, locked: false, stale: false });
-    expect(h.value(hit)).to.deep.equal({ n: 1 });
-    expect(h.value(await h.read(ref, undefined, tags, h.peer))).to.deep.equal({ n: 1 });
+    assertIncludes(hit, { tagHash: miss.tagHash, locked: false, stale: false }, 'the reply');
+    assert.deepEqual(h.value(hit), { n: 1 });
+    assert.deepEqual(h.value(await h.read(ref, undefined, tags, h.peer)), { n: 1 });
     // Neither the write kept the lock nor the fresh hit with token-b took it: once the tag is
     // cleaned (the lock stays), a third token gets the lock.
     await h.backend.cleanTags(h.keys.prefix, tags);
-    expect(await h.read(ref, 'token-c', tags)).to.include({ entry: undefined, locked: true });
+    assertIncludes(await h.read(ref, 'token-c', tags), { entry: undefined, locked: true }, 'the reply');
   });
 
   it('write with a lock token refuses (false, nothing stored) once invalidate() removed the lock', async function () {
     const ref = entryRef(h.keys, 'invalidated');
     const miss = await h.read(ref, 'token-a');
-    expect(miss.locked).to.equal(true);
+    assert.equal(miss.locked, true);
     await invalidateEntry(h.backend, ref);
-    expect(await h.write(ref, 'late', miss.tagHash, 'token-a')).to.equal(false);
-    expect((await h.read(ref)).entry).to.equal(undefined);
-    expect((await h.read(ref, undefined, [], h.peer)).entry).to.equal(undefined);
+    assert.equal(await h.write(ref, 'late', miss.tagHash, 'token-a'), false);
+    assert.equal((await h.read(ref)).entry, undefined);
+    assert.equal((await h.read(ref, undefined, [], h.peer)).entry, undefined);
   });
 
   it('write with a lock token refuses (false, nothing stored) when another token holds the lock', async function () {
     const ref = entryRef(h.keys, 'taken-over');
     const first = await h.read(ref, 'token-a');
-    expect(first.locked).to.equal(true);
+    assert.equal(first.locked, true);
     // A token that never held the lock.
-    expect(await h.write(ref, 'intruder', first.tagHash, 'token-x')).to.equal(false);
-    expect((await h.read(ref)).entry).to.equal(undefined);
+    assert.equal(await h.write(ref, 'intruder', first.tagHash, 'token-x'), false);
+    assert.equal((await h.read(ref)).entry, undefined);
     // The lock changes hands (as after an expiry): the former holder's write is refused.
     await releaseLock(h.backend, ref, 'token-a');
-    expect((await h.read(ref, 'token-b', [], h.peer)).locked).to.equal(true);
-    expect(await h.write(ref, 'former holder', first.tagHash, 'token-a')).to.equal(false);
-    expect((await h.read(ref)).entry).to.equal(undefined);
-    expect(await h.write(ref, 'holder', first.tagHash, 'token-b')).to.equal(true);
-    expect(h.value(await h.read(ref))).to.equal('holder');
+    assert.equal((await h.read(ref, 'token-b', [], h.peer)).locked, true);
+    assert.equal(await h.write(ref, 'former holder', first.tagHash, 'token-a'), false);
+    assert.equal((await h.read(ref)).entry, undefined);
+    assert.equal(await h.write(ref, 'holder', first.tagHash, 'token-b'), true);
+    assert.equal(h.value(await h.read(ref)), 'holder');
   });
 
   it('write without a token stores unconditionally and leaves a held lock alone', async function () {
     const free = entryRef(h.keys, 'free');
     const { tagHash } = await h.read(free);
-    expect(await h.write(free, 'no lock at all', tagHash)).to.equal(true);
-    expect(h.value(await h.read(free))).to.equal('no lock at all');
+    assert.equal(await h.write(free, 'no lock at all', tagHash), true);
+    assert.equal(h.value(await h.read(free)), 'no lock at all');
     const held = entryRef(h.keys, 'held');
-    expect((await h.read(held, 'token-a')).locked).to.equal(true);
-    expect(await h.write(held, 'beside the lock', tagHash)).to.equal(true);
-    expect(h.value(await h.read(held, undefined, [], h.peer))).to.equal('beside the lock');
+    assert.equal((await h.read(held, 'token-a')).locked, true);
+    assert.equal(await h.write(held, 'beside the lock', tagHash), true);
+    assert.equal(h.value(await h.read(held, undefined, [], h.peer)), 'beside the lock');
     // Still token-a's lock: its write is accepted.
-    expect(await h.write(held, 'holder', tagHash, 'token-a')).to.equal(true);
-    expect(h.value(await h.read(held))).to.equal('holder');
+    assert.equal(await h.write(held, 'holder', tagHash, 'token-a'), true);
+    assert.equal(h.value(await h.read(held)), 'holder');
   });
 
   it('release with a foreign token leaves the lock; with the holder token it frees it', async function () {
     const ref = entryRef(h.keys, 'release');
-    expect((await h.read(ref, 'token-a')).locked).to.equal(true);
+    assert.equal((await h.read(ref, 'token-a')).locked, true);
     await releaseLock(h.backend, ref, 'token-b');
     await releaseLock(h.peer, ref, 'token-b');
-    expect((await h.read(ref, 'token-c')).locked).to.equal(false);
+    assert.equal((await h.read(ref, 'token-c')).locked, false);
     await releaseLock(h.peer, ref, 'token-a');
-    expect((await h.read(ref, 'token-c')).locked).to.equal(true);
+    assert.equal((await h.read(ref, 'token-c')).locked, true);
   });
 }
 
@@ -198,64 +201,65 @@ function writeClauses(h: Harness): void {
 function waitClauses(h: Harness): void {
   it('waitForRelease resolves true when the holder releases the lock', async function () {
     const ref = entryRef(h.keys, 'wait-release');
-    expect((await h.read(ref, 'token-a')).locked).to.equal(true);
-    expect((await h.read(ref, 'token-b', [], h.peer)).locked).to.equal(false);
+    assert.equal((await h.read(ref, 'token-a')).locked, true);
+    assert.equal((await h.read(ref, 'token-b', [], h.peer)).locked, false);
     const started = Date.now();
     const waiting = waitForLock(h.peer, ref, LONG_WAIT_MS);
     await sleep(50);
     await releaseLock(h.backend, ref, 'token-a');
-    expect(await waiting).to.equal(true);
-    expect(Date.now() - started).to.be.below(WOKEN_WITHIN_MS);
+    assert.equal(await waiting, true);
+    assertBelow(Date.now() - started, WOKEN_WITHIN_MS, 'ms until the wait ended');
   });
 
   it('waitForRelease resolves true when the holder writes the entry', async function () {
     const ref = entryRef(h.keys, 'wait-write');
     const miss = await h.read(ref, 'token-a');
-    expect(miss.locked).to.equal(true);
+    assert.equal(miss.locked, true);
     const started = Date.now();
     const waiting = waitForLock(h.peer, ref, LONG_WAIT_MS);
     await sleep(50);
-    expect(await h.write(ref, 'done', miss.tagHash, 'token-a')).to.equal(true);
-    expect(await waiting).to.equal(true);
-    expect(Date.now() - started).to.be.below(WOKEN_WITHIN_MS);
-    expect(h.value(await h.read(ref, 'token-b', [], h.peer))).to.equal('done');
+    assert.equal(await h.write(ref, 'done', miss.tagHash, 'token-a'), true);
+    assert.equal(await waiting, true);
+    assertBelow(Date.now() - started, WOKEN_WITHIN_MS, 'ms until the wait ended');
+    assert.equal(h.value(await h.read(ref, 'token-b', [], h.peer)), 'done');
   });
 
   it('waitForRelease resolves false on timeout when nobody releases', async function () {
     const ref = entryRef(h.keys, 'wait-timeout');
-    expect((await h.read(ref, 'token-a')).locked).to.equal(true);
-    expect((await h.read(ref, 'token-b', [], h.peer)).locked).to.equal(false);
+    assert.equal((await h.read(ref, 'token-a')).locked, true);
+    assert.equal((await h.read(ref, 'token-b', [], h.peer)).locked, false);
     const started = Date.now();
-    expect(await waitForLock(h.peer, ref, 300)).to.equal(false);
-    expect(Date.now() - started).to.be.at.least(250);
-    expect((await h.read(ref, 'token-b', [], h.peer)).locked).to.equal(false); // still held
+    assert.equal(await waitForLock(h.peer, ref, 300), false);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 250, `the 300 ms wait ended after ${waited} ms, expected at least 250`);
+    assert.equal((await h.read(ref, 'token-b', [], h.peer)).locked, false); // still held
   });
 
   it('invalidate deletes the entry and its lock, and wakes the waiters', async function () {
     const ref = entryRef(h.keys, 'invalidate');
     const { tagHash } = await h.read(ref, 'token-a');
-    expect(await h.write(ref, 'cached', tagHash)).to.equal(true); // the lock stays token-a's
+    assert.equal(await h.write(ref, 'cached', tagHash), true); // the lock stays token-a's
     const started = Date.now();
     const waiting = waitForLock(h.peer, ref, LONG_WAIT_MS);
     await sleep(50);
     await invalidateEntry(h.backend, ref);
-    expect(await waiting).to.equal(true);
-    expect(Date.now() - started).to.be.below(WOKEN_WITHIN_MS);
-    expect((await h.read(ref, undefined, [], h.peer)).entry).to.equal(undefined);
-    expect((await h.read(ref, 'token-b')).locked).to.equal(true);
-    expect(await h.write(ref, 'late', tagHash, 'token-a')).to.equal(false);
+    assert.equal(await waiting, true);
+    assertBelow(Date.now() - started, WOKEN_WITHIN_MS, 'ms until the wait ended');
+    assert.equal((await h.read(ref, undefined, [], h.peer)).entry, undefined);
+    assert.equal((await h.read(ref, 'token-b')).locked, true);
+    assert.equal(await h.write(ref, 'late', tagHash, 'token-a'), false);
   });
 
   it('close() resolves pending waits as timed out (false), and is idempotent', async function () {
     const ref = entryRef(h.keys, 'closing');
-    expect((await h.read(ref, 'token-a')).locked).to.equal(true);
-    expect((await h.read(ref, 'token-b', [], h.peer)).locked).to.equal(false);
+    assert.equal((await h.read(ref, 'token-a')).locked, true);
+    assert.equal((await h.read(ref, 'token-b', [], h.peer)).locked, false);
     const started = Date.now();
     const waiting = waitForLock(h.peer, ref, LONG_WAIT_MS);
     await sleep(50);
     await h.peer.close();
-    expect(await waiting).to.equal(false);
-    expect(Date.now() - started).to.be.below(WOKEN_WITHIN_MS);
+    assert.equal(await waiting, false);
+    assertBelow(Date.now() - started, WOKEN_WITHIN_MS, 'ms until the wait ended');
     await h.peer.close();
   });
 }
@@ -273,11 +277,11 @@ function storeWideClauses(h: Harness): void {
     for (const [ref, tags] of entries) await h.store(ref, ref.entryKey, tags);
     const hits = async (): Promise<boolean[]> =>
       Promise.all(entries.map(async ([ref, tags]) => (await h.read(ref, undefined, tags, h.peer)).entry !== undefined));
-    expect(await hits()).to.deep.equal([true, true, true, true]);
+    assert.deepEqual(await hits(), [true, true, true, true]);
     await h.backend.cleanTags(h.keys.prefix, [h.keys.tagKey('unused')]);
-    expect(await hits()).to.deep.equal([true, true, true, true]);
+    assert.deepEqual(await hits(), [true, true, true, true]);
     await h.backend.cleanTags(h.keys.prefix, [a]);
-    expect(await hits()).to.deep.equal([false, false, true, true]);
+    assert.deepEqual(await hits(), [false, false, true, true]);
   });
 
   it('clear(prefix) removes the entries and tags of that prefix, and nothing of another', async function () {
@@ -288,11 +292,13 @@ function storeWideClauses(h: Harness): void {
     await h.store(mine, 'mine', [tag]);
     await h.store(theirs, 'theirs', [theirTag]);
     await h.backend.clear(h.keys.prefix);
-    expect(await h.backend.dump(h.keys.prefix)).to.deep.equal({});
-    expect((await h.read(mine, undefined, [tag])).entry).to.equal(undefined);
-    expect((await h.read(mine, undefined, [tag], h.peer)).entry).to.equal(undefined);
-    expect(h.value(await h.read(theirs, undefined, [theirTag]))).to.equal('theirs');
-    expect(await h.backend.dump(otherKeys.prefix)).to.include.keys(theirs.entryKey, theirTag);
+    // Its keys, not the object: deepEqual would also compare prototypes, and a dump may have none.
+    assert.deepEqual(Object.keys(await h.backend.dump(h.keys.prefix)), [], 'clear(prefix) left these keys');
+    assert.equal((await h.read(mine, undefined, [tag])).entry, undefined);
+    assert.equal((await h.read(mine, undefined, [tag], h.peer)).entry, undefined);
+    assert.equal(h.value(await h.read(theirs, undefined, [theirTag])), 'theirs');
+    const theirKeys = Object.keys(await h.backend.dump(otherKeys.prefix));
+    for (const key of [theirs.entryKey, theirTag]) assert.ok(theirKeys.includes(key), `clear(prefix) removed ${key} of another prefix: ${inspect(theirKeys)}`);
   });
 
   it('clear(prefix) removes the locks of that prefix, and nothing of another', async function () {
@@ -301,13 +307,13 @@ function storeWideClauses(h: Harness): void {
     const beside = entryRef(h.keys, 'beside'); // a lock beside a (stale) entry
     const theirs = entryRef(otherKeys, 'locked');
     const { tagHash } = await h.read(beside);
-    expect(await h.write(beside, 'stale', tagHash, undefined, Date.now() - 1000)).to.equal(true);
-    for (const ref of [bare, beside, theirs]) expect((await h.read(ref, 'token-a')).locked, ref.lockKey).to.equal(true);
+    assert.equal(await h.write(beside, 'stale', tagHash, undefined, Date.now() - 1000), true);
+    for (const ref of [bare, beside, theirs]) assert.equal((await h.read(ref, 'token-a')).locked, true, `token-a did not take the lock ${ref.lockKey}`);
     await h.backend.clear(h.keys.prefix);
     for (const ref of [bare, beside]) {
-      expect((await h.read(ref, 'token-b')).locked, `clear(prefix) left the lock ${ref.lockKey}`).to.equal(true);
+      assert.equal((await h.read(ref, 'token-b')).locked, true, `clear(prefix) left the lock ${ref.lockKey}`);
     }
-    expect((await h.read(theirs, 'token-b')).locked, theirs.lockKey).to.equal(false);
+    assert.equal((await h.read(theirs, 'token-b')).locked, false, `clear(prefix) removed the lock ${theirs.lockKey} of another prefix`);
   });
 
   it('dump shows entries as their values, tags as their versions, locks as their tokens', async function () {
@@ -316,13 +322,15 @@ function storeWideClauses(h: Harness): void {
     const { tagHash } = await h.read(ref, undefined, tags);
     // Written past its fresh time, so that the next read takes the lock beside the entry.
     const value = { n: 5, when: new Date(0) };
-    expect(await h.write(ref, value, tagHash, undefined, Date.now() - 1000)).to.equal(true);
-    expect((await h.read(ref, 'token-a', tags)).locked).to.equal(true);
+    assert.equal(await h.write(ref, value, tagHash, undefined, Date.now() - 1000), true);
+    assert.equal((await h.read(ref, 'token-a', tags)).locked, true);
     for (const dump of [await h.backend.dump(), await h.backend.dump(h.keys.prefix)]) {
-      expect(Object.keys(dump).sort()).to.deep.equal([ref.entryKey, ref.lockKey, tags[0]].sort());
-      expect(dump[ref.entryKey]).to.deep.equal(value);
-      expect(dump[ref.lockKey]).to.equal('token-a');
-      expect(dump[tags[0] as string]).to.be.a('string').and.not.equal('');
+      assert.deepEqual(Object.keys(dump).sort(), [ref.entryKey, ref.lockKey, tags[0]].sort());
+      assert.deepEqual(dump[ref.entryKey], value);
+      assert.equal(dump[ref.lockKey], 'token-a');
+      const version = dump[tags[0] as string];
+      assert.equal(typeof version, 'string', `the tag version in the dump: ${inspect(version)}, expected a string`);
+      assert.notEqual(version, '', 'the tag version in the dump is an empty string');
     }
   });
 }
@@ -333,7 +341,7 @@ function foreignBytesClauses(h: Harness, writeRaw: NonNullable<BackendContractOp
     const short = entryRef(h.keys, 'short');
     await h.store(short, 'replaced below');
     await writeRaw(h.backend, short.entryKey, Buffer.from('h1j0', 'latin1'));
-    expect(await h.read(short, 'token-a')).to.include({ entry: undefined, locked: true, stale: false });
+    assertIncludes(await h.read(short, 'token-a'), { entry: undefined, locked: true, stale: false }, 'the reply');
     // A valid header over a payload that does not decode: the backend serves it (decoding is the core's part).
     const broken = entryRef(h.keys, 'broken');
     const { tagHash } = await h.read(broken);
@@ -342,9 +350,10 @@ function foreignBytesClauses(h: Harness, writeRaw: NonNullable<BackendContractOp
     const bytes = Buffer.concat([header, Buffer.from('{"n": 1, broken', 'latin1')]);
     await writeRaw(h.backend, broken.entryKey, bytes);
     const hit = await h.read(broken, 'token-a');
-    expect(hit).to.include({ tagHash, locked: false, stale: false });
-    expect(Buffer.from(hit.entry as Uint8Array).equals(bytes)).to.equal(true);
+    assertIncludes(hit, { tagHash, locked: false, stale: false }, 'the reply');
+    assert.equal(Buffer.from(hit.entry as Uint8Array).equals(bytes), true);
     const dumped = (await h.backend.dump())[broken.entryKey];
-    expect(dumped).to.be.instanceOf(CorruptEntryError).with.property('key', broken.entryKey);
+    assert.ok(dumped instanceof CorruptEntryError, `dump() of undecodable bytes: ${inspect(dumped)}, expected a CorruptEntryError`);
+    assert.equal(dumped.key, broken.entryKey);
   });
 }

@@ -7,10 +7,12 @@
  * @module
  */
 
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import type { Backend } from '../backend/backend.js';
 import type { LossyValueError } from '../errors.js';
 import type { Hermes } from '../hermes.js';
+import { assertBelow, assertIncludes } from './assertions.js';
 import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
@@ -46,12 +48,12 @@ function storing(h: CacheHarness): void {
       calls++;
       return a * b;
     });
-    expect(await multiply(2, 333)).to.equal(666);
-    expect(await multiply(2, 333)).to.equal(666);
-    expect(calls).to.equal(1);
-    expect(await multiply(3, 333)).to.equal(999);
-    expect(calls).to.equal(2);
-    expect(errors).to.deep.equal([]);
+    assert.equal(await multiply(2, 333), 666);
+    assert.equal(await multiply(2, 333), 666);
+    assert.equal(calls, 1);
+    assert.equal(await multiply(3, 333), 999);
+    assert.equal(calls, 2);
+    assert.deepEqual(errors, []);
   });
 
   it('caches sync functions and structured results', async function () {
@@ -61,9 +63,9 @@ function storing(h: CacheHarness): void {
       return { id, list: [1, 'two', null], nested: { ok: true } };
     });
     const first = await build(7);
-    expect(await build(7)).to.deep.equal(first);
-    expect(first).to.deep.equal({ id: 7, list: [1, 'two', null], nested: { ok: true } });
-    expect(calls).to.equal(1);
+    assert.deepEqual(await build(7), first);
+    assert.deepEqual(first, { id: 7, list: [1, 'two', null], nested: { ok: true } });
+    assert.equal(calls, 1);
   });
 
   it('reports a class instance or a symbol key in a result once per function (LossyValueError), and caches it', async function () {
@@ -76,24 +78,25 @@ function storing(h: CacheHarness): void {
       return { id, total: new Money(id * 100) };
     });
     const computed = await price(1);
-    expect(computed.total).to.be.instanceOf(Money);
+    assert.ok(computed.total instanceof Money, `the computed total: ${inspect(computed.total)}, expected a Money`);
     const read = await price(1);
-    expect(calls).to.equal(1);
-    expect(read.total.cents).to.equal(100);
+    assert.equal(calls, 1);
+    assert.equal(read.total.cents, 100);
     // A store of bytes gives back a plain object; the live in-process store, the object itself.
-    expect(read.total instanceof Money).to.equal(!cache.backend.storesBytes);
+    assert.equal(read.total instanceof Money, !cache.backend.storesBytes);
     await price(2);
-    expect(errors.map((e) => e.code)).to.deep.equal(['ERR_HERMES_LOSSY_VALUE']);
+    assert.deepEqual(errors.map((e) => e.code), ['ERR_HERMES_LOSSY_VALUE']);
     const lossy = errors[0] as LossyValueError;
-    expect(lossy).to.include({ functionName: 'price', kind: 'class', what: 'Money', path: 'result.total', live: !cache.backend.storesBytes });
-    expect(lossy.message).to.match(/'price'.*class Money at result\.total.*plain object/);
+    assertIncludes(lossy, { functionName: 'price', kind: 'class', what: 'Money', path: 'result.total', live: !cache.backend.storesBytes }, 'the LossyValueError');
+    assert.match(lossy.message, /'price'.*class Money at result\.total.*plain object/);
 
     const tagged = cache.wrap(async function tagged() {
       return { n: 1, [Symbol('audit')]: true };
     });
-    expect((await tagged()).n).to.equal(1);
-    expect(errors[1]).to.include({ code: 'ERR_HERMES_LOSSY_VALUE', kind: 'symbol', what: 'Symbol(audit)', path: 'result' });
-    expect(errors).to.have.length(2);
+    assert.equal((await tagged()).n, 1);
+    assert.ok(errors[1] !== undefined, `one error for the symbol key, expected after the class: ${inspect(errors)}`);
+    assertIncludes(errors[1], { code: 'ERR_HERMES_LOSSY_VALUE', kind: 'symbol', what: 'Symbol(audit)', path: 'result' }, 'the second error');
+    assert.equal(errors.length, 2, `two errors expected: ${inspect(errors)}`);
   });
 
   it('gives back instances of the registered classes (classes) as instances, in every process', async function () {
@@ -121,14 +124,14 @@ function storing(h: CacheHarness): void {
     const theirs = peer.wrap(counted, { name: 'bill' });
     await mine(7);
     const read = await theirs(7);
-    expect(calls).to.equal(1);
-    expect(read.total).to.be.instanceOf(Money);
-    expect(read.total.format()).to.equal('2.50 EUR');
-    expect(read.lines[1]).to.be.instanceOf(Money);
-    expect(read.lines[1]?.cents).to.equal(7);
-    expect(read.byCode.get('eur')).to.equal(read.total); // one object, as it was
-    expect(read.lines[0]).to.equal(read.total);
-    expect(errors).to.deep.equal([]);
+    assert.equal(calls, 1);
+    assert.ok(read.total instanceof Money, `the total read by the peer: ${inspect(read.total)}, expected a Money`);
+    assert.equal(read.total.format(), '2.50 EUR');
+    assert.ok(read.lines[1] instanceof Money, `the second line read by the peer: ${inspect(read.lines[1])}, expected a Money`);
+    assert.equal(read.lines[1]?.cents, 7);
+    assert.equal(read.byCode.get('eur'), read.total); // one object, as it was
+    assert.equal(read.lines[0], read.total);
+    assert.deepEqual(errors, []);
   });
 
   it('caches undefined and null as values, distinct from a miss', async function () {
@@ -137,11 +140,11 @@ function storing(h: CacheHarness): void {
       calls++;
       return kind === 'null' ? null : undefined;
     });
-    expect(await nothing('null')).to.equal(null);
-    expect(await nothing('null')).to.equal(null);
-    expect(await nothing('undefined')).to.equal(undefined);
-    expect(await nothing('undefined')).to.equal(undefined);
-    expect(calls).to.equal(2);
+    assert.equal(await nothing('null'), null);
+    assert.equal(await nothing('null'), null);
+    assert.equal(await nothing('undefined'), undefined);
+    assert.equal(await nothing('undefined'), undefined);
+    assert.equal(calls, 2);
   });
 
   it('expires entries after their TTL', async function () {
@@ -150,10 +153,10 @@ function storing(h: CacheHarness): void {
       calls++;
       return calls;
     }, { ttl: 0.25 });
-    expect(await short()).to.equal(1);
-    expect(await short()).to.equal(1);
+    assert.equal(await short(), 1);
+    assert.equal(await short(), 1);
     await sleep(400);
-    expect(await short()).to.equal(2);
+    assert.equal(await short(), 2);
   });
 }
 
@@ -173,9 +176,9 @@ function invalidating(h: CacheHarness): void {
     await square(2);
     await square(3);
     await square.invalidate(2);
-    expect(await square(2)).to.equal(4);
-    expect(await square(3)).to.equal(9);
-    expect(calls).to.equal(3);
+    assert.equal(await square(2), 4);
+    assert.equal(await square(3), 9);
+    assert.equal(calls, 3);
   });
 
   it('cleans by tag: every entry carrying any of the tags, and no other', async function () {
@@ -201,16 +204,16 @@ function invalidating(h: CacheHarness): void {
     };
     await all();
     await all();
-    expect(calls).to.deep.equal({ ab: 2, bc: 2, c: 2, none: 2 });
+    assert.deepEqual(calls, { ab: 2, bc: 2, c: 2, none: 2 });
     await cache.clean(['a']);
     await all();
-    expect(calls).to.deep.equal({ ab: 4, bc: 2, c: 2, none: 2 });
+    assert.deepEqual(calls, { ab: 4, bc: 2, c: 2, none: 2 });
     await cache.clean(['b', 'c']);
     await all();
-    expect(calls).to.deep.equal({ ab: 6, bc: 4, c: 4, none: 2 });
+    assert.deepEqual(calls, { ab: 6, bc: 4, c: 4, none: 2 });
     await cache.clean(['unknown-tag']);
     await all();
-    expect(calls).to.deep.equal({ ab: 6, bc: 4, c: 4, none: 2 });
+    assert.deepEqual(calls, { ab: 6, bc: 4, c: 4, none: 2 });
   });
 
 }
@@ -236,13 +239,16 @@ function clearing(h: CacheHarness): void {
     const theirs = other.wrap(fn, { name: 'fn', tags: ['t'] });
     await mine(1);
     await theirs(1);
-    expect(Object.keys(await backend.dump(prefix))).to.have.length(2); // entry + tag
+    const keys = Object.keys(await backend.dump(prefix));
+    assert.equal(keys.length, 2, `an entry and a tag expected: ${inspect(keys)}`);
     await cache.clean();
-    expect(await backend.dump(prefix)).to.deep.equal({});
-    expect(Object.keys(await peer.dump(`${prefix}other`))).to.have.length(2);
+    // Its keys, not the object: deepEqual would also compare prototypes, and a dump may have none.
+    assert.deepEqual(Object.keys(await backend.dump(prefix)), [], 'clean() left these keys');
+    const theirKeys = Object.keys(await peer.dump(`${prefix}other`));
+    assert.equal(theirKeys.length, 2, `clean() of one prefix left another with: ${inspect(theirKeys)}`);
     await mine(1);
     await theirs(1);
-    expect(calls).to.equal(3);
+    assert.equal(calls, 3);
     await other.clean();
   });
 
@@ -252,9 +258,11 @@ function clearing(h: CacheHarness): void {
     }, { tags: ['math'] });
     await tagged(5);
     const dump = await backend.dump();
-    expect(dump[tagged.key(5)]).to.deep.equal({ n: 5, when: new Date(0) });
-    expect(dump[`${prefix}:tag:math`]).to.be.a('string').and.not.empty;
-    expect(Object.keys(dump).sort()).to.deep.equal([tagged.key(5), `${prefix}:tag:math`].sort());
+    assert.deepEqual(dump[tagged.key(5)], { n: 5, when: new Date(0) });
+    const version = dump[`${prefix}:tag:math`];
+    assert.equal(typeof version, 'string', `the tag version in the dump: ${inspect(version)}, expected a string`);
+    assert.notEqual(version, '', 'the tag version in the dump is an empty string');
+    assert.deepEqual(Object.keys(dump).sort(), [tagged.key(5), `${prefix}:tag:math`].sort());
   });
 }
 
@@ -273,8 +281,8 @@ function stampedes(h: CacheHarness): void {
       return n * 2;
     });
     const results = await Promise.all(Array.from({ length: 100 }, () => slow(21)));
-    expect(results).to.deep.equal(Array(100).fill(42));
-    expect(calls).to.equal(1);
+    assert.deepEqual(results, Array(100).fill(42));
+    assert.equal(calls, 1);
   });
 
   it('runs a cold key once across two cache instances sharing the store (lock + wake-up)', async function () {
@@ -293,10 +301,10 @@ function stampedes(h: CacheHarness): void {
     const waiters = Array.from({ length: 50 }, () => b(1));
     const results = await Promise.all([first, ...waiters]);
     const elapsed = Date.now() - started;
-    expect(results).to.deep.equal(Array(51).fill(2));
-    expect(calls).to.equal(1);
+    assert.deepEqual(results, Array(51).fill(2));
+    assert.equal(calls, 1);
     // Woken by the release, not by the 5 s wait running out.
-    expect(elapsed).to.be.below(2000);
+    assertBelow(elapsed, 2000, 'ms until all 51 callers had the value');
   });
 
   it('a throwing function rejects every concurrent caller, caches nothing, releases its lock', async function () {
@@ -312,14 +320,14 @@ function stampedes(h: CacheHarness): void {
     const b = other.wrap(fn, { name: 'flaky' });
     const local = Array.from({ length: 10 }, () => a(1));
     const settled = await Promise.allSettled(local);
-    expect(settled.every((s) => s.status === 'rejected' && (s.reason as Error).message === 'boom')).to.equal(true);
-    expect(calls).to.equal(1);
+    assert.equal(settled.every((s) => s.status === 'rejected' && (s.reason as Error).message === 'boom'), true);
+    assert.equal(calls, 1);
     // The lock was released: the peer computes at once instead of waiting 5 s.
     const started = Date.now();
-    expect(await b(1)).to.equal(1);
-    expect(Date.now() - started).to.be.below(1000);
-    expect(await a(1)).to.equal(1);
-    expect(calls).to.equal(2);
+    assert.equal(await b(1), 1);
+    assertBelow(Date.now() - started, 1000, 'ms until the peer computed after the throw');
+    assert.equal(await a(1), 1);
+    assert.equal(calls, 2);
   });
 }
 
@@ -351,10 +359,10 @@ function races(h: CacheHarness): void {
       // ...and the entry is invalidated, acknowledged, while it runs
       await (how === 'clean(tags)' ? cache.clean(['orders']) : report.invalidate(1));
       openGate();
-      expect(await pending).to.equal('old:1'); // its caller gets the result...
-      expect(await report(1)).to.equal('new:1'); // ...but it is never served afterwards
-      expect(await report(1)).to.equal('new:1');
-      expect(calls).to.equal(2);
+      assert.equal(await pending, 'old:1'); // its caller gets the result...
+      assert.equal(await report(1), 'new:1'); // ...but it is never served afterwards
+      assert.equal(await report(1), 'new:1');
+      assert.equal(calls, 2);
     });
   }
 }

@@ -5,10 +5,12 @@
  * @module
  */
 
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import type { Backend } from '../backend/backend.js';
 import { CorruptEntryError, TimeoutError } from '../errors.js';
 import type { Hermes } from '../hermes.js';
+import { assertBelow } from './assertions.js';
 import { type CacheHarness, sleep, staleCache } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 
@@ -25,15 +27,15 @@ export function grace(h: CacheHarness): void {
       if (calls > 1) throw new Error('upstream down');
       return `${sku}:v1`;
     });
-    expect(await price('a')).to.equal('a:v1');
+    assert.equal(await price('a'), 'a:v1');
     await sleep(300); // past ttl, within grace
-    expect(await price('a')).to.equal('a:v1');
-    expect(calls).to.equal(2);
-    expect(reasons).to.deep.equal(['error']);
+    assert.equal(await price('a'), 'a:v1');
+    assert.equal(calls, 2);
+    assert.deepEqual(reasons, ['error']);
     // Written back fresh for a while: the next callers do not call the failing function.
-    expect(await price('a')).to.equal('a:v1');
-    expect(calls).to.equal(2);
-    expect(cache2.stats().staleServed).to.equal(1);
+    assert.equal(await price('a'), 'a:v1');
+    assert.equal(calls, 2);
+    assert.equal(cache2.stats().staleServed, 1);
   });
 
   it('grace never serves an entry invalidated by a tag or by invalidate()', async function () {
@@ -49,10 +51,10 @@ export function grace(h: CacheHarness): void {
     await sleep(300);
     await cache2.clean(['r']);
     const viaTag = await fn(1).then(() => 'served', (e: unknown) => (e as Error).message);
-    expect(viaTag).to.equal('down');
+    assert.equal(viaTag, 'down');
     await fn.invalidate(2);
     const viaInvalidate = await fn(2).then(() => 'served', (e: unknown) => (e as Error).message);
-    expect(viaInvalidate).to.equal('down');
+    assert.equal(viaInvalidate, 'down');
   });
 
   it('grace: callers without the lock get the stale value at once while one caller refreshes', async function () {
@@ -66,16 +68,16 @@ export function grace(h: CacheHarness): void {
     };
     const a = cache2.wrap(fn, { name: 'slowRefresh' });
     const b = peer.wrap(fn, { name: 'slowRefresh' });
-    expect(await a()).to.equal('v1');
+    assert.equal(await a(), 'v1');
     await sleep(300);
     const refreshing = a(); // takes the lock, recomputes for 300 ms
     await sleep(30);
     const started = Date.now();
-    expect(await b()).to.equal('v1'); // no lock: stale at once
-    expect(Date.now() - started).to.be.below(200);
-    expect(await refreshing).to.equal('v2');
-    expect(await b()).to.equal('v2');
-    expect(calls).to.equal(2);
+    assert.equal(await b(), 'v1'); // no lock: stale at once
+    assertBelow(Date.now() - started, 200, 'ms until the caller without the lock had the stale value');
+    assert.equal(await refreshing, 'v2');
+    assert.equal(await b(), 'v2');
+    assert.equal(calls, 2);
   });
 
 }
@@ -94,16 +96,16 @@ export function staleWhileRevalidate(h: CacheHarness): void {
     };
     const a = cache2.wrap(fn, { name: 'swr' });
     const b = peer.wrap(fn, { name: 'swr' });
-    expect(await a()).to.equal('v1');
+    assert.equal(await a(), 'v1');
     await sleep(700);
     const started = Date.now();
     const served = await Promise.all([a(), a(), b(), b(), a(), b()]);
-    expect(Date.now() - started).to.be.below(120); // nobody waited for the 150 ms refresh
-    expect(served).to.deep.equal(Array(6).fill('v1'));
+    assertBelow(Date.now() - started, 120, 'ms until six callers had the stale value'); // nobody waited for the 150 ms refresh
+    assert.deepEqual(served, Array(6).fill('v1'));
     await sleep(300); // the refresh is written, and fresh for 0.6 s
-    expect(await a()).to.equal('v2');
-    expect(await b()).to.equal('v2');
-    expect(calls).to.equal(2);
+    assert.equal(await a(), 'v2');
+    assert.equal(await b(), 'v2');
+    assert.equal(calls, 2);
   });
 }
 
@@ -120,15 +122,16 @@ export function timeouts(h: CacheHarness): void {
       if (calls > 1) await sleep(300);
       return `v${calls}`;
     });
-    expect(await fn()).to.equal('v1');
+    assert.equal(await fn(), 'v1');
     await sleep(700);
     const started = Date.now();
-    expect(await fn()).to.equal('v1');
-    expect(Date.now() - started).to.be.within(40, 250);
-    expect(reasons).to.deep.equal(['timeout']);
+    assert.equal(await fn(), 'v1');
+    const took = Date.now() - started;
+    assert.ok(took >= 40 && took <= 250, `the stale value after the 50 ms soft timeout came after ${took} ms, expected within 40 to 250`);
+    assert.deepEqual(reasons, ['timeout']);
     await sleep(400); // the refresh (300 ms) is written, fresh for 0.6 s
-    expect(await fn()).to.equal('v2');
-    expect(calls).to.equal(2);
+    assert.equal(await fn(), 'v2');
+    assert.equal(calls, 2);
   });
 
   it('timeout.hard rejects with a TimeoutError and still caches the result', async function () {
@@ -144,12 +147,12 @@ export function timeouts(h: CacheHarness): void {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(error).to.be.instanceOf(TimeoutError);
-    expect(Date.now() - started).to.be.below(180);
+    assert.ok(error instanceof TimeoutError, `the call past the 50 ms hard timeout settled with ${inspect(error)}, expected a TimeoutError`);
+    assertBelow(Date.now() - started, 180, 'ms until the hard timeout rejected');
     await sleep(300);
-    expect(await fn()).to.equal('late');
-    expect(calls).to.equal(1);
-    expect(cache2.stats().timeouts).to.equal(1);
+    assert.equal(await fn(), 'late');
+    assert.equal(calls, 1);
+    assert.equal(cache2.stats().timeouts, 1);
   });
 }
 
@@ -175,11 +178,11 @@ export function corruptBytes(h: CacheHarness, writeRaw: NonNullable<BackendContr
     // A valid header (format 1, JSON, that hash) over a payload that is not JSON.
     const header = `h1j0${hash}${String(Date.now() + 60_000).padStart(13, '0')}`;
     await writeRaw(backend, key, Buffer.from(`${header}{"n": 1, broken`, 'latin1'));
-    expect(await item(1)).to.deep.equal({ n: 1 });
-    expect(calls).to.equal(1);
-    expect(errors.some((e) => e instanceof CorruptEntryError && e.key === key)).to.equal(true);
-    expect(await item(1)).to.deep.equal({ n: 1 });
-    expect(calls).to.equal(1);
+    assert.deepEqual(await item(1), { n: 1 });
+    assert.equal(calls, 1);
+    assert.equal(errors.some((e) => e instanceof CorruptEntryError && e.key === key), true);
+    assert.deepEqual(await item(1), { n: 1 });
+    assert.equal(calls, 1);
   });
 
   it('never stores a recompute over corrupt bytes that overlapped invalidate() of its entry', async function () {
@@ -201,12 +204,12 @@ export function corruptBytes(h: CacheHarness, writeRaw: NonNullable<BackendContr
     source = 'new';
     await item.invalidate(1); // acknowledged while the recompute still runs
     openGate();
-    expect(await pending).to.equal('old:1'); // its own caller gets it...
-    expect(await item(1)).to.equal('new:1'); // ...but it was not stored over the invalidation
-    expect(calls).to.equal(2);
-    expect(await item(1)).to.equal('new:1');
-    expect(calls).to.equal(2);
-    expect(errors.some((e) => e instanceof CorruptEntryError && e.key === key)).to.equal(true);
+    assert.equal(await pending, 'old:1'); // its own caller gets it...
+    assert.equal(await item(1), 'new:1'); // ...but it was not stored over the invalidation
+    assert.equal(calls, 2);
+    assert.equal(await item(1), 'new:1');
+    assert.equal(calls, 2);
+    assert.equal(errors.some((e) => e instanceof CorruptEntryError && e.key === key), true);
   });
 
   it('treats foreign or truncated bytes under an entry key as a miss', async function () {
@@ -217,10 +220,10 @@ export function corruptBytes(h: CacheHarness, writeRaw: NonNullable<BackendContr
     });
     for (const junk of ['', 'x', 'not a hermes entry at all, just some bytes', 'h9']) {
       await writeRaw(backend, item.key(1), Buffer.from(junk, 'latin1'));
-      expect(await item(1)).to.equal(1);
+      assert.equal(await item(1), 1);
     }
-    expect(calls).to.equal(4);
-    expect(await item(1)).to.equal(1);
-    expect(calls).to.equal(4);
+    assert.equal(calls, 4);
+    assert.equal(await item(1), 1);
+    assert.equal(calls, 4);
   });
 }

@@ -3,9 +3,10 @@
  * third-party ones (`import { registerBackendContract } from 'hermes-cache/testing'`). A
  * backend's spec calls {@link registerBackendContract} with a factory inside a mocha run. Two
  * tiers: each clause of the contract tested on the backend itself (`contract-backend.ts`), and
- * each promise of the cache through `Hermes`, as users use it (`contract-cache.ts`). Needs
- * `mocha` (its globals) and `chai` (>= 5) in the caller's project: dev dependencies there, not
- * peer dependencies of this package (docs/writing-a-backend.md says why).
+ * each promise of the cache through `Hermes`, as users use it (`contract-cache.ts`). Needs only
+ * `mocha` in the caller's project (its `describe`, `it`, `beforeEach` and `afterEach` globals),
+ * a dev dependency there, not a peer dependency of this package (docs/writing-a-backend.md says
+ * why): the tests assert with `node:assert/strict`.
  *
  * @module
  */

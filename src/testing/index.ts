@@ -1,6 +1,6 @@
 /**
  * `hermes-cache/testing`: the backend contract suite, for writers of backends. Run it from a
- * mocha spec:
+ * mocha spec; mocha is all it needs (it asserts with `node:assert/strict`, no assertion library):
  *
  * ```ts
  * import { registerBackendContract } from 'hermes-cache/testing';
