@@ -285,7 +285,14 @@ describe('RedisBackend through Redis Sentinel (real primary, replica and 3 senti
           15_000,
         );
         bothSwitchedAt = Date.now();
+        // The load a while longer: at least 20 hits from the new primary after both switched
+        // (a second, or longer on a loaded machine where the load runs slowly).
         await sleep(1000);
+        await until(
+          '20 hits from the new primary after both switched',
+          async () => hits.filter((hit) => hit.at >= bothSwitchedAt + 50 && hit.port === newPrimary).length >= 20,
+          15_000,
+        );
         console.log(
           `      failover: sentinels switched after ${switchedMs} ms; first hit from the new primary ${firstHitMs} ms after the failover began; ` +
             `${calls} calls, ${fallbacks} fell back (from ${(fallbackTimes[0] ?? failoverAt) - failoverAt} to ${(fallbackTimes.at(-1) ?? failoverAt) - failoverAt} ms), ${errors.length} backend errors (${[...new Set(errors.map((e) => e.code))].join(', ') || 'none'}), ` +
