@@ -79,14 +79,14 @@ export function registerBatchClauses(h: CacheHarness): void {
         return n * 10;
       });
       const single = slow(1);
-      await sleep(10);
+      await until(() => calls === 1);
       const [results, alone] = await Promise.all([slow.many([[1], [2]]), single]);
       assert.deepEqual(results, [10, 20]);
       assert.equal(alone, 10);
       assert.equal(calls, 2);
       // And a single call made while a batch computes joins the batch's element.
       const batch = slow.many([[3], [4]]);
-      await sleep(10);
+      await until(() => calls === 4);
       assert.equal(await slow(4), 40);
       assert.deepEqual(await batch, [30, 40]);
       assert.equal(calls, 4);
@@ -103,7 +103,7 @@ export function registerBatchClauses(h: CacheHarness): void {
       const here = h.cache.wrap(make('here'), { name: 'shared' });
       const there = peer.wrap(make('there'), { name: 'shared' });
       const held = there(3); // the peer takes the lock of 3 and computes for 300 ms
-      await sleep(50);
+      await until(() => computedBy.includes('there:3'));
       const results = await here.many([[1], [2], [3], [4]]);
       assert.deepEqual(results, ['n1', 'n2', 'n3', 'n4']);
       assert.equal(await held, 'n3');
@@ -163,8 +163,8 @@ export function registerBatchClauses(h: CacheHarness): void {
       assert.deepEqual(await price.many([['a'], ['b']]), ['a:v1', 'b:v1']);
       await sleep(300); // past the fresh time
       assert.deepEqual(await price.many([['a'], ['b']]), ['a:v1', 'b:v1']);
-      await sleep(100); // the background refreshes
-      assert.equal(calls, 4);
+      await until(() => calls === 4); // the background refreshes
+      await sleep(20); // their writes
       assert.deepEqual(await price.many([['a'], ['b']]), ['a:v2', 'b:v2']);
       assert.equal(cache.stats().staleServed, 2);
     });
@@ -226,6 +226,15 @@ export function registerBatchClauses(h: CacheHarness): void {
       assert.equal(calls, 1);
     });
   });
+}
+
+/** Resolves once `check` holds, polled every 5 ms; rejects after 5 s. */
+async function until(check: () => boolean): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > 5000) throw new Error(`timed out waiting for ${check.toString()}`);
+    await sleep(5);
+  }
 }
 
 /** Hides a backend's `readMany` (the core then reads one by one); returns the undo. */
