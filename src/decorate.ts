@@ -1,7 +1,7 @@
 /**
  * The functions a cache hands out: wrapped functions ({@link makeCachedFunction}) and decorated
  * methods ({@link cachedDecorator}, TC39 standard and legacy `experimentalDecorators`), each
- * with `invalidate(...args)` and `key(...args)`.
+ * with `invalidate(...args)`, `key(...args)` and `many(argsList)`.
  *
  * @module
  */
@@ -18,6 +18,22 @@ export interface CachedFunction<Args extends unknown[], Result> {
   invalidate(...args: Args): Promise<void>;
   /** The entry key of these arguments, for operators and debugging. */
   key(...args: Args): string;
+  /**
+   * Calls through the cache for each argument list, and resolves with the results in the same
+   * order — the batch form of a call, for a service answering many ids at once. Each element
+   * gets exactly the decisions of a single call (it joins a call in flight, is a hit, a stale
+   * value, a computation under the lock it took, or waits for the process that holds it), but
+   * the reads of the batch go out together: on Redis one request per server, on Memcached one
+   * multi-get per server, in-process directly. The function runs only for the misses this
+   * process locked, each on its own; equal argument lists in one batch are read and computed
+   * once.
+   *
+   * Like `Promise.all`: rejects with the first error of an element (an `ArgumentError`, the
+   * function's own, a `TimeoutError`…), and the other elements go on — what they compute is
+   * still cached. For one outcome per element, call the function per element
+   * (`Promise.allSettled(argsList.map((args) => fn(...args)))`: the same reads, sent one by one).
+   */
+  many(argsList: readonly Args[]): Promise<Awaited<Result>[]>;
   /** The name used in this function's keys. */
   readonly cacheName: string;
   /** The tags of this function's entries. */
@@ -48,16 +64,44 @@ export interface CachedMethodDecorator<KeyArgs extends unknown[] = unknown[]> {
  * `(obj.method as unknown as CachedFunction<Args, Result>).invalidate(…)`, typed from the
  * method. Also accepts a wrapped function (returned as is).
  *
+ * With `thisArg`, the controls are bound to it: `asCached(repo.find, repo).many([[1], [2]])`
+ * runs the method on `repo` for the misses. (`repo.find.many(…)` alone would run it with
+ * `this` set to the method itself, which a method that uses `this` cannot work with.)
+ *
  * @throws {@link OptionError} if `method` was not made by `wrap` or `@cached()`
  */
 export function asCached<Args extends unknown[], Result>(
   method: (...args: Args) => Promise<Result>,
+  thisArg: unknown = UNBOUND,
 ): CachedFunction<Args, Result> {
   const candidate = method as Partial<Record<'invalidate' | 'key', unknown>> | undefined;
   if (typeof method !== 'function' || typeof candidate?.invalidate !== 'function' || typeof candidate.key !== 'function') {
     throw new OptionError('method', 'asCached() takes a function wrapped by cache.wrap() or a method decorated with @cache.cached()');
   }
-  return method as unknown as CachedFunction<Args, Result>;
+  if (thisArg === UNBOUND) return method as unknown as CachedFunction<Args, Result>;
+  return boundTo(method, thisArg) as unknown as CachedFunction<Args, Result>;
+}
+
+/** {@link asCached} without `thisArg`. */
+const UNBOUND: unique symbol = Symbol('unbound');
+
+/** A cached function whose call and controls (every function-valued own property) run with `this` set to `thisArg`. */
+function boundTo(method: AnyFunction, thisArg: unknown): AnyFunction {
+  const source = method as unknown as Record<string, unknown>;
+  const bound = function (...args: unknown[]): unknown {
+    return (method as (...a: unknown[]) => unknown).apply(thisArg, args);
+  };
+  const properties: PropertyDescriptorMap = { name: { value: method.name }, [WRAPS]: { value: method } };
+  for (const name of Object.getOwnPropertyNames(method)) {
+    const control = source[name];
+    if (name === 'prototype' || name in properties) continue;
+    properties[name] =
+      typeof control === 'function'
+        ? { value: (...args: unknown[]) => (control as (...a: unknown[]) => unknown).apply(thisArg, args) }
+        : { value: control, enumerable: true };
+  }
+  Object.defineProperties(bound, properties);
+  return bound;
 }
 
 /** What the functions handed out call back into: the cache. */
@@ -68,6 +112,8 @@ export interface FunctionHost {
   call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown>;
   /** Drops the entry of these arguments. */
   invalidate(policy: FunctionPolicy, args: readonly unknown[]): Promise<void>;
+  /** A batch of calls through the cache, one promise per argument list, in order. */
+  many(policy: FunctionPolicy, thisArg: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown>[];
   /** The entry key of these arguments. */
   entryKey(policy: FunctionPolicy, args: readonly unknown[]): string;
 }
@@ -97,8 +143,29 @@ export function makeCachedFunction<Args extends unknown[], Result>(
     tags: { value: Object.freeze([...policy.tags]), enumerable: true },
     invalidate: { value: (...args: Args) => host.invalidate(policy, args) },
     key: { value: (...args: Args) => host.entryKey(policy, args) },
+    many: {
+      value(this: unknown, argsList: readonly Args[]): Promise<unknown[]> {
+        // Called as `fn.many(…)`: `this` is the function itself, not a receiver of the calls.
+        return manyOf(host, policy, this === cachedFunction ? undefined : this, argsList);
+      },
+    },
   });
   return cachedFunction;
+}
+
+/**
+ * `many(argsList)` of a wrapped function or decorated method: the batch's promises combined as
+ * `Promise.all` does. `argsList` must be an array of argument arrays.
+ */
+function manyOf(host: FunctionHost, policy: FunctionPolicy, thisArg: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown[]> {
+  if (!Array.isArray(argsList) || !argsList.every((args) => Array.isArray(args))) {
+    return Promise.reject(new OptionError('argsList', 'many() takes an array of argument lists, e.g. fn.many([[1], [2]])'));
+  }
+  try {
+    return Promise.all(host.many(policy, thisArg, argsList));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** The `@cache.cached(options)` decorator, both forms. */
@@ -181,6 +248,17 @@ function decorateMethod(
     key: {
       value(this: unknown, ...args: unknown[]): string {
         return host.entryKey(resolve(this), args);
+      },
+    },
+    many: {
+      value(this: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown[]> {
+        // `method.many(…)` has no instance: the calls get none (see asCached's `thisArg`).
+        const self = this === replacement ? undefined : this;
+        try {
+          return manyOf(host, resolve(self), self, argsList);
+        } catch (error) {
+          return Promise.reject(error);
+        }
       },
     },
   });

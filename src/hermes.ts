@@ -120,6 +120,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       compile: (fn, wrapOptions, defaultName) => this.#compile(fn, wrapOptions, defaultName),
       call: this.#readPath.call.bind(this.#readPath),
       invalidate: (policy, args) => this.#readPath.invalidate(policy, args),
+      many: (policy, thisArg, argsList) => this.#readPath.many(policy, thisArg, argsList),
       entryKey: (policy, args) => entryRefOf(this.keyspace, policy, args).entryKey,
     };
 

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -226,6 +227,35 @@ describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', funct
       (e: unknown) => e,
     );
     expect(error).to.be.instanceOf(NameConflictError);
+  });
+
+  it('many() on a decorated method: asCached(method, instance) runs the misses on the instance, in one batch', async function () {
+    const cache = new Hermes();
+    const seen: string[] = [];
+    class Repo {
+      constructor(readonly table: string) {}
+      @cache.cached({ tags: ['rows'] })
+      async find(id: number): Promise<string> {
+        seen.push(`${this.table}:${id}`);
+        return `${this.table}#${id}`;
+      }
+    }
+    const repo = new Repo('users');
+    assert.equal(await repo.find(1), 'users#1');
+    const find = asCached(repo.find, repo);
+    assert.deepEqual(await find.many([[1], [2], [3], [2]]), ['users#1', 'users#2', 'users#3', 'users#2']);
+    assert.deepEqual(seen, ['users:1', 'users:2', 'users:3']);
+    // The bound view keeps the other controls, bound too.
+    assert.equal(find.key(2), asCached(repo.find).key(2));
+    await find.invalidate(2);
+    assert.equal(await find(2), 'users#2');
+    assert.deepEqual(seen, ['users:1', 'users:2', 'users:3', 'users:2']);
+    // Without an instance, many() reaches the same entries (the policy is known by now).
+    assert.deepEqual(await asCached(repo.find).many([[3], [1]]), ['users#3', 'users#1']);
+    // A wrapped function's many() is a method of the function, called as such.
+    const double = cache.wrap(async (n: number) => n * 2, { name: 'double' });
+    assert.deepEqual(await double.many([[1], [2]]), [2, 4]);
+    assert.deepEqual(await asCached(double).many([[2], [3]]), [4, 6]);
   });
 
   it('reaches a decorated method\'s controls through asCached(), with a typed key', async function () {

@@ -6,10 +6,12 @@
  *   npm run bench                 # every section
  *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster, near)
  *   npm run bench -- near         # the Redis near-cache: hits, invalidation propagation, server cost, Zipf
+ *   npm run bench -- batch        # many() of 100 keys, 10% misses: one script call vs a pipeline vs single calls
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
 import os from 'node:os';
+import { benchBatch, formatBatchTables } from './batch.js';
 import { printClusterBench } from './cluster.js';
 import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
@@ -61,5 +63,11 @@ if (run('memcached')) {
 }
 
 if (run('near')) await printNearBench();
+
+if (run('batch')) {
+  console.log('## Batches: `wrapped.many(argsList)` on Redis\n');
+  console.log(formatBatchTables(await benchBatch()));
+  console.log('');
+}
 
 if (run('cluster')) await printClusterBench(command);

@@ -139,6 +139,16 @@ export interface Backend {
   read(request: ReadRequest): Promise<ReadReply>;
 
   /**
+   * Optional: many reads at once, each with exactly the meaning of {@link Backend.read} — the
+   * batch read of `wrapped.many(argsList)`. Returns one promise per request, in order, each
+   * settling on its own (a failing server fails only the entries it serves). Budget: one
+   * request per server for the whole batch (Redis: one script call per slot, the calls of one
+   * server in one socket write; Memcached: one multi-get per server, then the lock attempts of
+   * the misses). Without it the core calls {@link Backend.read} once per request.
+   */
+  readMany?(requests: readonly ReadRequest[]): Promise<ReadReply>[];
+
+  /**
    * Optional: the same as {@link Backend.read}, answered synchronously. Only an in-process
    * store can offer it; the core uses it to serve hits without a promise hop.
    */

@@ -128,6 +128,17 @@ export class MemoryBackend implements Backend {
     return Promise.resolve(this.#read(request));
   }
 
+  /** Many reads, answered at once from memory (see {@link Backend.readMany}). */
+  readMany(requests: readonly ReadRequest[]): Promise<ReadReply>[] {
+    return requests.map((request) => {
+      try {
+        return Promise.resolve(this.#read(request));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    });
+  }
+
   #read(request: ReadRequest): ReadReply {
     const lru = this.#lru;
     let hash: string;

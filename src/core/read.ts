@@ -123,6 +123,126 @@ export class ReadPath {
   }
 
   /**
+   * A batch of calls of one wrapped function (`wrapped.many(argsList)`): every element gets the
+   * decisions of {@link ReadPath.call} — it joins a call in flight, is served from memory (an
+   * in-process store's synchronous read, a near-cache), or is read — but the reads of the whole
+   * batch go to the store together, through {@link Backend.readMany} when the backend has it
+   * (one request per server), else one {@link Backend.read} each, all sent in this tick. After
+   * its read each element goes on alone: a hit, a stale value, a computation under the lock it
+   * took, or a wait for another holder. Equal arguments in one batch are read and computed once.
+   *
+   * @returns one promise per element, in order (the caller combines them)
+   */
+  many(policy: FunctionPolicy, thisArg: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown>[] {
+    const ctx = this.#ctx;
+    const count = argsList.length;
+    const results = new Array<Promise<unknown>>(count);
+    if (count === 0) return results;
+    const backend = this.backend ?? this.#resolveBackend();
+    /** The first element of this batch for each entry key: equal arguments share its promise. */
+    const firstOf = new Map<string, number>();
+    const repeats: [index: number, first: number][] = [];
+    const toRead: { index: number; call: Call }[] = [];
+    for (let i = 0; i < count; i++) {
+      const args = [...(argsList[i] as readonly unknown[])];
+      let ref: EntryRef;
+      try {
+        ref = entryRefOf(ctx.keyspace, policy, args);
+      } catch (error) {
+        results[i] = Promise.reject(error);
+        continue;
+      }
+      const entryKey = ref.entryKey;
+      const first = firstOf.get(entryKey);
+      if (first !== undefined) {
+        repeats.push([i, first]);
+        continue;
+      }
+      firstOf.set(entryKey, i);
+      // The tag keys the call of these arguments reads, as in call().
+      const tagKeys = policy.tagKeys;
+      const joined = this.inflight.get(entryKey);
+      if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, tagKeys, this.#marks.get(joined) ?? 0))) {
+        results[i] = joined;
+        continue;
+      }
+      let corrupt = false;
+      if (backend.readSync) {
+        let peek: ReadReply | undefined;
+        try {
+          peek = backend.readSync({ ref, tagKeys, lockToken: undefined, lockTtlMs: 0 });
+        } catch {
+          peek = undefined; // retried (and reported) by the asynchronous path
+        }
+        if (peek?.entry !== undefined && !peek.stale) {
+          const value = this.#hitValue(entryKey, peek.entry, 'backend');
+          if (value !== CORRUPT) {
+            results[i] = Promise.resolve(value);
+            continue;
+          }
+          corrupt = true;
+        }
+      } else if (backend.peek !== undefined) {
+        const entry = backend.peek(ref, tagKeys);
+        if (entry !== undefined) {
+          const value = this.#hitValue(entryKey, entry, 'near');
+          if (value !== CORRUPT) {
+            results[i] = Promise.resolve(value);
+            continue;
+          }
+          corrupt = true;
+        }
+      }
+      const call: Call = {
+        policy,
+        thisArg,
+        args,
+        backend,
+        request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+        breaker: ctx.breakers.of(backend, ref),
+      };
+      if (corrupt) {
+        results[i] = this.#track(call, this.#recoverCorrupt(call));
+      } else if (!ctx.breakers.allows(call.breaker)) {
+        results[i] = this.#track(call, this.#fallBack(call, 'circuit-open'));
+      } else {
+        toRead.push({ index: i, call });
+      }
+    }
+    if (toRead.length > 0) {
+      const requests = toRead.map((item) => item.call.request);
+      let sent: Promise<ReadReply>[];
+      try {
+        sent = backend.readMany !== undefined ? backend.readMany(requests) : requests.map((request) => backend.read(request));
+      } catch (error) {
+        sent = requests.map(() => Promise.reject(error));
+      }
+      toRead.forEach(({ index, call }, j) => {
+        const promise = this.#read(call, sent[j]).then(
+          (reply) => this.#afterRead(call, reply),
+          (error: unknown) => this.#readFailed(call, error),
+        );
+        results[index] = this.#track(call, promise);
+      });
+    }
+    for (const [index, first] of repeats) results[index] = results[first] as Promise<unknown>;
+    return results;
+  }
+
+  /** Registers a call's promise as the call in flight of its entry, until it settles. */
+  #track(call: Call, promise: Promise<unknown>): Promise<unknown> {
+    const entryKey = call.request.ref.entryKey;
+    const backend = call.backend;
+    this.inflight.set(entryKey, promise);
+    if (backend.changeMark !== undefined) this.#marks.set(promise, backend.changeMark());
+    const forget = (): void => {
+      if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /**
    * Drops the entry of these arguments (one request). Calls in flight now, or started before
    * the deletion resolves (they may read the entry before it), are not joined by later calls.
    */
@@ -157,8 +277,11 @@ export class ReadPath {
     return record.value;
   }
 
-  /** One read, under the backend deadline, traced on `hermes:read`. */
-  #read(call: Call): Promise<ReadReply> {
+  /**
+   * One read, under the backend deadline, traced on `hermes:read`; `sent`: a read already sent
+   * (one of a batch's, see {@link ReadPath.many}).
+   */
+  #read(call: Call, sent?: Promise<ReadReply>): Promise<ReadReply> {
     const { backend, request } = call;
     const { guard, locks } = this.#ctx;
     const run = (): Promise<ReadReply> => {
@@ -166,7 +289,7 @@ export class ReadPath {
       return guard.deadline(
         backend,
         'read',
-        () => (read = backend.read(request)),
+        () => (read = sent ?? backend.read(request)),
         () => {
           if (read !== undefined) locks.releaseAfterLateRead(backend, request, read);
         },

@@ -16,6 +16,7 @@ import { assertBelow, assertIncludes } from './assertions.js';
 import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
+import { registerBatchClauses } from './contract-batch.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
@@ -32,6 +33,7 @@ export function registerCacheClauses(options: BackendContractOptions): void {
   });
   const writeRaw = options.writeRaw?.bind(options);
   if (writeRaw) corruptBytes(h, writeRaw);
+  registerBatchClauses(h);
 }
 
 /** Misses, hits, values, expiry. */

@@ -153,6 +153,32 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
       }
     });
 
+    it('many() of 100 keys: one round trip per master, one readMany.lua call per bucket of the batch', async function () {
+      const ids = Array.from({ length: 100 }, (_, i) => [2000 + i] as [number]);
+      await taggedFn.many(ids); // fill
+      // The buckets (slots) of the batch on each master.
+      const slotsByOwner = new Map<number, Set<number>>();
+      for (const [id] of ids) {
+        const stored = storedKeyOf(backend, taggedFn.key(id));
+        const owner = ownerOf(stored);
+        let slots = slotsByOwner.get(owner);
+        if (slots === undefined) slotsByOwner.set(owner, (slots = new Set()));
+        slots.add(slotOf(stored));
+      }
+      expect(slotsByOwner.size, 'entries on every master').to.equal(3);
+      runs = 0;
+      let results: number[] = [];
+      const seen = await traffic(async () => {
+        results = await taggedFn.many(ids);
+      });
+      expect(runs).to.equal(0);
+      expect(results).to.deep.equal(ids.map(([id]) => id * 3));
+      for (const { port } of cluster.nodes) {
+        const slots = slotsByOwner.get(port)?.size ?? 0;
+        expect(seen[port], `node ${port}`).to.deep.equal(slots === 0 ? { roundTrips: 0, commands: {} } : { roundTrips: 1, commands: { evalsha: slots } });
+      }
+    });
+
     it('invalidate is 1 request', async function () {
       await plainFn(9);
       expectOnOwnerOnly(await traffic(() => plainFn.invalidate(9)), storedKeyOf(backend, plainFn.key(9)), 1);

@@ -105,6 +105,30 @@ describe('MemcachedBackend', function () {
       expect(proxy.total()).to.equal(2);
     });
 
+    it('many() of 100 keys is one multi-get (entries, namespace and tags once), then the misses\' locks and writes', async function () {
+      const { cache } = countedCache();
+      let calls = 0;
+      const user = cache.wrap(async function user(id: number) {
+        calls++;
+        return { id };
+      }, { tags: ['users', 'eu'] });
+      const ids = Array.from({ length: 100 }, (_, i) => [i] as [number]);
+      await user.many(ids);
+      expect(calls).to.equal(100);
+      proxy.reset();
+      expect((await user.many(ids)).map((r) => r.id)).to.deep.equal(ids.map(([id]) => id));
+      expect(calls).to.equal(100);
+      expect(proxy.total()).to.equal(1);
+      expect(proxy.counts.commands.get).to.equal(1);
+      expect(proxy.counts.getKeys[0]).to.have.length(100 + 3); // the entries, the namespace, 2 tags
+      for (let k = 0; k < 10; k++) await user.invalidate(k * 10);
+      proxy.reset();
+      await user.many(ids);
+      expect(calls).to.equal(110);
+      // One multi-get, then for each of the 10 misses: add + gets of its lock, set + cas of its entry.
+      expect(proxy.counts.commands).to.deep.include({ get: 1, add: 10, gets: 10, set: 10, cas: 10 });
+    });
+
     it('coalesces reads started in the same tick into one multi-get', async function () {
       const { cache } = countedCache();
       const square = cache.wrap(async function square(n: number) {

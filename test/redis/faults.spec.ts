@@ -192,6 +192,33 @@ describe('Redis faults against real servers (fail open, never reject)', function
       expect(orphaned.ms).to.be.below(300);
     });
 
+    it('many() during the hang: every element from the function within about backendTimeout, one error each; the late batch read leaves no lock behind', async function () {
+      const p = probe(server, { backendTimeout: 250, circuitBreaker: false, lockTimeout: 5000 });
+      const ids = Array.from({ length: 20 }, (_, i) => [100 + i] as [number]);
+      expect(await p.tagged.many(ids.slice(0, 5))).to.deep.equal([1000, 1010, 1020, 1030, 1040]); // 5 cached before the hang
+      const before = p.computations();
+      server.pause();
+      const batch = await timed(() => p.tagged.many(ids));
+      expect(batch.value).to.deep.equal(ids.map(([n]) => n * 10));
+      expect(batch.ms).to.be.within(240, 700);
+      expect(p.computations() - before).to.equal(20);
+      expectCauses(p.errors, /timed out after 250 ms/);
+      expect(p.errors).to.have.length(20);
+      expect(p.fallbacks).to.have.length(20);
+      server.resume();
+      // The batch read reaches the server late and takes the misses' locks for callers that fell
+      // open: the releases sent behind it free them, so the batch caches again at once rather
+      // than waiting for the locks' expiry (5 s).
+      await sleep(100);
+      const again = await timed(() => p.tagged.many(ids));
+      expect(again.value).to.deep.equal(ids.map(([n]) => n * 10));
+      expect(again.ms).to.be.below(1000);
+      const computed = p.computations();
+      expect(await p.tagged.many(ids)).to.deep.equal(ids.map(([n]) => n * 10));
+      expect(p.computations()).to.equal(computed); // all hits now
+      expect(unhandled).to.deep.equal([]);
+    });
+
     it('a read that ioredis timed out during the hang leaves no lock behind: the key caches again right after SIGCONT', async function () {
       const p = probe(server, { backendTimeout: 250, commandTimeout: 1000, circuitBreaker: false, lockTimeout: 8000, lockWait: 8000 });
       const admin = await adminOf(server);

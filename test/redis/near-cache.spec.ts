@@ -310,6 +310,23 @@ describe('Redis near-cache against real servers', function () {
       expect(await untilNear(a, 1)).to.equal(fresh1);
     });
 
+    it('many(): near hits served from memory, the rest read in one batch; after B clean([tag]) nothing old is served', async function () {
+      const w = world();
+      const a = w.side({ nearCache: true });
+      const b = w.side();
+      expect(await untilNear(a, 1)).to.equal(valueOf(1, 0));
+      expect(await untilNear(a, 2)).to.equal(valueOf(2, 0));
+      const hits = a.hits.length;
+      expect(await a.item.many([[1], [3], [2]])).to.deep.equal([valueOf(1, 0), valueOf(3, 0), valueOf(2, 0)]);
+      expect(a.hits.slice(hits).map((hit) => hit.source)).to.deep.equal(['near', 'near']); // 3 was computed
+      const heard = watch(a, a.cache.keyspace.tagKey('catalog'));
+      const fresh = [1, 2, 3].map((id) => w.bump(id));
+      await b.cache.clean(['catalog']);
+      await allowance("clean(['catalog'])", performance.now(), heard);
+      expect(await a.item.many([[1], [2], [3]])).to.deep.equal(fresh);
+      expect(a.errors).to.deep.equal([]);
+    });
+
     it('by tag, while A chains near hits without ever waiting for I/O: heard within a few event-loop turns', async function () {
       const w = world();
       const a = w.side({ nearCache: true });

@@ -248,6 +248,34 @@ describe('RedisBackend', function () {
       expect(calls).to.equal(2);
     });
 
+    it('many() of 100 keys is 1 request on one server (readMany.lua), plus one write per miss', async function () {
+      const { cache } = newCache();
+      let calls = 0;
+      const user = cache.wrap(async function user(id: number) {
+        calls++;
+        return { id };
+      }, { tags: ['users', 'tenant:1'] });
+      const ids = Array.from({ length: 100 }, (_, i) => [i] as [number]);
+      await user.many(ids); // warm-up: the connection, the scripts, the entries
+      expect(calls).to.equal(100);
+      const hits = await log.record(() => user.many(ids));
+      expect(hits.map(scriptOf)).to.deep.equal(['readMany']);
+      expect(calls).to.equal(100);
+      // The call site agrees with the header: 2 keys per entry then the distinct tag keys;
+      // 2 ARGV then 3 + T per entry.
+      const args = hits[0]?.args ?? [];
+      expect(Number(args[1])).to.equal(2 * 100 + 2);
+      expect(args.length - 2 - Number(args[1])).to.equal(2 + 100 * (3 + 2));
+      for (let k = 0; k < 10; k++) await user.invalidate(k * 10);
+      let results: { id: number }[] = [];
+      const tenPercentMisses = await log.record(async () => {
+        results = await user.many(ids);
+      });
+      expect(results.map((r) => r.id)).to.deep.equal(ids.map(([id]) => id));
+      expect(calls).to.equal(110);
+      expect(tenPercentMisses.map(scriptOf)).to.deep.equal(['readMany', ...Array<string>(10).fill('write')]);
+    });
+
     it('after SCRIPT FLUSH, the next call costs one request more: EVALSHA (NOSCRIPT), then EVAL with the body; EVALSHA after', async function () {
       const { cache, errors } = newCache();
       let calls = 0;

@@ -207,6 +207,10 @@ describe('Redis scripts (lua/)', function () {
       'SET KEYS[i]': 'tag versions (creating the missing ones)',
       'SET KEYS[2]': 'lock token taken on a miss with SET NX PX',
     },
+    'readMany.lua': {
+      'SET KEYS[tagIndex]': 'creating the missing ones (SET of their tag keys)',
+      'SET KEYS[lockIndex]': 'locks taken (SET NX PX of the lock keys)',
+    },
     'release-1.lua': {
       'DEL KEYS[1]': 'deletes a lock if it is held with the given token',
       'PUBLISH ARGV[2]': 'KEYS[1] published on ARGV[2]',
@@ -278,9 +282,12 @@ describe('Redis scripts (lua/)', function () {
         expect(fixedKeys, where).to.deep.equal(Array.from({ length: start - 1 }, (_, i) => i + 1));
         for (const i of usedKeys) expect(i, `${where} uses KEYS[${i}]`).to.be.below(start);
       }
-      // ARGV: documented exactly what the body reads.
-      const documentedArgv = header.argv.map((a) => Number(a.index));
+      // ARGV: documented exactly what the body reads; a variable tail (readMany.lua's entries) as
+      // one open range after the fixed ones, read by computed indices only.
+      const documentedArgv = header.argv.filter((a) => !a.index.endsWith('..')).map((a) => Number(a.index));
+      const argvRanges = header.argv.filter((a) => a.index.endsWith('..')).map((a) => Number(a.index.slice(0, -2)));
       expect(documentedArgv, where).to.deep.equal(Array.from({ length: documentedArgv.length }, (_, i) => i + 1));
+      expect(argvRanges, where).to.deep.equal(argvRanges.length === 0 ? [] : [documentedArgv.length + 1]);
       expect([...indices(body(script), 'ARGV')].sort(), where).to.deep.equal(documentedArgv);
       if (documentedArgv.length === 0) expect(header.text, where).to.match(/ARGV: none/);
       for (const parameter of [...header.keys, ...header.argv]) expect(parameter.description, where).to.not.equal('');
@@ -289,13 +296,12 @@ describe('Redis scripts (lua/)', function () {
 });
 
 /**
- * One fact, one place: `read.lua` reads the entry header with literal offsets (Lua strings are
+ * One fact, one place: `read.lua` (and `readMany.lua`, its batch form) reads the entry header with literal offsets (Lua strings are
  * 1-based and `string.sub` is inclusive) and hashes tag versions itself. Each literal is pinned
  * here to the codec constant it copies, so that a change of the header layout or of the tag
  * hash fails this test instead of turning every Redis read into a miss.
  */
-describe('read.lua agrees with the codec on the entry header and the tag hash', function () {
-  const read = redisScripts().read;
+for (const read of [redisScripts().read, redisScripts().readMany]) describe(`${read.file} agrees with the codec on the entry header and the tag hash`, function () {
   const code = body(read);
   const header = read.header.text.replace(/\s+/g, ' ');
   const TAG_HASH_LENGTH = FRESH_UNTIL_OFFSET - TAG_HASH_OFFSET;
@@ -303,7 +309,7 @@ describe('read.lua agrees with the codec on the entry header and the tag hash', 
   /** The capture groups of the one place `pattern` matches in the body (twice or never fails). */
   function only(pattern: RegExp): string[] {
     const matches = [...code.matchAll(new RegExp(pattern.source, 'g'))];
-    expect(matches, `read.lua: ${pattern.source}`).to.have.length(1);
+    expect(matches, `${read.file}: ${pattern.source}`).to.have.length(1);
     return (matches[0] as RegExpMatchArray).slice(1);
   }
 

@@ -105,3 +105,18 @@ void asCached(repo.annotated).invalidate('1', 'en');
 same<typeof add, ReturnType<typeof asCached<[a: number, b: string], string>>>(true);
 // @ts-expect-error the method itself does not declare invalidate (a decorator cannot change its type)
 void repo.plain.invalidate(1);
+
+// many(): argument lists of the function's parameters, results of its awaited type, in order.
+same<Parameters<typeof add.many>, [argsList: readonly [a: number, b: string][]]>(true);
+same<ReturnType<typeof add.many>, Promise<string[]>>(true);
+void add.many([[1, 'a'], [2, 'b']]);
+// @ts-expect-error each element is one argument list
+void add.many([1, 'a']);
+// @ts-expect-error an argument of the wrong type
+void add.many([[1, 2]]);
+same<ReturnType<typeof plain.many>, Promise<string[]>>(true);
+// The bound view of a decorated method keeps its types.
+same<typeof asCached<[id: number], string>, (method: (id: number) => Promise<string>, thisArg?: unknown) => CachedFunction<[id: number], string>>(true);
+void asCached(repo.plain, repo).many([[1], [2]]);
+// @ts-expect-error many takes the method's parameters
+void asCached(repo.plain, repo).many([['1']]);

@@ -161,6 +161,21 @@ export class MemcachedBackend implements Backend {
     return this.#miss(server, request, versionKeys, found, missing);
   }
 
+  /**
+   * Many reads, each with the meaning of {@link MemcachedBackend.read}, all started in this
+   * tick: their entries and tag versions go out as one multi-get per server (the tick's batch,
+   * see `MemcachedServer.getBatched`), then the misses' lock attempts, pipelined per server.
+   */
+  readMany(requests: readonly ReadRequest[]): Promise<ReadReply>[] {
+    return requests.map((request) => {
+      try {
+        return this.read(request);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    });
+  }
+
   /** The second request of a miss: create missing versions, take the lock; pipelined. */
   async #miss(
     server: MemcachedServer,

@@ -60,6 +60,11 @@ export type { RedisBackendOptions } from './options.js';
 
 /** The message of ioredis' `commandTimeout` rejections. */
 const COMMAND_TIMED_OUT = 'Command timed out';
+/**
+ * The most entries one call of `readMany.lua` reads: a bigger batch is cut into calls of this
+ * size (still sent together), so that no single script holds the server for long.
+ */
+export const READ_MANY_CHUNK = 256;
 /** No tags: the KEYS of the scripts that take an entry and its lock only. */
 const NO_TAGS: readonly string[] = Object.freeze([]);
 
@@ -190,23 +195,7 @@ export class RedisBackend implements Backend {
       script,
       keys,
       argv,
-      (reply): ReadReply => {
-        if (Buffer.isBuffer(reply)) {
-          // A fresh hit: the entry, whose header holds the (equal) tag hash.
-          const hit = { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
-          // Kept in memory unless one of its keys changed since the read was sent.
-          if (near !== undefined) near.fill(request, since, reply);
-          return hit;
-        }
-        if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
-          throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
-        }
-        const locked = reply[1] === 1;
-        if (!locked && lockToken !== undefined) this.#wakeups.rememberMiss(lockKey, sentAt, Number(reply[2]));
-        const staleEntry: unknown = reply[3];
-        if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
-        return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
-      },
+      (reply): ReadReply => this.#readReply(request, lockKey, sentAt, since, reply, script),
       (error: unknown) => {
         // Timed out (a hung or overloaded server): the read is still queued and may take the
         // lock once the server answers, for a caller that has fallen open and will never write
@@ -218,6 +207,105 @@ export class RedisBackend implements Backend {
         throw error;
       },
     );
+  }
+
+  /**
+   * What a reply of `read.lua` (or one element of `readMany.lua`'s) means: a fresh hit (kept
+   * in the near-cache unless one of its keys changed since the request was sent at `since`), a
+   * stale hit or a miss with the lock decision.
+   */
+  #readReply(request: ReadRequest, lockKey: string, sentAt: number, since: number, reply: unknown, script: RedisScript): ReadReply {
+    if (Buffer.isBuffer(reply)) {
+      // A fresh hit: the entry, whose header holds the (equal) tag hash.
+      const hit = { entry: reply, tagHash: reply.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET), locked: false, stale: false };
+      // Kept in memory unless one of its keys changed since the read was sent.
+      this.#near?.fill(request, since, reply);
+      return hit;
+    }
+    if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
+      throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+    }
+    const locked = reply[1] === 1;
+    if (!locked && request.lockToken !== undefined) this.#wakeups.rememberMiss(lockKey, sentAt, Number(reply[2]));
+    const staleEntry: unknown = reply[3];
+    if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
+    return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
+  }
+
+  /**
+   * Many reads, each with the meaning of {@link RedisBackend.read}: one call of `readMany.lua`
+   * per slot (all the entries on one server; on a cluster, those of one bucket), at most
+   * {@link READ_MANY_CHUNK} entries each. The calls of one tick go out in one socket write per
+   * connection, so a batch costs one round trip per server. Each entry's promise settles on
+   * its own: a failing master fails only the entries it serves.
+   */
+  readMany(requests: readonly ReadRequest[]): Promise<ReadReply>[] {
+    const results = new Array<Promise<ReadReply>>(requests.length);
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < requests.length; i++) {
+      const group = this.#placement.slotOf((requests[i] as ReadRequest).ref);
+      const members = groups.get(group);
+      if (members === undefined) groups.set(group, [i]);
+      else members.push(i);
+    }
+    for (const members of groups.values()) {
+      for (let start = 0; start < members.length; start += READ_MANY_CHUNK) {
+        const chunk = members.slice(start, start + READ_MANY_CHUNK);
+        this.#readChunk(requests, chunk, results);
+      }
+    }
+    return results;
+  }
+
+  /** One call of `readMany.lua` for the requests at `indexes` (all of one slot); their promises put in `results`. */
+  #readChunk(requests: readonly ReadRequest[], indexes: readonly number[], results: Promise<ReadReply>[]): void {
+    const script = this.#scripts.readMany;
+    const placement = this.#placement;
+    const entryKeys: string[] = [];
+    const tagKeys: string[] = [];
+    const tagPositions = new Map<string, number>();
+    const argv: ScriptArgument[] = [indexes.length, uniqueToken()];
+    let tagged = false;
+    for (const index of indexes) {
+      const request = requests[index] as ReadRequest;
+      const keys = placement.keysOf(request.ref, request.tagKeys);
+      entryKeys.push(keys[0] as string, keys[1] as string);
+      argv.push(request.lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), keys.length - 2);
+      for (let k = 2; k < keys.length; k++) {
+        const tagKey = keys[k] as string;
+        let position = tagPositions.get(tagKey);
+        if (position === undefined) {
+          tagKeys.push(tagKey);
+          tagPositions.set(tagKey, (position = tagKeys.length));
+        }
+        argv.push(position);
+        tagged = true;
+      }
+    }
+    // As in read(): no seed is needed when no tag can be created.
+    if (!tagged) argv[1] = '';
+    const sentAt = Date.now();
+    const since = this.#near === undefined ? 0 : this.#near.readSent();
+    const call = this.#call(script, entryKeys.concat(tagKeys), argv, (reply): unknown[] => {
+      if (!Array.isArray(reply) || reply.length !== indexes.length) {
+        throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+      }
+      return reply as unknown[];
+    });
+    indexes.forEach((index, j) => {
+      const request = requests[index] as ReadRequest;
+      const lockKey = entryKeys[2 * j + 1] as string;
+      results[index] = call.then(
+        (replies) => this.#readReply(request, lockKey, sentAt, since, replies[j], script),
+        (error: unknown) => {
+          // As in read(): a timed-out call may still take the locks once the server answers.
+          if (request.lockToken !== undefined && error instanceof Error && error.message === COMMAND_TIMED_OUT) {
+            this.release(request.ref, request.lockToken).catch(() => undefined);
+          }
+          throw error;
+        },
+      );
+    });
   }
 
   /**

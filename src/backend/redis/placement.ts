@@ -64,6 +64,8 @@ export interface Placement {
   keysOf(ref: EntryRef, tagKeys: readonly string[]): string[];
   /** Where an entry's lock is stored. */
   lockKeyOf(ref: EntryRef): string;
+  /** The slot of an entry's keys on a cluster (entries of one slot may share a script call); 0 on a single node. */
+  slotOf(ref: EntryRef): number;
   /** Every stored copy of these tag keys (of `prefix`): the keys themselves on one node, each bucket's copy on a cluster. */
   copiesOf(prefix: string, tagKeys: readonly string[]): readonly string[];
   /** See {@link RedisBackend.failureDomain}. */
@@ -98,6 +100,10 @@ export class SingleNodePlacement implements Placement {
 
   lockKeyOf(ref: EntryRef): string {
     return ref.lockKey;
+  }
+
+  slotOf(): number {
+    return 0;
   }
 
   copiesOf(_prefix: string, tagKeys: readonly string[]): readonly string[] {
@@ -164,6 +170,11 @@ export class ClusterPlacement implements Placement {
 
   lockKeyOf(ref: EntryRef): string {
     return this.layout.place(ref.lockKey, idStart(ref.prefix, 'lock'), this.layout.bucketOf(ref.id));
+  }
+
+  slotOf(ref: EntryRef): number {
+    const layout = this.layout;
+    return layout.slots[layout.bucketOf(ref.id)] ?? 0;
   }
 
   copiesOf(prefix: string, tagKeys: readonly string[]): readonly string[] {

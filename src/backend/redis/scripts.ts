@@ -61,6 +61,8 @@ export interface RedisScript {
 export interface RedisScripts {
   /** `read.lua`: tag versions, tag hash, entry and lock in one call. */
   readonly read: RedisScript;
+  /** `readMany.lua`: many reads in one call (the batch read of `many()`). */
+  readonly readMany: RedisScript;
   /** `write-2.lua`: store the entry and release the lock. */
   readonly write: RedisScript;
   /** `release-1.lua`: compare-and-delete the lock and wake its waiters. */
@@ -108,6 +110,7 @@ export function redisScripts(): RedisScripts {
   };
   byName = Object.freeze({
     read: get('read'),
+    readMany: get('readMany'),
     write: get('write'),
     release: get('release'),
     invalidate: get('invalidate'),
