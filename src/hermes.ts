@@ -121,6 +121,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       call: this.#readPath.call.bind(this.#readPath),
       invalidate: (policy, args) => this.#readPath.invalidate(policy, args),
       entryKey: (policy, args) => entryRefOf(this.keyspace, policy, args).entryKey,
+      peek: (policy, args) => this.#readPath.peek(policy, args),
+      set: (policy, args, value) => this.#readPath.set(policy, args, value),
+      refresh: (policy, thisArg, args) => this.#readPath.refresh(policy, thisArg, args),
+      withInfo: (policy, thisArg, args) => this.#readPath.withInfo(policy, thisArg, args),
     };
 
     this.#backendOptions = backendOptionsOf(options) as BackendOptions;
