@@ -177,9 +177,12 @@ function setting(h: CacheHarness, options: ControlClauseOptions): void {
     await entered.promise;
     const waiting = peerFn(1); // waits for the lock holder
     await sleep(50);
+    const setAt = Date.now();
     await fn.set([1], 'set1');
-    // The waiter is woken by the set, not by the computation (still held at the gate).
+    // The waiter is woken by the set, not by the computation (still held at the gate) nor by
+    // the lock's expiry.
     assert.equal(await waiting, 'set1');
+    assert.ok(Date.now() - setAt < 2000, `woken ${Date.now() - setAt} ms after the set`);
     slow.open();
     assert.equal(await computing, 'old1'); // its own caller gets it...
     const after = await fn(1); // ...but it is never stored over the set value
