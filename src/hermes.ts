@@ -187,8 +187,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * A method decorator: `@cache.cached({ tags: ['math'], ttl: 1200 })`. Works with TC39
    * standard decorators and with `experimentalDecorators`. `this` is not part of the key; the
    * default name is `ClassName.method` (the class that defines the method). The decorated
-   * method gains `invalidate(...args)` and `key(...args)`, like a wrapped function (reach them
-   * typed with {@link asCached}).
+   * method gains `invalidate(...args)`, `key(...args)`, `peek`, `set`, `refresh` and
+   * `withInfo`, like a wrapped function (reach them typed with {@link asCached}; give
+   * `refresh` and `withInfo` the instance with `.call(obj, …)`).
    *
    * `KeyArgs`, the parameters of the `key` option, are inferred from its annotated parameters
    * (`key: (id: number) => …`) or given (`cache.cached<[id: number]>({ key: (id) => … })`); the
