@@ -7,6 +7,7 @@
  */
 
 import type { FunctionPolicy } from './core/function.js';
+import type { CallInfo } from './core/info.js';
 import { OptionError } from './errors.js';
 import type { WrapOptions } from './options.js';
 
@@ -34,6 +35,33 @@ export interface CachedFunction<Args extends unknown[], Result> {
    * (`Promise.allSettled(argsList.map((args) => fn(...args)))`: the same reads, sent one by one).
    */
   many(argsList: readonly Args[]): Promise<Awaited<Result>[]>;
+  /**
+   * The fresh cached value of these arguments, or `undefined`: one read (one request on
+   * Redis), without computing, locking or counting a hit or a miss. A stale value is not
+   * fresh; a cached `undefined` looks like none (use {@link CachedFunction.withInfo} to tell).
+   * A store failure resolves `undefined` (reported as an `error` event; rejects without `failOpen`).
+   */
+  peek(...args: Args): Promise<Awaited<Result> | undefined>;
+  /**
+   * Stores `value` as the result for `args` (write-through), under the tags' current versions
+   * and the function's TTL: one request on Redis. A computation of the same entry in flight
+   * drops its write; an invalidation after it (`clean(tags)`, `invalidate`) drops the value.
+   * Rejects with a `SerializationError` for a value the store cannot encode, with a
+   * `BackendError` if the store fails.
+   */
+  set(args: Args, value: Awaited<Result>): Promise<void>;
+  /**
+   * Computes the result now and stores it, whatever is cached, and resolves to it. One
+   * computation across processes: the lock is taken as on a miss; if another caller holds it,
+   * this one waits for its write and resolves to that value.
+   */
+  refresh(...args: Args): Promise<Awaited<Result>>;
+  /**
+   * Calls through the cache, as a plain call does, and tells how the value was obtained
+   * (`status`: `'hit'`, `'miss'`, `'stale'`, `'fallback'`, `'joined'`), its `age` and its
+   * `ttlLeft`, in seconds: what a service needs for `Cache-Status` and `Age` headers.
+   */
+  withInfo(...args: Args): Promise<CallInfo<Awaited<Result>>>;
   /** The name used in this function's keys. */
   readonly cacheName: string;
   /** The tags of this function's entries. */
@@ -116,6 +144,14 @@ export interface FunctionHost {
   many(policy: FunctionPolicy, thisArg: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown>[];
   /** The entry key of these arguments. */
   entryKey(policy: FunctionPolicy, args: readonly unknown[]): string;
+  /** The fresh cached value of these arguments, or `undefined`. */
+  peek(policy: FunctionPolicy, args: readonly unknown[]): Promise<unknown>;
+  /** Stores a value for these arguments. */
+  set(policy: FunctionPolicy, args: readonly unknown[], value: unknown): Promise<void>;
+  /** Computes and stores the value of these arguments, one computation across processes. */
+  refresh(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown>;
+  /** One call through the cache, with how it was answered. */
+  withInfo(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<CallInfo<unknown>>;
 }
 
 /** Any function. */
@@ -147,6 +183,19 @@ export function makeCachedFunction<Args extends unknown[], Result>(
       value(this: unknown, argsList: readonly Args[]): Promise<unknown[]> {
         // Called as `fn.many(…)`: `this` is the function itself, not a receiver of the calls.
         return manyOf(host, policy, this === cachedFunction ? undefined : this, argsList);
+      },
+    },
+    peek: { value: (...args: Args) => host.peek(policy, args) },
+    set: { value: (args: Args, value: unknown) => host.set(policy, args, value) },
+    // `this` as a plain call of the wrapped function has it, unless called on the function.
+    refresh: {
+      value(this: unknown, ...args: unknown[]): Promise<unknown> {
+        return host.refresh(policy, this === cachedFunction ? undefined : this, args);
+      },
+    },
+    withInfo: {
+      value(this: unknown, ...args: unknown[]): Promise<CallInfo<unknown>> {
+        return host.withInfo(policy, this === cachedFunction ? undefined : this, args);
       },
     },
   });
@@ -230,6 +279,14 @@ function decorateMethod(
     }
     return host.call(compiled, this, args);
   };
+  /** `action` with the compiled policy, a failure to compile as a rejection. */
+  const viaPolicy = <T>(self: unknown, action: (compiled: FunctionPolicy) => Promise<T>): Promise<T> => {
+    try {
+      return action(resolve(self));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
   context?.addInitializer(function (this: unknown) {
     if (owner === undefined && policy === undefined) owner = findOwner(this, methodName, replacement, false);
   });
@@ -259,6 +316,27 @@ function decorateMethod(
         } catch (error) {
           return Promise.reject(error);
         }
+      },
+    },
+    peek: {
+      value(this: unknown, ...args: unknown[]): Promise<unknown> {
+        return viaPolicy(this, (compiled) => host.peek(compiled, args));
+      },
+    },
+    set: {
+      value(this: unknown, args: unknown[], value: unknown): Promise<void> {
+        return viaPolicy(this, (compiled) => host.set(compiled, args, value));
+      },
+    },
+    // The method runs with `this` as given: `asCached(obj.method).refresh.call(obj, …)`.
+    refresh: {
+      value(this: unknown, ...args: unknown[]): Promise<unknown> {
+        return viaPolicy(this, (compiled) => host.refresh(compiled, this === replacement ? undefined : this, args));
+      },
+    },
+    withInfo: {
+      value(this: unknown, ...args: unknown[]): Promise<CallInfo<unknown>> {
+        return viaPolicy(this, (compiled) => host.withInfo(compiled, this === replacement ? undefined : this, args));
       },
     },
   });

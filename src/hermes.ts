@@ -122,6 +122,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       invalidate: (policy, args) => this.#readPath.invalidate(policy, args),
       many: (policy, thisArg, argsList) => this.#readPath.many(policy, thisArg, argsList),
       entryKey: (policy, args) => entryRefOf(this.keyspace, policy, args).entryKey,
+      peek: (policy, args) => this.#readPath.peek(policy, args),
+      set: (policy, args, value) => this.#readPath.set(policy, args, value),
+      refresh: (policy, thisArg, args) => this.#readPath.refresh(policy, thisArg, args),
+      withInfo: (policy, thisArg, args) => this.#readPath.withInfo(policy, thisArg, args),
     };
 
     this.#backendOptions = backendOptionsOf(options) as BackendOptions;
@@ -184,8 +188,9 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * A method decorator: `@cache.cached({ tags: ['math'], ttl: 1200 })`. Works with TC39
    * standard decorators and with `experimentalDecorators`. `this` is not part of the key; the
    * default name is `ClassName.method` (the class that defines the method). The decorated
-   * method gains `invalidate(...args)` and `key(...args)`, like a wrapped function (reach them
-   * typed with {@link asCached}).
+   * method gains `invalidate(...args)`, `key(...args)`, `peek`, `set`, `refresh` and
+   * `withInfo`, like a wrapped function (reach them typed with {@link asCached}; give
+   * `refresh` and `withInfo` the instance with `.call(obj, …)`).
    *
    * `KeyArgs`, the parameters of the `key` option, are inferred from its annotated parameters
    * (`key: (id: number) => …`) or given (`cache.cached<[id: number]>({ key: (id) => … })`); the

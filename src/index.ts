@@ -9,6 +9,7 @@
 export { Hermes } from './hermes.js';
 export { asCached } from './decorate.js';
 export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
+export type { CacheStatus, CallInfo } from './core/info.js';
 export type { HermesEvents, HermesStats, HitSource, StaleReason, TraceContext } from './events.js';
 export type { CircuitBreakerOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
 export { MemoryBackend } from './backend/memory.js';
@@ -21,6 +22,7 @@ export type {
   NearCacheStats,
   ReadReply,
   ReadRequest,
+  SetRequest,
   StoredEntry,
   WriteRequest,
 } from './backend/backend.js';

@@ -280,4 +280,30 @@ describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', funct
     expect(asCached(wrapped)).to.equal(wrapped);
     expect(() => asCached(async (n: number) => n)).to.throw(OptionError, /asCached\(\) takes a function wrapped/);
   });
+  it('gives a decorated method peek, set, refresh and withInfo, running the method with `this` given by call()', async function () {
+    const cache = new Hermes();
+    let calls = 0;
+    class Prices {
+      constructor(readonly currency: string) {}
+      @cache.cached({ tags: ['prices'] })
+      async price(sku: string): Promise<string> {
+        calls++;
+        return `${sku}:${calls} ${this.currency}`;
+      }
+    }
+    const prices = new Prices('EUR');
+    const price = asCached(prices.price);
+    expect(await price.peek('a')).to.equal(undefined);
+    const miss = await price.withInfo.call(prices, 'a');
+    expect([miss.value, miss.status, miss.age]).to.deep.equal(['a:1 EUR', 'miss', 0]);
+    expect(await price.peek('a')).to.equal('a:1 EUR');
+    expect((await price.withInfo.call(prices, 'a')).status).to.equal('hit');
+    expect(await price.refresh.call(prices, 'a')).to.equal('a:2 EUR');
+    expect(await prices.price('a')).to.equal('a:2 EUR');
+    await price.set(['b'], 'b:set');
+    expect(await prices.price('b')).to.equal('b:set');
+    await cache.clean(['prices']);
+    expect(await price.peek('b')).to.equal(undefined);
+    expect(calls).to.equal(2);
+  });
 });

@@ -62,6 +62,12 @@ export interface ReadRequest {
   readonly lockToken: string | undefined;
   /** How long a taken lock lives before it expires by itself, in milliseconds. */
   readonly lockTtlMs: number;
+  /**
+   * `true` for `wrapped.refresh()`: the read ignores the stored entry (it answers as on a miss,
+   * `entry` undefined) and tries the lock with {@link ReadRequest.lockToken}, so that one caller
+   * across processes recomputes whatever is cached. Absent or `false`: an ordinary read.
+   */
+  readonly refresh?: boolean | undefined;
 }
 
 /** The answer to a {@link ReadRequest}. */
@@ -103,6 +109,22 @@ export interface WriteRequest {
   readonly ttlMs: number;
   /** Release the lock if it is still held with this token; `undefined` leaves the lock alone. */
   readonly lockToken: string | undefined;
+}
+
+/** One direct write of one entry, `wrapped.set(args, value)`: see {@link Backend.set}. */
+export interface SetRequest {
+  /** The entry (and its lock). */
+  readonly ref: EntryRef;
+  /** The keys of the entry's tags, in the order the tag hash uses (as in {@link ReadRequest.tagKeys}). */
+  readonly tagKeys: readonly string[];
+  /**
+   * What to store: bytes when {@link Backend.storesBytes}, else the record. Its tag hash is a
+   * placeholder: the backend replaces it with the hash of the tags' current versions (bytes:
+   * the header's 16 tag-hash characters, at `TAG_HASH_OFFSET`).
+   */
+  readonly entry: StoredEntry;
+  /** How long the store keeps the entry, in milliseconds (> 0). */
+  readonly ttlMs: number;
 }
 
 /**
@@ -203,6 +225,17 @@ export interface Backend {
    * stored unconditionally. Resolves `true` if the entry was stored.
    */
   write(request: WriteRequest): Promise<boolean>;
+
+  /**
+   * Optional: stores an entry under the tags' current versions, atomically and in one round
+   * trip where the store allows: reads the versions (creating the missing ones, as
+   * {@link Backend.read} does), stamps their hash into the entry, stores it with its TTL,
+   * deletes the entry's lock whoever holds it — so that a computation in flight drops its write
+   * (see {@link Backend.write}) — and wakes the lock's waiters. An invalidation after it makes
+   * the entry invalid; one before it is seen by it. Without it the core invalidates, reads the
+   * tag hash and writes: three requests.
+   */
+  set?(request: SetRequest): Promise<void>;
 
   /**
    * Releases a lock held with `token` without writing (the function threw), waking the

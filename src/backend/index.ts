@@ -14,6 +14,7 @@ export type {
   EntryRef,
   ReadReply,
   ReadRequest,
+  SetRequest,
   StoredEntry,
   WriteRequest,
 } from './backend.js';

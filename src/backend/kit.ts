@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { EntryCodec } from '../codec.js';
+import { type EntryCodec, FRESH_UNTIL_OFFSET, TAG_HASH_OFFSET } from '../codec.js';
 import { CorruptEntryError, OptionError } from '../errors.js';
 import { describeValue } from '../options.js';
 import type { StoredEntry } from './backend.js';
@@ -127,4 +127,15 @@ export function numberOption(value: unknown, option: string, min: number, inclus
     throw new OptionError(option, `${option} must be ${what}, got ${describeValue(value)}`);
   }
   return value;
+}
+
+/**
+ * An entry given to `Backend.set` with its tag hash replaced by `hash` (16 characters):
+ * a copy of the bytes with the header's tag-hash field overwritten, or a copy of the record.
+ */
+export function withTagHash(entry: StoredEntry, hash: string): StoredEntry {
+  if (!(entry instanceof Uint8Array)) return { ...entry, tagHash: hash };
+  const bytes = Buffer.from(entry);
+  if (bytes.length >= FRESH_UNTIL_OFFSET) bytes.write(hash, TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET - TAG_HASH_OFFSET, 'latin1');
+  return bytes;
 }

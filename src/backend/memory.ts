@@ -11,8 +11,8 @@ import { type EntryRecord, FRESH_UNTIL_OFFSET, freshUntilOf, TAG_HASH_OFFSET, ta
 import { OptionError } from '../errors.js';
 import { uniqueToken } from '../keys.js';
 import { describeValue, rejectUnknownOptions } from '../options.js';
-import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, StoredEntry, WriteRequest } from './backend.js';
-import { decodeForDump, integerOption, LockWaiters, sortedByKey } from './kit.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, SetRequest, StoredEntry, WriteRequest } from './backend.js';
+import { decodeForDump, integerOption, LockWaiters, sortedByKey, withTagHash } from './kit.js';
 
 /** Options of the {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -166,7 +166,7 @@ export class MemoryBackend implements Backend {
         this.#lastHash.set(tagKeys, { versions, hash });
       }
     }
-    const stored = lru.get(request.ref.entryKey);
+    const stored = request.refresh === true ? undefined : lru.get(request.ref.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
       // Entries kept only for their fresh time (no grace, no stale-while-revalidate) are fresh
       // as long as the LRU holds them: no clock read on their hits.
@@ -205,6 +205,18 @@ export class MemoryBackend implements Backend {
     this.#lru.set(request.ref.entryKey, entry, { ttl });
     if (lockToken !== undefined) this.#unlock(request.ref.lockKey, lockToken);
     return Promise.resolve(true);
+  }
+
+  /**
+   * Stores an entry under the tags' current versions (created if missing), deletes its lock
+   * whoever holds it (a computation in flight then drops its write) and wakes the waiters.
+   */
+  async set(request: SetRequest): Promise<void> {
+    const { ref } = request;
+    const { tagHash: hash } = this.#read({ ref, tagKeys: request.tagKeys, lockToken: undefined, lockTtlMs: 0 });
+    await this.write({ ref, entry: withTagHash(request.entry, hash), ttlMs: request.ttlMs, lockToken: undefined });
+    const held = this.#locks.get(ref.lockKey);
+    if (held) this.#unlock(ref.lockKey, held.token);
   }
 
   /** Releases a lock held with `token`, waking waiters. */

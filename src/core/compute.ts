@@ -120,6 +120,7 @@ export class Computer {
     }
     const computeMs = Date.now() - started;
     recorder.computed(entryKey, computeMs, true);
+    call.info?.computed();
     if (plan.store) await this.#store(call, plan, value, computeMs);
     return value;
   }
@@ -155,8 +156,9 @@ export class Computer {
     try {
       const write = (): Promise<boolean> =>
         guard.deadline(backend, 'write', () => backend.write({ ref, entry, ttlMs, lockToken }));
-      await traced(channels.write, write, entryKey, policy.name);
+      const stored = await traced(channels.write, write, entryKey, policy.name);
       breakers.success(call.breaker);
+      if (stored) call.info?.stored(record);
     } catch (error) {
       breakers.failure(call.breaker);
       // Free the waiters now rather than at the lock's expiry, if the store still answers.
@@ -209,6 +211,7 @@ export class Computer {
 
   /** Counts and reports a stale value served; returns the value. */
   servedStale(call: Call, record: EntryRecord, reason: StaleReason, error: unknown): unknown {
+    call.info?.stale(record);
     this.#ctx.recorder.stale(call.request.ref.entryKey, reason, error);
     return record.value;
   }

@@ -12,6 +12,7 @@ import type { Keyspace } from '../keys.js';
 import type { ResolvedCacheOptions } from '../options.js';
 import type { Breaker, CircuitBreakers } from './breaker.js';
 import type { FunctionPolicy } from './function.js';
+import type { InfoSink } from './info.js';
 import type { BackendGuard } from './guard.js';
 import type { LockReleaser } from './locks.js';
 
@@ -35,4 +36,6 @@ export interface Call {
   readonly request: ReadRequest;
   /** The circuit breaker of the part of the store that serves the entry. */
   readonly breaker: Breaker;
+  /** Where a `withInfo` call records how it was answered; `undefined` for a plain call. */
+  readonly info: InfoSink | undefined;
 }

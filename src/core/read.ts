@@ -9,13 +9,15 @@
  */
 
 import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
-import type { EntryRecord } from '../codec.js';
-import { CorruptEntryError, BackendError } from '../errors.js';
+import { withTagHash } from '../backend/kit.js';
+import { type EntryRecord, UNTAGGED_HASH } from '../codec.js';
+import { CorruptEntryError, BackendError, SerializationError } from '../errors.js';
 import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
 import { Computer } from './compute.js';
 import type { Call, CoreContext } from './context.js';
 import { entryRefOf, type FunctionPolicy } from './function.js';
+import { type CallInfo, InfoSink } from './info.js';
 import { staleAction } from './stale.js';
 
 /** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
@@ -35,6 +37,8 @@ export class ReadPath {
   readonly #computer: Computer;
   /** With a near-cache: the backend's change mark when each call in flight started (see {@link Backend.changedSince}). */
   readonly #marks = new WeakMap<Promise<unknown>, number>();
+  /** The {@link InfoSink} of each call in flight made through `withInfo`, for the calls that join it. */
+  readonly #sinks = new WeakMap<Promise<unknown>, InfoSink>();
 
   /**
    * @param ctx - the cache's collaborators
@@ -49,9 +53,10 @@ export class ReadPath {
   /**
    * One call of a wrapped function. An in-process store answers a fresh hit synchronously
    * (no promise hop); otherwise one read — under the backend deadline and the circuit breaker —
-   * decides: a hit, or {@link ReadPath.#afterMiss}.
+   * decides: a hit, or {@link ReadPath.#afterMiss}. `info`: a `withInfo` call's sink, filled
+   * on the way (plain calls pass none).
    */
-  call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
+  call(policy: FunctionPolicy, thisArg: unknown, args: unknown[], info?: InfoSink): Promise<unknown> {
     const ctx = this.#ctx;
     let ref: EntryRef;
     try {
@@ -66,6 +71,7 @@ export class ReadPath {
     // heard since that call started that its entry or a tag changed: that call may have read
     // before the change.
     if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, policy.tagKeys, this.#marks.get(joined) ?? 0))) {
+      if (info !== undefined) info.joined(this.#sinks.get(joined));
       return joined;
     }
 
@@ -79,7 +85,7 @@ export class ReadPath {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
       if (peek?.entry !== undefined && !peek.stale) {
-        const value = this.#hitValue(entryKey, peek.entry, 'backend');
+        const value = this.#hitValue(entryKey, peek.entry, 'backend', info);
         if (value !== CORRUPT) return Promise.resolve(value);
         corrupt = true;
       }
@@ -87,7 +93,7 @@ export class ReadPath {
       // A near-cache: a fresh entry held in this process, served without a request.
       const entry = backend.peek(ref, policy.tagKeys);
       if (entry !== undefined) {
-        const value = this.#hitValue(entryKey, entry, 'near');
+        const value = this.#hitValue(entryKey, entry, 'near', info);
         if (value !== CORRUPT) return Promise.resolve(value);
         corrupt = true;
       }
@@ -99,6 +105,7 @@ export class ReadPath {
       backend,
       request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
       breaker: ctx.breakers.of(backend, ref),
+      info,
     };
     let promise: Promise<unknown>;
     if (corrupt) {
@@ -115,6 +122,7 @@ export class ReadPath {
     }
     this.inflight.set(entryKey, promise);
     if (backend.changeMark !== undefined) this.#marks.set(promise, backend.changeMark());
+    if (info !== undefined) this.#sinks.set(promise, info);
     const forget = (): void => {
       if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
     };
@@ -175,7 +183,7 @@ export class ReadPath {
           peek = undefined; // retried (and reported) by the asynchronous path
         }
         if (peek?.entry !== undefined && !peek.stale) {
-          const value = this.#hitValue(entryKey, peek.entry, 'backend');
+          const value = this.#hitValue(entryKey, peek.entry, 'backend', undefined);
           if (value !== CORRUPT) {
             results[i] = Promise.resolve(value);
             continue;
@@ -185,7 +193,7 @@ export class ReadPath {
       } else if (backend.peek !== undefined) {
         const entry = backend.peek(ref, tagKeys);
         if (entry !== undefined) {
-          const value = this.#hitValue(entryKey, entry, 'near');
+          const value = this.#hitValue(entryKey, entry, 'near', undefined);
           if (value !== CORRUPT) {
             results[i] = Promise.resolve(value);
             continue;
@@ -200,6 +208,7 @@ export class ReadPath {
         backend,
         request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
         breaker: ctx.breakers.of(backend, ref),
+        info: undefined,
       };
       if (corrupt) {
         results[i] = this.#track(call, this.#recoverCorrupt(call));
@@ -258,21 +267,165 @@ export class ReadPath {
     }
   }
 
+  /**
+   * `wrapped.withInfo(...args)`: the call as {@link ReadPath.call} makes it, resolving to its
+   * value with how it was answered, its age and its time left.
+   */
+  async withInfo(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<CallInfo<unknown>> {
+    const sink = new InfoSink();
+    const value = await this.call(policy, thisArg, args, sink);
+    return sink.result(value);
+  }
+
+  /**
+   * `wrapped.peek(...args)`: the fresh cached value, or `undefined` — one read without a lock
+   * token (the near-cache first, with one), nothing computed, locked or counted. A store that
+   * fails or is skipped by its open circuit answers `undefined` (the failure reported, or
+   * thrown without `failOpen`); so does a stale value or bytes that do not decode.
+   */
+  async peek(policy: FunctionPolicy, args: readonly unknown[]): Promise<unknown> {
+    const ctx = this.#ctx;
+    const ref = entryRefOf(ctx.keyspace, policy, args);
+    const backend = this.backend ?? this.#resolveBackend();
+    const request = { ref, tagKeys: policy.tagKeys, lockToken: undefined, lockTtlMs: 0 };
+    let entry = backend.readSync === undefined ? backend.peek?.(ref, policy.tagKeys) : undefined;
+    if (entry === undefined) {
+      const breaker = ctx.breakers.of(backend, ref);
+      if (!ctx.breakers.allows(breaker)) return undefined;
+      let reply: ReadReply;
+      try {
+        reply =
+          backend.readSync !== undefined
+            ? backend.readSync(request)
+            : await traced(channels.read, () => ctx.guard.deadline(backend, 'read', () => backend.read(request)), ref.entryKey, policy.name);
+      } catch (error) {
+        ctx.breakers.failure(breaker);
+        ctx.guard.absorb(new BackendError('read', ref.entryKey, error));
+        return undefined;
+      }
+      ctx.breakers.success(breaker);
+      if (reply.stale) return undefined;
+      entry = reply.entry;
+      if (entry === undefined) return undefined;
+    }
+    return this.#decode(ref.entryKey, entry)?.value;
+  }
+
+  /**
+   * `wrapped.set(args, value)`: stores `value` as the entry of `args` under the tags' current
+   * versions, with the function's TTL, and drops the lock so that a computation in flight
+   * drops its write. One request with {@link Backend.set}; without it, an invalidation, a read
+   * of the tag hash and a write. Calls in flight now are not joined by later calls. Rejects
+   * with a {@link SerializationError} for a value the codec cannot encode, with a
+   * {@link BackendError} if the store fails (whatever `failOpen` says, as invalidations do).
+   */
+  async set(policy: FunctionPolicy, args: readonly unknown[], value: unknown): Promise<void> {
+    const { keyspace, guard, codec } = this.#ctx;
+    const ref = entryRefOf(keyspace, policy, args);
+    const { entryKey } = ref;
+    const backend = this.backend ?? this.#resolveBackend();
+    const { tagKeys } = policy;
+    // As a computation's result is stored (see Computer), jitter included.
+    const freshMs =
+      policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
+    const storedAt = Date.now();
+    // The tag hash is the store's to stamp: a placeholder until then.
+    const record: EntryRecord = { tagHash: UNTAGGED_HASH, freshUntil: storedAt + freshMs, value, storedAt };
+    let entry: StoredEntry = record;
+    if (backend.storesBytes) {
+      try {
+        entry = codec.encode(record);
+      } catch (error) {
+        throw new SerializationError(entryKey, error);
+      }
+    }
+    const ttlMs = freshMs + policy.staleWindowMs;
+    this.inflight.delete(entryKey);
+    try {
+      await guard.invalidation('write', entryKey, () =>
+        guard.deadline(backend, 'write', async () => {
+          if (backend.set !== undefined) {
+            await backend.set({ ref, tagKeys, entry, ttlMs });
+            return;
+          }
+          // The invalidation deletes the lock (a computation in flight drops its write); the
+          // read that follows gives the hash of the versions as they are after it.
+          await backend.invalidate(ref);
+          const { tagHash } = await backend.read({ ref, tagKeys, lockToken: undefined, lockTtlMs: 0 });
+          await backend.write({ ref, entry: withTagHash(entry, tagHash), ttlMs, lockToken: undefined });
+        }),
+      );
+    } finally {
+      this.inflight.delete(entryKey);
+    }
+  }
+
+  /**
+   * `wrapped.refresh(...args)`: computes and stores the value whatever is cached, one caller
+   * across processes: a read that ignores the entry takes the lock as a miss does; if another
+   * caller holds it, this one waits for its write and resolves to that value (as a waiting
+   * miss does, counted as one). Later calls in this process join the refresh.
+   */
+  refresh(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
+    const ctx = this.#ctx;
+    let ref: EntryRef;
+    try {
+      ref = entryRefOf(ctx.keyspace, policy, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { entryKey } = ref;
+    const backend = this.backend ?? this.#resolveBackend();
+    const call: Call = {
+      policy,
+      thisArg,
+      args,
+      backend,
+      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      breaker: ctx.breakers.of(backend, ref),
+      info: undefined,
+    };
+    let promise: Promise<unknown>;
+    if (!ctx.breakers.allows(call.breaker)) {
+      promise = this.#fallBack(call, 'circuit-open');
+    } else {
+      // Only the first read ignores the entry: after a wait, the holder's write is a hit.
+      promise = this.#read({ ...call, request: { ...call.request, refresh: true } }).then(
+        (reply) => {
+          ctx.breakers.success(call.breaker);
+          if (!reply.locked) return this.#afterMiss(call, { ...reply, entry: undefined, stale: false }, Date.now() + ctx.options.lockWaitMs);
+          return this.#computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: call.request.lockToken, stale: undefined, store: true });
+        },
+        (error: unknown) => this.#readFailed(call, error),
+      );
+    }
+    this.inflight.set(entryKey, promise);
+    const forget = (): void => {
+      if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
   /** The first read's answer: a fresh hit is served here; anything else goes on. */
   #afterRead(call: Call, reply: ReadReply): unknown {
     this.#ctx.breakers.success(call.breaker);
     if (reply.entry !== undefined && !reply.stale) {
-      const value = this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend');
+      const value = this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend', call.info);
       if (value !== CORRUPT) return value;
       return this.#recoverCorrupt(call);
     }
     return this.#afterMiss(call, reply, Date.now() + this.#ctx.options.lockWaitMs);
   }
 
-  /** A fresh entry's value, counted as a hit; {@link CORRUPT} (reported) if it does not decode. */
-  #hitValue(entryKey: string, entry: StoredEntry, source: HitSource): unknown {
+  /**
+   * A fresh entry's value, counted as a hit; {@link CORRUPT} (reported) if it does not decode.
+   * `status`: for a `withInfo` call's `info`, `'joined'` when read after waiting for another's write.
+   */
+  #hitValue(entryKey: string, entry: StoredEntry, source: HitSource, info: InfoSink | undefined, status: 'hit' | 'joined' = 'hit'): unknown {
     const record = this.#decode(entryKey, entry);
     if (record === undefined) return CORRUPT;
+    if (info !== undefined) info.read(record, status);
     this.#ctx.recorder.hit(entryKey, source);
     return record.value;
   }
@@ -307,6 +460,7 @@ export class ReadPath {
 
   /** Runs the function without the cache: the backend failed or its breaker is open. */
   #fallBack(call: Call, reason: 'read-failed' | 'circuit-open'): Promise<unknown> {
+    call.info?.fallback();
     this.#ctx.recorder.fallback(call.request.ref.entryKey, reason);
     try {
       return Promise.resolve(call.policy.fn.apply(call.thisArg, call.args));
@@ -347,7 +501,7 @@ export class ReadPath {
     for (;;) {
       if (reply.entry !== undefined) {
         if (!reply.stale) {
-          const value = this.#hitValue(entryKey, reply.entry, 'backend');
+          const value = this.#hitValue(entryKey, reply.entry, 'backend', call.info, 'joined');
           if (value !== CORRUPT) return value;
           // Corrupt again right after they were deleted: served, not stored.
           return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });

@@ -17,6 +17,7 @@ import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
 import { registerBatchClauses } from './contract-batch.js';
+import { registerControlClauses } from './contract-control.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
@@ -34,6 +35,7 @@ export function registerCacheClauses(options: BackendContractOptions): void {
   const writeRaw = options.writeRaw?.bind(options);
   if (writeRaw) corruptBytes(h, writeRaw);
   registerBatchClauses(h);
+  registerControlClauses(h, { setDuringComputation: options.setDuringComputation });
 }
 
 /** Misses, hits, values, expiry. */

@@ -31,6 +31,13 @@ export interface BackendContractOptions {
    * stores that keep live values (their entries cannot hold foreign bytes).
    */
   writeRaw?(backend: Backend, key: string, bytes: Buffer): Promise<void>;
+  /**
+   * What `wrapped.set()` leaves when a computation of the entry was in flight and finishes
+   * after it: `'kept'`, the set value (the computation's write is refused: Redis, in-process),
+   * or `'dropped'`, nothing (the write lands and is deleted again with the set value: Memcached).
+   * @default 'kept'
+   */
+  readonly setDuringComputation?: 'kept' | 'dropped' | undefined;
 }
 
 /**

@@ -221,6 +221,44 @@ describe('RedisBackend', function () {
       }
     });
 
+    it('peek is 1 request (a read without a lock token), set 1 (set.lua), refresh 2 (lock.lua, then the write)', async function () {
+      const { cache, errors } = newCache();
+      let calls = 0;
+      const tagged = cache.wrap(async function controlled(n: number) {
+        calls++;
+        return `computed${n}`;
+      }, { tags: ['math', 'power'] });
+      // Warm-up: the connection and every script known to the server.
+      await tagged(0);
+      await tagged.set([0], 'warm');
+      await tagged.refresh(0);
+      await tagged.peek(0);
+      calls = 0;
+
+      const peekMiss = await log.record(() => tagged.peek(1));
+      expect(peekMiss.map(scriptOf)).to.deep.equal(['read']);
+      expect(peekMiss[0]?.args.at(-3)).to.equal(''); // no lock token: nothing locked
+      const setting = await log.record(() => tagged.set([1], 'set1'));
+      expect(setting.map(scriptOf)).to.deep.equal(['set']);
+      const peekHit = await log.record(async () => expect(await tagged.peek(1)).to.equal('set1'));
+      expect(peekHit.map(scriptOf)).to.deep.equal(['read']);
+      // A set on tags never read before creates their versions in the same request.
+      await cache.clean(['math']);
+      const afterClean = await log.record(() => tagged.set([2], 'set2'));
+      expect(afterClean.map(scriptOf)).to.deep.equal(['set']);
+      expect(await tagged(2)).to.equal('set2');
+      const refreshing = await log.record(() => tagged.refresh(1));
+      expect(refreshing.map(scriptOf)).to.deep.equal(['lock', 'write']);
+      expect(await tagged(1)).to.equal('computed1');
+      expect(calls).to.equal(1);
+      expect(errors).to.deep.equal([]);
+      for (const command of [...peekMiss, ...setting, ...refreshing]) {
+        const script = listRedisScripts().find((s) => s.sha === command.args[0]);
+        if (!script) throw new Error(`unknown script ${command.args[0]}`);
+        expect(command.args.length - 2 - Number(command.args[1]), script.file).to.equal(script.header.argv.length);
+      }
+    });
+
     it('a stale read is 1 request too: the stale value and the lock decision come in one reply', async function () {
       const { cache } = newCache({ ttl: 0.2, jitter: 0, grace: 60, staleWhileRevalidate: 60 });
       let calls = 0;

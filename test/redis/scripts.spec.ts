@@ -119,7 +119,7 @@ describe('Redis scripts (lua/)', function () {
     const files = readdirSync(SCRIPTS_DIRECTORY).filter((f) => f.endsWith('.lua')).sort();
     const scripts = listRedisScripts();
     expect(scripts.map((s) => s.file)).to.deep.equal(files);
-    expect(files).to.include.members(['read.lua', 'write-2.lua', 'release-1.lua', 'invalidate-2.lua', 'cleanTags.lua']);
+    expect(files).to.include.members(['read.lua', 'write-2.lua', 'release-1.lua', 'invalidate-2.lua', 'cleanTags.lua', 'set.lua', 'lock.lua']);
     for (const script of scripts) {
       expect(await redis.script('LOAD', script.source), script.file).to.equal(script.sha);
     }
@@ -129,6 +129,8 @@ describe('Redis scripts (lua/)', function () {
     expect(byName.invalidate.numberOfKeys).to.equal(2);
     expect(byName.read.numberOfKeys).to.equal(undefined);
     expect(byName.cleanTags.numberOfKeys).to.equal(undefined);
+    expect(byName.set.numberOfKeys).to.equal(undefined);
+    expect(byName.lock.numberOfKeys).to.equal(undefined);
   });
 
   it('rejects a file name or header that breaks the convention', function () {
@@ -203,6 +205,10 @@ describe('Redis scripts (lua/)', function () {
       'DEL KEYS[2]': 'deletes one entry and its lock',
       'PUBLISH ARGV[1]': 'KEYS[2] was published on ARGV[1]',
     },
+    'lock.lua': {
+      'SET KEYS[i]': 'tag versions (creating the missing ones)',
+      'SET KEYS[2]': 'lock token taken with SET NX PX',
+    },
     'read.lua': {
       'SET KEYS[i]': 'tag versions (creating the missing ones)',
       'SET KEYS[2]': 'lock token taken on a miss with SET NX PX',
@@ -214,6 +220,12 @@ describe('Redis scripts (lua/)', function () {
     'release-1.lua': {
       'DEL KEYS[1]': 'deletes a lock if it is held with the given token',
       'PUBLISH ARGV[2]': 'KEYS[1] published on ARGV[2]',
+    },
+    'set.lua': {
+      'SET KEYS[i]': 'tag versions (creating the missing ones)',
+      'SET KEYS[1]': 'the entry stored',
+      'DEL KEYS[2]': "the entry's lock deleted",
+      'PUBLISH ARGV[4]': 'KEYS[2] published on ARGV[4]',
     },
     'write-2.lua': {
       'SET KEYS[1]': 'stores an entry',
@@ -334,5 +346,28 @@ for (const read of [redisScripts().read, redisScripts().readMany]) describe(`${r
     expect([Number(from), Number(to)]).to.deep.equal([1, TAG_HASH_LENGTH]);
     const versions = ['v1.1', 'v2.1'];
     expect(createHash('sha1').update(versions.join(separator)).digest('hex').slice(0, TAG_HASH_LENGTH)).to.equal(tagHash(versions));
+  });
+});
+
+/**
+ * `set.lua` and `lock.lua` compute the tag hash as `read.lua` does (the same lines), and
+ * `set.lua` replaces the header's tag hash at the codec's offsets.
+ */
+describe('set.lua and lock.lua agree with read.lua and the codec', function () {
+  const read = body(redisScripts().read);
+  /** The lines of read.lua from the tag versions to the tag hash. */
+  const hashing = read.slice(read.indexOf('local versions = {}'), read.indexOf('local entry'));
+
+  it('the tag versions and the tag hash: the very lines of read.lua', function () {
+    expect(hashing).to.include("hash = 'da39a3ee5e6b4b0d'");
+    for (const script of [redisScripts().set, redisScripts().lock]) expect(body(script), script.file).to.include(hashing.trim());
+  });
+
+  it("set.lua keeps the header's first bytes and what follows the tag hash: the codec offsets, 1-based and inclusive", function () {
+    const code = body(redisScripts().set);
+    const match = /string\.sub\(entry, 1, (\d+)\) \.\. hash \.\. string\.sub\(entry, (\d+)\)/.exec(code);
+    expect(match, 'set.lua stamps the hash').to.not.equal(null);
+    expect([Number(match?.[1]), Number(match?.[2])]).to.deep.equal([TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET + 1]);
+    expect(redisScripts().set.header.text.replace(/\s+/g, ' ')).to.include(`bytes ${TAG_HASH_OFFSET + 1}..${FRESH_UNTIL_OFFSET}`);
   });
 });

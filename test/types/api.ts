@@ -5,7 +5,7 @@
 
 /* eslint-disable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- the lines marked @ts-expect-error do not compile, on purpose */
 
-import { asCached, type CachedFunction, Hermes } from '../../src/index.js';
+import { asCached, type CachedFunction, type CacheStatus, type CallInfo, Hermes } from '../../src/index.js';
 
 declare const cache: Hermes;
 
@@ -120,3 +120,30 @@ same<typeof asCached<[id: number], string>, (method: (id: number) => Promise<str
 void asCached(repo.plain, repo).many([[1], [2]]);
 // @ts-expect-error many takes the method's parameters
 void asCached(repo.plain, repo).many([['1']]);
+// Direct control and per-call information, typed from the wrapped function.
+same<ReturnType<typeof add.peek>, Promise<string | undefined>>(true);
+same<Parameters<typeof add.peek>, [a: number, b: string]>(true);
+void add.set([1, 'x'], 'value');
+// @ts-expect-error set takes the arguments as a tuple, then the value
+void add.set(1, 'x', 'value');
+// @ts-expect-error set's value has the function's (awaited) result type
+void add.set([1, 'x'], 42);
+// @ts-expect-error set's arguments are the function's parameters
+void add.set(['1', 'x'], 'value');
+same<ReturnType<typeof add.refresh>, Promise<string>>(true);
+// @ts-expect-error refresh takes the function's parameters
+void add.refresh('1', 'x');
+same<ReturnType<typeof add.withInfo>, Promise<CallInfo<string>>>(true);
+export async function infoOf(): Promise<[string, CacheStatus, number | undefined, number | undefined]> {
+  const info = await add.withInfo(1, 'x');
+  // @ts-expect-error status is one of the five statuses
+  const status: typeof info.status = info.value === '' ? 'expired' : info.status;
+  return [info.value, status, info.age, info.ttlLeft];
+}
+same<ReturnType<typeof syncSquare.withInfo>, Promise<CallInfo<number>>>(true);
+// A decorated method's, through asCached.
+same<ReturnType<typeof plain.peek>, Promise<string | undefined>>(true);
+void plain.set([1], 'one');
+// @ts-expect-error the method's parameters
+void plain.set(['1'], 'one');
+same<ReturnType<typeof plain.withInfo>, Promise<CallInfo<string>>>(true);

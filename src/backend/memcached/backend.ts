@@ -29,8 +29,8 @@
 import type { EntryCodec } from '../../codec.js';
 import { tagHash } from '../../codec.js';
 import { idStart, uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
-import { decodeForDump, LockWaiters, sortedByKey } from '../kit.js';
+import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, SetRequest, WriteRequest } from '../backend.js';
+import { decodeForDump, LockWaiters, sortedByKey, withTagHash } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { HeldLocks, lookUpCasUnique } from './held-locks.js';
 import { memcachedKey } from './keys.js';
@@ -146,7 +146,8 @@ export class MemcachedBackend implements Backend {
         plan.hash = hash;
         this.#tracked.trackAll(request.tagKeys, plan.keys);
       }
-      const stored = found[entryMcKey]?.value;
+      // A refresh ignores the entry: it goes on as a miss, to the lock.
+      const stored = request.refresh === true ? undefined : found[entryMcKey]?.value;
       const state = stored === undefined ? 'invalid' : entryState(stored, hash);
       if (state === 'fresh') return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
       if (state === 'stale') {
@@ -266,6 +267,25 @@ export class MemcachedBackend implements Backend {
       }
       throw error;
     }
+  }
+
+  /**
+   * A direct write: the tag hash from a read (its versions created if missing, as a miss
+   * does), then `set` of the stamped entry and `delete` of its lock, pipelined: two requests.
+   * A computation in flight then finds its lock gone: its write deletes the entry again (see
+   * {@link write}), so the entry is dropped rather than overwritten by the older computation.
+   */
+  async set(request: SetRequest): Promise<void> {
+    const { ref } = request;
+    const { entryKey, lockKey } = ref;
+    const { tagHash: hash } = await this.read({ ref, tagKeys: request.tagKeys, lockToken: undefined, lockTtlMs: 0, refresh: true });
+    const bytes = asBuffer(withTagHash(request.entry, hash));
+    if (bytes.length > this.#options.maxValueSize) throw new MemcachedValueTooLargeError(entryKey, bytes.length, this.#options.maxValueSize);
+    const server = this.#serverFor(entryKey);
+    const entryMcKey = memcachedKey(entryKey);
+    await Promise.all([this.#set(server, entryKey, entryMcKey, bytes, request.ttlMs), server.delete(memcachedKey(lockKey))]);
+    this.#tracked.track(entryKey, entryMcKey);
+    this.#waiters.wake(lockKey);
   }
 
   /** Releases a lock held with `token` (compare-and-delete on its CAS unique), waking waiters. */

@@ -43,7 +43,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { FRESH_UNTIL_OFFSET, TAG_HASH_OFFSET } from '../../codec.js';
 import { uniqueToken } from '../../keys.js';
-import type { Backend, BackendContext, EntryRef, NearCacheStats, ReadReply, ReadRequest, StoredEntry, WriteRequest } from '../backend.js';
+import type { Backend, BackendContext, EntryRef, NearCacheStats, ReadReply, ReadRequest, SetRequest, StoredEntry, WriteRequest } from '../backend.js';
 import { decodeForDump, sortedByKey } from '../kit.js';
 import type { BucketLayout } from './buckets.js';
 import { ClusterReadiness } from './cluster.js';
@@ -180,7 +180,8 @@ export class RedisBackend implements Backend {
   /** One call of `read.lua`: tags, tag hash, entry and (on a miss) the lock, atomically. */
   read(request: ReadRequest): Promise<ReadReply> {
     const { lockToken, tagKeys } = request;
-    const script = this.#scripts.read;
+    // A refresh ignores the entry: `lock.lua` answers as `read.lua` does on a miss.
+    const script = request.refresh === true ? this.#scripts.lock : this.#scripts.read;
     const keys = this.#placement.keysOf(request.ref, tagKeys);
     const lockKey = keys[1] as string;
     // The versions of the tags this read creates are seeded afresh for every read, never by the
@@ -329,6 +330,25 @@ export class RedisBackend implements Backend {
       [bytes, Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#prefixes.channelOf(ref.prefix)],
     );
     return reply === 1;
+  }
+
+  /**
+   * One call of `set.lua`: stores the entry stamped with the tags' current hash and deletes its
+   * lock (a computation in flight drops its write), publishing the release.
+   */
+  async set(request: SetRequest): Promise<void> {
+    const { entry, ref, tagKeys } = request;
+    if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: set() takes an encoded entry');
+    const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
+    // As invalidate() does: this process' near-cache forgets the entry before and after.
+    const acknowledged = this.#near?.invalidating(ref);
+    await this.#call(this.#scripts.set, this.#placement.keysOf(ref, tagKeys), [
+      bytes,
+      Math.max(1, Math.ceil(request.ttlMs)),
+      tagKeys.length === 0 ? '' : uniqueToken(),
+      this.#prefixes.channelOf(ref.prefix),
+    ]);
+    acknowledged?.();
   }
 
   /** One call of `release-1.lua`: compare-and-delete of the lock, publishing the release. */

@@ -40,7 +40,7 @@ export interface ScriptHeader {
 
 /** A script of the Redis backend, as loaded from `lua/`. */
 export interface RedisScript {
-  /** The operation, from the file name: `read`, `write`, `release`, `invalidate`, `cleanTags`. */
+  /** The operation, from the file name: `read`, `write`, `release`, `invalidate`, `cleanTags`, `set`, `lock`. */
   readonly name: string;
   /** The file name in `lua/`, e.g. `write-2.lua`. */
   readonly file: string;
@@ -71,6 +71,10 @@ export interface RedisScripts {
   readonly invalidate: RedisScript;
   /** `cleanTags.lua`: delete tag versions. */
   readonly cleanTags: RedisScript;
+  /** `set.lua`: a direct write under the current tag versions, deleting the lock (`wrapped.set`). */
+  readonly set: RedisScript;
+  /** `lock.lua`: tag hash and lock, ignoring the entry (`wrapped.refresh`). */
+  readonly lock: RedisScript;
 }
 
 /**
@@ -115,6 +119,8 @@ export function redisScripts(): RedisScripts {
     release: get('release'),
     invalidate: get('invalidate'),
     cleanTags: get('cleanTags'),
+    set: get('set'),
+    lock: get('lock'),
   });
   return byName;
 }
