@@ -10,6 +10,7 @@ import type { StoredEntry } from '../backend/backend.js';
 import { type EntryRecord, isPlainJson, isStructuredEntry } from '../codec.js';
 import { channels, type StaleReason, traced } from '../events.js';
 import { BackendError, LossyValueError, SerializationError, TimeoutError } from '../errors.js';
+import { resultTtlMs } from '../options.js';
 import type { Call, CoreContext } from './context.js';
 
 /** How many results of each function are checked for lossy parts (see `Computer.#checkLossy`). */
@@ -131,9 +132,24 @@ export class Computer {
     const { entryKey } = ref;
     const { codec, guard, locks, breakers } = this.#ctx;
     const { lockToken } = plan;
+    let baseTtlMs = policy.ttlMs;
+    if (policy.cacheIf !== undefined || policy.ttlOf !== undefined) {
+      // The result decides: rejected (or a TTL of 0), it is returned but not stored, and the
+      // lock is released so that waiters compute or read again, as after a throw.
+      try {
+        baseTtlMs = this.#resultTtlMs(call, value);
+      } catch (error) {
+        if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
+        throw error;
+      }
+      if (baseTtlMs === 0) {
+        if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
+        return;
+      }
+    }
     // TTL jitter spreads the expiries of entries written together.
     const freshMs =
-      policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
+      policy.jitter > 0 ? Math.max(1, Math.round(baseTtlMs * (1 - policy.jitter * Math.random()))) : baseTtlMs;
     const storedAt = Date.now();
     const record: EntryRecord = { tagHash: plan.tagHash, freshUntil: storedAt + freshMs, value, storedAt, computeMs };
     let entry: StoredEntry = record;
@@ -163,6 +179,17 @@ export class Computer {
       if (lockToken !== undefined) await locks.release(backend, ref, lockToken, true);
       guard.absorb(new BackendError('write', entryKey, error));
     }
+  }
+
+  /**
+   * The fresh time of a result, ms, as the function's `cacheIf` and `ttl` function decide: `0`
+   * when it is not to be stored.
+   * @throws what either function throws; an `OptionError` for a TTL that is not a duration
+   */
+  #resultTtlMs(call: Call, value: unknown): number {
+    const { policy, args } = call;
+    if (policy.cacheIf !== undefined && !policy.cacheIf(value, ...args)) return 0;
+    return policy.ttlOf === undefined ? policy.ttlMs : resultTtlMs(policy.ttlOf(value, ...args), policy.name);
   }
 
   /**

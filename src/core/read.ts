@@ -15,7 +15,7 @@ import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
 import { Computer } from './compute.js';
 import type { Call, CoreContext } from './context.js';
-import { entryRefOf, type FunctionPolicy } from './function.js';
+import { entryRefOf, type FunctionPolicy, tagKeysOf } from './function.js';
 import { staleAction } from './stale.js';
 
 /** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
@@ -54,8 +54,11 @@ export class ReadPath {
   call(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
     const ctx = this.#ctx;
     let ref: EntryRef;
+    // The call's tag keys: the function's, or its tag function's for these arguments.
+    let tagKeys: readonly string[];
     try {
       ref = entryRefOf(ctx.keyspace, policy, args);
+      tagKeys = tagKeysOf(ctx.keyspace, policy, args);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -65,7 +68,7 @@ export class ReadPath {
     // A call joins the call in flight for its entry, unless (with a near-cache) this process has
     // heard since that call started that its entry or a tag changed: that call may have read
     // before the change.
-    if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, policy.tagKeys, this.#marks.get(joined) ?? 0))) {
+    if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, tagKeys, this.#marks.get(joined) ?? 0))) {
       return joined;
     }
 
@@ -74,7 +77,7 @@ export class ReadPath {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
-        peek = backend.readSync({ ref, tagKeys: policy.tagKeys, lockToken: undefined, lockTtlMs: 0 });
+        peek = backend.readSync({ ref, tagKeys, lockToken: undefined, lockTtlMs: 0 });
       } catch {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
@@ -85,7 +88,7 @@ export class ReadPath {
       }
     } else if (backend.peek !== undefined) {
       // A near-cache: a fresh entry held in this process, served without a request.
-      const entry = backend.peek(ref, policy.tagKeys);
+      const entry = backend.peek(ref, tagKeys);
       if (entry !== undefined) {
         const value = this.#hitValue(entryKey, entry, 'near');
         if (value !== CORRUPT) return Promise.resolve(value);
@@ -97,7 +100,7 @@ export class ReadPath {
       thisArg,
       args,
       backend,
-      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
       breaker: ctx.breakers.of(backend, ref),
     };
     let promise: Promise<unknown>;
