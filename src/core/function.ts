@@ -95,7 +95,10 @@ export function tagKeysOf(keyspace: Keyspace, policy: FunctionPolicy, args: read
   }
   const memo = policy.tagKeysMemo;
   if (memo === undefined) return tags.map((tag: string) => keyspace.tagKey(tag));
-  const id = JSON.stringify(tags);
+  // One tag (the common case) is its own memo key, spared a JSON encoding. Other lists are keyed
+  // by their JSON form, which starts with '['; a single tag that starts with '[' or '"' by its
+  // own JSON form (starting with '"'): no two lists share a key.
+  const id = tags.length === 1 ? singleTagId(tags[0] as string) : JSON.stringify(tags);
   let tagKeys = memo.get(id);
   if (tagKeys === undefined) {
     tagKeys = Object.freeze(tags.map((tag: string) => keyspace.tagKey(tag)));
@@ -103,4 +106,10 @@ export function tagKeysOf(keyspace: Keyspace, policy: FunctionPolicy, args: read
     memo.set(id, tagKeys);
   }
   return tagKeys;
+}
+
+/** The memo key of a one-tag list: the tag, unless it starts as a JSON form may (then its JSON form). */
+function singleTagId(tag: string): string {
+  const first = tag.charCodeAt(0);
+  return first === 0x5b /* [ */ || first === 0x22 /* " */ ? JSON.stringify(tag) : tag;
 }
