@@ -58,7 +58,7 @@ export class ReadPath {
     let tagKeys: readonly string[];
     try {
       ref = entryRefOf(ctx.keyspace, policy, args);
-      tagKeys = tagKeysOf(ctx.keyspace, policy, args);
+      tagKeys = policy.tagsOf === undefined ? policy.tagKeys : tagKeysOf(ctx.keyspace, policy, args);
     } catch (error) {
       return Promise.reject(error);
     }
