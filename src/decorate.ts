@@ -64,7 +64,10 @@ export interface CachedFunction<Args extends unknown[], Result> {
   withInfo(...args: Args): Promise<CallInfo<Awaited<Result>>>;
   /** The name used in this function's keys. */
   readonly cacheName: string;
-  /** The tags of this function's entries. */
+  /**
+   * The tags of this function's entries, as given to `wrap`. Empty when `tags` is a function:
+   * each entry then carries the tags it returned for the entry's arguments.
+   */
   readonly tags: readonly string[];
 }
 
@@ -75,10 +78,12 @@ export interface CachedFunction<Args extends unknown[], Result> {
  * `KeyArgs` are the parameters of the `key` option (inferred from its annotated parameters, or
  * given as `cache.cached<[id: number]>(…)`): the standard form accepts only a method whose
  * parameters fit them, so a `key` that does not match the method is a compile error.
+ * `KeyResult` is the result the `ttl` and `cacheIf` functions take (`unknown` unless
+ * annotated or given): the method must resolve to it.
  */
-export interface CachedMethodDecorator<KeyArgs extends unknown[] = unknown[]> {
+export interface CachedMethodDecorator<KeyArgs extends unknown[] = unknown[], KeyResult = unknown> {
   /** TC39 standard decorator form. The method must return a Promise (be `async`). */
-  <This, Args extends KeyArgs, Result>(
+  <This, Args extends KeyArgs, Result extends KeyResult>(
     method: (this: This, ...args: Args) => Promise<Result>,
     context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => Promise<Result>>,
   ): (this: This, ...args: Args) => Promise<Result>;
@@ -218,10 +223,10 @@ function manyOf(host: FunctionHost, policy: FunctionPolicy, thisArg: unknown, ar
 }
 
 /** The `@cache.cached(options)` decorator, both forms. */
-export function cachedDecorator<KeyArgs extends unknown[]>(
+export function cachedDecorator<KeyArgs extends unknown[], KeyResult = unknown>(
   host: FunctionHost,
   options: WrapOptions,
-): CachedMethodDecorator<KeyArgs> {
+): CachedMethodDecorator<KeyArgs, KeyResult> {
   const decorator = (
     target: unknown,
     context: ClassMethodDecoratorContext | string | symbol,
@@ -241,7 +246,7 @@ export function cachedDecorator<KeyArgs extends unknown[]>(
     descriptor.value = decorateMethod(host, descriptor.value as AnyFunction, String(context), className, options);
     return descriptor;
   };
-  return decorator as CachedMethodDecorator<KeyArgs>;
+  return decorator as CachedMethodDecorator<KeyArgs, KeyResult>;
 }
 
 /**

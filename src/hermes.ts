@@ -177,7 +177,7 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    */
   wrap<Args extends unknown[], Result>(
     fn: (...args: Args) => Result,
-    options: WrapOptions<Args> = {},
+    options: WrapOptions<Args, Awaited<Result>> = {},
   ): CachedFunction<Args, Result> {
     if (typeof fn !== 'function') throw new OptionError('fn', 'wrap() takes a function');
     const policy = this.#compile(fn, options as WrapOptions, fn.name);
@@ -197,11 +197,17 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
    * decorated method's parameters must fit them. A decorator's options cannot be typed from the
    * method it is applied to, so an unannotated `key` parameter is `unknown`.
    *
+   * `KeyResult`, the result the `ttl` and `cacheIf` functions see, is likewise inferred from
+   * their annotated first parameter or given (`cache.cached<[id: number], User>(…)`), and the
+   * decorated method must resolve to it; otherwise it is `unknown`.
+   *
    * @throws {@link OptionError} on a bad option
    */
-  cached<KeyArgs extends unknown[] = unknown[]>(options: WrapOptions<KeyArgs> = {}): CachedMethodDecorator<KeyArgs> {
+  cached<KeyArgs extends unknown[] = unknown[], KeyResult = unknown>(
+    options: WrapOptions<KeyArgs, KeyResult> = {},
+  ): CachedMethodDecorator<KeyArgs, KeyResult> {
     resolveWrapOptions(options as WrapOptions, this.#options.policy); // the options' mistakes, reported here
-    return cachedDecorator<KeyArgs>(this.#host, options as WrapOptions);
+    return cachedDecorator<KeyArgs, KeyResult>(this.#host, options as WrapOptions);
   }
 
   /**
@@ -269,6 +275,10 @@ export class Hermes<BackendOptions = MemoryBackendOptions> extends EventEmitter<
       ttlMs: resolved.ttlMs ?? this.ttlMs,
       key: resolved.key,
       keyMemo: new Map(),
+      tagsOf: resolved.tagsOf,
+      tagKeysMemo: resolved.tagsOf === undefined ? undefined : new Map(),
+      ttlOf: resolved.ttlOf,
+      cacheIf: resolved.cacheIf,
     };
   }
 }

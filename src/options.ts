@@ -9,13 +9,22 @@
 import type { CodecOptions } from './codec.js';
 import { OptionError } from './errors.js';
 
+/**
+ * A length of time as people write it: a number of seconds (fractions allowed), or a string of
+ * a decimal number and a unit — `'500ms'`, `'90s'`, `'5m'`, `'1h'`, `'1d'` (no space, no sign).
+ * Accepted by `ttl`, `grace` and `staleWhileRevalidate`; a string in any other form is an
+ * {@link OptionError} naming the option and the string.
+ */
+export type Duration = number | `${number}ms` | `${number}s` | `${number}m` | `${number}h` | `${number}d`;
+
 /** Options of a {@link Hermes} cache. Any other key is passed to the backend class. */
 export interface HermesOptions extends CodecOptions {
   /**
-   * How long entries stay cached, in seconds (fractions allowed). `wrap` can override it.
+   * How long entries stay fresh: seconds (fractions allowed) or a {@link Duration} string such
+   * as `'10m'`. `wrap` can override it.
    * @default 3600
    */
-  ttl?: number | undefined;
+  ttl?: Duration | undefined;
   /**
    * Prefix of every key this cache writes: `{prefix}:entry:…`, `{prefix}:tag:…`,
    * `{prefix}:lock:…`. `clean()` removes exactly the keys under it.
@@ -50,17 +59,19 @@ export interface HermesOptions extends CodecOptions {
    * value is returned (and written back fresh for a few seconds, so that the next callers do
    * not hammer a failing function) and a `stale` event says why. Callers that do not get the
    * lock are served the stale value at once instead of waiting. Entries invalidated by
-   * `invalidate` or a tag are never served, stale or not. `wrap` can override it.
+   * `invalidate` or a tag are never served, stale or not. `wrap` can override it. Seconds or a
+   * {@link Duration} string (`'1h'`).
    * @default 0
    */
-  grace?: number | undefined;
+  grace?: Duration | undefined;
   /**
    * Stale-while-revalidate, in seconds: within this window past `ttl` every caller gets the
    * stale value at once, and one caller — across all processes, through the lock — refreshes
-   * the entry in the background. `wrap` can override it.
+   * the entry in the background. `wrap` can override it. Seconds or a {@link Duration} string
+   * (`'30s'`).
    * @default 0
    */
-  staleWhileRevalidate?: number | undefined;
+  staleWhileRevalidate?: Duration | undefined;
   /**
    * Function timeouts in milliseconds. Past `soft`, a caller with a stale value (see `grace`)
    * gets it while the computation goes on in the background to refresh the entry. Past
@@ -116,19 +127,52 @@ export interface CircuitBreakerOptions {
   cooldown?: number | undefined;
 }
 
-/** Options of {@link Hermes.wrap} and {@link Hermes.cached}. */
-export interface WrapOptions<Args extends unknown[] = unknown[]> {
+/**
+ * Options of {@link Hermes.wrap} and {@link Hermes.cached}. `Args` are the wrapped function's
+ * parameters and `Result` its awaited result, so that the `key`, `tags`, `ttl` and `cacheIf`
+ * functions see their real types (`wrap` infers both from the function; a decorator's options
+ * have `Result` `unknown` unless given: `cache.cached<[id: number], User>({ … })`).
+ */
+export interface WrapOptions<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Tags of the function's entries: `cache.clean(['tag'])` invalidates every entry carrying
-   * `'tag'`. Non-empty strings.
+   * `'tag'`. Non-empty strings, or a function of the call's arguments returning them — e.g.
+   * `(id) => ['user:' + id]`, so that `clean(['user:42'])` drops exactly that user's entries.
+   *
+   * A tag function is called once per call, before the read (a hit still costs one request),
+   * with the arguments only (not `this`); it must be deterministic, since its tags are part of
+   * what a hit is checked against. A call whose tag function throws rejects with that error, and
+   * one whose function returns anything but an array of non-empty strings rejects with an
+   * {@link OptionError} (option `tags`); nothing is read or computed for it.
    * @default []
    */
-  tags?: readonly string[] | undefined;
+  tags?: readonly string[] | ((...args: Args) => readonly string[]) | undefined;
   /**
-   * TTL of this function's entries in seconds; overrides the cache's `ttl`.
+   * How long this function's entries stay fresh: a {@link Duration} (seconds or a string such
+   * as `'5m'`), or a function of the result and the arguments returning one — e.g. short for
+   * an empty result: `(users) => (users.length === 0 ? '30s' : '1h')`. Overrides the cache's
+   * `ttl`; `jitter` shortens what it returns as it does a fixed TTL.
+   *
+   * A TTL function is called when a result is about to be stored (not for a result served
+   * without being stored). Returning `0` stores nothing, as a `cacheIf` that rejects the result
+   * does. A call whose TTL function throws, or returns a negative number or a string that is
+   * not a duration (an {@link OptionError}, option `ttl`), rejects as if the wrapped function
+   * had thrown: nothing is stored and the lock is released.
    * @default the cache's ttl
    */
-  ttl?: number | undefined;
+  // The arguments' type is deferred through a conditional so that `Args` is not inferred from a
+  // ttl function's parameters (one that takes the result only would make them `[]`).
+  ttl?: Duration | ((result: Result, ...args: Args extends infer A extends unknown[] ? A : never) => Duration) | undefined;
+  /**
+   * Decides from the result (and the arguments) whether it is stored: `false` and the result is
+   * returned to its caller but not cached, the lock is released, and callers waiting for it
+   * compute (or read) again, as after a throw. Called, like a `ttl` function, when a result is
+   * about to be stored; a `cacheIf` that throws rejects the call as if the wrapped function had.
+   * Errors are never cached whatever it says: a function that throws stores nothing.
+   * @default every result is stored
+   */
+  // Deferred as ttl's are.
+  cacheIf?: ((result: Result, ...args: Args extends infer A extends unknown[] ? A : never) => boolean) | undefined;
   /**
    * Builds the part of the entry key that stands for the arguments, replacing the argument
    * hash: `{prefix}:entry:{name}:{key(...args)}`. Must return a non-empty string.
@@ -141,10 +185,10 @@ export interface WrapOptions<Args extends unknown[] = unknown[]> {
    * @default the function's name (`ClassName.method` for decorated methods)
    */
   name?: string | undefined;
-  /** Grace in seconds for this function: see {@link HermesOptions.grace}. @default the cache's */
-  grace?: number | undefined;
-  /** Stale-while-revalidate in seconds: see {@link HermesOptions.staleWhileRevalidate}. @default the cache's */
-  staleWhileRevalidate?: number | undefined;
+  /** Grace for this function, seconds or a {@link Duration}: see {@link HermesOptions.grace}. @default the cache's */
+  grace?: Duration | undefined;
+  /** Stale-while-revalidate for this function, seconds or a {@link Duration}: see {@link HermesOptions.staleWhileRevalidate}. @default the cache's */
+  staleWhileRevalidate?: Duration | undefined;
   /** Function timeouts: see {@link HermesOptions.timeout}. @default the cache's */
   timeout?: TimeoutOptions | undefined;
   /** TTL jitter fraction: see {@link HermesOptions.jitter}. @default the cache's */
@@ -199,6 +243,7 @@ const WRAP_OPTIONS: ReadonlySet<string> = new Set(
   Object.keys({
     tags: true,
     ttl: true,
+    cacheIf: true,
     key: true,
     name: true,
     grace: true,
@@ -380,10 +425,16 @@ export function resolveStalePolicy(
 
 /** A function's options, validated and parsed once (see {@link resolveWrapOptions}). */
 export interface ResolvedWrapOptions<Args extends unknown[] = unknown[]> {
-  /** The tags, copied. */
+  /** The static tags, copied; empty with a tag function. */
   readonly tags: readonly string[];
-  /** The TTL in ms; `undefined` for the cache's. */
+  /** The tag function, when `tags` is one. */
+  readonly tagsOf: ((...args: Args) => readonly string[]) | undefined;
+  /** The TTL in ms; `undefined` for the cache's (or with a TTL function). */
   readonly ttlMs: number | undefined;
+  /** The TTL function, when `ttl` is one. */
+  readonly ttlOf: Exclude<WrapOptions<Args>['ttl'], Duration | undefined> | undefined;
+  /** `cacheIf`. */
+  readonly cacheIf: WrapOptions<Args>['cacheIf'];
   readonly key: ((...args: Args) => string) | undefined;
   readonly name: string | undefined;
   readonly policy: StalePolicy;
@@ -399,7 +450,11 @@ export function resolveWrapOptions<Args extends unknown[]>(
 ): ResolvedWrapOptions<Args> {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
   rejectUnknownOptions(options, WRAP_OPTIONS);
-  if (options.tags !== undefined) validateTags(options.tags);
+  const { tags, ttl, cacheIf } = options;
+  if (tags !== undefined && typeof tags !== 'function') validateTags(tags);
+  if (cacheIf !== undefined && typeof cacheIf !== 'function') {
+    throw new OptionError('cacheIf', `cacheIf must be a function of the result and the arguments returning a boolean, got ${describeValue(cacheIf)}`);
+  }
   if (options.key !== undefined && typeof options.key !== 'function') {
     throw new OptionError('key', 'key must be a function of the arguments returning a string');
   }
@@ -407,27 +462,68 @@ export function resolveWrapOptions<Args extends unknown[]>(
     throw new OptionError('name', 'name must be a non-empty string');
   }
   return {
-    tags: [...(options.tags ?? [])],
-    ttlMs: options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl'),
+    tags: typeof tags === 'function' ? [] : [...(tags ?? [])],
+    tagsOf: typeof tags === 'function' ? tags : undefined,
+    ttlMs: ttl === undefined || typeof ttl === 'function' ? undefined : validateTtl(ttl, 'ttl'),
+    ttlOf: typeof ttl === 'function' ? ttl : undefined,
+    cacheIf,
     key: options.key,
     name: options.name,
     policy: resolveStalePolicy(options, defaults),
   };
 }
 
-/** A TTL in seconds (fractions allowed), as whole milliseconds (at least 1). */
-function validateTtl(ttl: unknown, option: string): number {
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new OptionError(option, `${option} must be a positive number of seconds, got ${describeValue(ttl)}`);
-  }
-  return Math.max(1, Math.round(ttl * 1000));
+/** The units of a {@link Duration} string, in milliseconds. */
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** A {@link Duration} string: a decimal number without sign or exponent, then its unit. */
+const DURATION_PATTERN = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)$/;
+/** How a duration is written, for messages. */
+const DURATION_FORMS = "seconds, or a string such as '500ms', '90s', '5m', '1h' or '1d'";
+
+/**
+ * A {@link Duration} in milliseconds (not rounded); `undefined` for anything that is not one
+ * (a string in another form, a non-finite or negative number, another type).
+ */
+export function durationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : undefined;
+  if (typeof value !== 'string') return undefined;
+  const match = DURATION_PATTERN.exec(value);
+  if (match === null) return undefined;
+  return Number(match[1]) * (DURATION_UNITS[match[2] as string] ?? Number.NaN);
 }
 
-function validateSeconds(value: unknown, option: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new OptionError(option, `${option} must be a number of seconds >= 0, got ${describeValue(value)}`);
+/**
+ * The TTL a `ttl` function returned for one result, in whole milliseconds: `0` for "store
+ * nothing", else at least 1.
+ * @throws {@link OptionError} (option `ttl`) for anything that is not a {@link Duration}
+ */
+export function resultTtlMs(ttl: unknown, functionName: string): number {
+  const ms = durationMs(ttl);
+  if (ms === undefined || !Number.isFinite(ms)) {
+    throw new OptionError(
+      'ttl',
+      `The ttl function of '${functionName}' must return a duration (${DURATION_FORMS}; 0 stores nothing), got ${describeValue(ttl)}`,
+    );
   }
-  return Math.round(value * 1000);
+  return ms === 0 ? 0 : Math.max(1, Math.round(ms));
+}
+
+/** A TTL ({@link Duration}), as whole milliseconds (at least 1). */
+function validateTtl(ttl: unknown, option: string): number {
+  const ms = durationMs(ttl);
+  if (ms === undefined || ms <= 0 || !Number.isFinite(ms)) {
+    throw new OptionError(option, `${option} must be a positive duration (${DURATION_FORMS}), got ${describeValue(ttl)}`);
+  }
+  return Math.max(1, Math.round(ms));
+}
+
+/** A {@link Duration} >= 0, as whole milliseconds. */
+function validateSeconds(value: unknown, option: string): number {
+  const ms = durationMs(value);
+  if (ms === undefined || !Number.isFinite(ms)) {
+    throw new OptionError(option, `${option} must be a duration >= 0 (${DURATION_FORMS}), got ${describeValue(value)}`);
+  }
+  return Math.round(ms);
 }
 
 function validateJitter(value: unknown): number {

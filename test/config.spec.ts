@@ -188,6 +188,71 @@ describe('Configuration fails loudly and early', function () {
     });
   });
 
+  describe('durations and the functions of wrap()', function () {
+    it("ttl, grace and staleWhileRevalidate take seconds or '500ms', '90s', '5m', '1h', '1d'", function () {
+      const cases: [unknown, number][] = [
+        [90, 90_000],
+        [0.25, 250],
+        ['500ms', 500],
+        ['90s', 90_000],
+        ['1.5s', 1500],
+        ['.5s', 500],
+        ['5m', 300_000],
+        ['1h', 3_600_000],
+        ['1d', 86_400_000],
+      ];
+      for (const [ttl, ms] of cases) expect(new Hermes(undefined, loose({ ttl })).ttlMs, String(ttl)).to.equal(ms);
+      const cache = new Hermes(undefined, { grace: '1h', staleWhileRevalidate: '30s' });
+      cache.wrap(async (n: number) => n, { name: 'f', ttl: '5m', grace: '1d', staleWhileRevalidate: '500ms' });
+      cache.wrap(async (n: number) => n, { name: 'g', grace: 0, staleWhileRevalidate: '0s' });
+    });
+
+    it('refuses a bad duration with an OptionError naming the option and the string', function () {
+      const bad = ['60', '5 m', '5min', '1w', '-5s', '1e3s', 's', '', ' 5s', '5S', '0x10s', 'Infinitys'];
+      for (const option of ['ttl', 'grace', 'staleWhileRevalidate']) {
+        for (const value of bad) {
+          for (const make of [
+            () => new Hermes(undefined, loose({ [option]: value })),
+            () => new Hermes().wrap(async () => 1, loose({ name: 'f', [option]: value })),
+            () => new Hermes().cached(loose({ [option]: value })),
+          ]) {
+            const error = optionErrorOf(make);
+            expect(error.option, `${option}: ${value}`).to.equal(option);
+            expect(error.message, `${option}: ${value}`).to.contain(`got the string ${JSON.stringify(value)}`).and.to.contain("'90s'");
+          }
+        }
+      }
+      for (const ttl of [0, '0s', '0ms', -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(optionErrorOf(() => new Hermes(undefined, loose({ ttl }))).option, String(ttl)).to.equal('ttl');
+      }
+      expect(optionErrorOf(() => new Hermes(undefined, loose({ grace: -1 }))).option).to.equal('grace');
+    });
+
+    it('refuses a cacheIf that is not a function, and tags that are neither strings nor a function', function () {
+      const cache = new Hermes();
+      for (const cacheIf of [true, 'yes', {}]) {
+        const error = optionErrorOf(() => cache.wrap(async () => 1, loose({ name: 'f', cacheIf })));
+        expect(error.option).to.equal('cacheIf');
+        expect(error.message).to.match(/cacheIf must be a function/);
+      }
+      for (const tags of ['math', [1], {}, ['']]) expect(optionErrorOf(() => cache.wrap(async () => 1, loose({ name: 'f', tags }))).option).to.equal('tags');
+      expect(optionErrorOf(() => cache.wrap(async () => 1, loose({ name: 'f', ttl: () => 1, cacheIf: null }))).option).to.equal('cacheIf');
+      // Functions are accepted as they are: what they return is checked per call.
+      cache.wrap(async (n: number) => n, { name: 'g', ttl: () => '1h', tags: (n) => [`n:${n}`], cacheIf: () => true });
+    });
+
+    it('a ttl function returning a bad duration rejects the call with an OptionError naming ttl, the function and the value', async function () {
+      const cache = new Hermes();
+      for (const ttl of ['5 minutes', -1, Number.NaN, null, '1w']) {
+        const fn = cache.wrap(async (n: number) => n, { name: `ttl${String(ttl)}`, ttl: (() => ttl) as () => number });
+        const error = await fn(1).then(() => undefined, (e: unknown) => e);
+        expect(error, String(ttl)).to.be.instanceOf(OptionError);
+        expect((error as OptionError).option).to.equal('ttl');
+        expect((error as OptionError).message).to.contain(`'ttl${String(ttl)}'`).and.to.contain(String(typeof ttl === 'string' ? JSON.stringify(ttl) : ttl));
+      }
+    });
+  });
+
   describe('an unreachable Redis', function () {
     it('is named by host and port from the first error on', async function () {
       const port = await freePort();

@@ -258,6 +258,48 @@ describe('@cache.cached() compiled by tsx (esbuild, standard decorators)', funct
     assert.deepEqual(await asCached(double).many([[2], [3]]), [4, 6]);
   });
 
+  it('takes tags, ttl and cacheIf functions of the arguments (not this) and of the result, typed', async function () {
+    const cache = new Hermes(undefined, { jitter: 0 });
+    let calls = 0;
+    const seen: unknown[][] = [];
+    class Teams {
+      constructor(readonly region: string) {}
+      @cache.cached<[teamId: number], string[]>({
+        tags: (teamId) => [`team:${teamId}`],
+        ttl: (members, teamId) => {
+          seen.push(['ttl', members, teamId]);
+          return members.length === 1 ? '200ms' : '1h';
+        },
+        cacheIf: (members, teamId) => {
+          seen.push(['cacheIf', members, teamId]);
+          return teamId !== 0;
+        },
+      })
+      async members(teamId: number): Promise<string[]> {
+        calls++;
+        return Array.from({ length: teamId }, (_, i) => `${this.region}${i}`);
+      }
+    }
+    const teams = new Teams('eu');
+    expect(await teams.members(2)).to.deep.equal(['eu0', 'eu1']);
+    expect(await teams.members(2)).to.deep.equal(['eu0', 'eu1']);
+    expect(await teams.members(0)).to.deep.equal([]);
+    expect(await teams.members(0)).to.deep.equal([]);
+    expect(calls).to.equal(3); // 2 once; 0 twice, refused by cacheIf
+    expect(await teams.members(1)).to.deep.equal(['eu0']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await teams.members(1)).to.deep.equal(['eu0']);
+    expect(calls).to.equal(5); // 1 again after its 200 ms
+    await cache.clean(['team:2']);
+    await teams.members(2);
+    expect(calls).to.equal(6);
+    expect(seen.slice(0, 3)).to.deep.equal([
+      ['cacheIf', ['eu0', 'eu1'], 2],
+      ['ttl', ['eu0', 'eu1'], 2],
+      ['cacheIf', [], 0],
+    ]);
+  });
+
   it('reaches a decorated method\'s controls through asCached(), with a typed key', async function () {
     const cache = new Hermes();
     let calls = 0;

@@ -241,6 +241,84 @@ describe('Hermes', function () {
     });
   });
 
+  describe('functions of the call: tags, ttl, cacheIf', function () {
+    it('a tags function: distinct tag lists never share tag keys, however their tags are spelt', async function () {
+      const lists: string[][] = [['a', 'b'], ['["a","b"]'], ['"[a"'], ['[a'], ['a'], ['b'], [], ['"a"'], ['a', 'b', 'c']];
+      const cache = new Hermes();
+      const calls = lists.map(() => 0);
+      const fn = cache.wrap(async function spelt(i: number) {
+        calls[i] = (calls[i] ?? 0) + 1;
+        return i;
+      }, { tags: (i) => lists[i] ?? [] });
+      const all = async (): Promise<void> => {
+        for (let round = 0; round < 2; round++) for (let i = 0; i < lists.length; i++) expect(await fn(i)).to.equal(i);
+      };
+      await all();
+      expect(calls).to.deep.equal(lists.map(() => 1));
+      for (const tag of ['["a","b"]', '"[a"', '[a', '"a"', 'c', 'a']) {
+        const before = [...calls];
+        await cache.clean([tag]);
+        await all();
+        const expected = lists.map((list, i) => (before[i] ?? 0) + (list.includes(tag) ? 1 : 0));
+        expect(calls, `after clean(['${tag}'])`).to.deep.equal(expected);
+      }
+    });
+
+    it("a ttl function's duration is the entry's fresh time, shortened by jitter as a fixed ttl is", async function () {
+      const backend = new MemoryBackend();
+      const cache = new Hermes(backend, { jitter: 0 });
+      const freshUntilOf = async (key: string): Promise<number> => {
+        const reply = await backend.read({ ref: cache.keyspace.refOf(key), tagKeys: [], lockToken: undefined, lockTtlMs: 1 });
+        return (reply.entry as { freshUntil: number }).freshUntil;
+      };
+      const ttls = ['90s', '5m', '1.5h', '1d', 42, '250ms'] as const;
+      const fn = cache.wrap(async function timed(i: number) {
+        return i;
+      }, { ttl: (_result, i) => ttls[i] ?? 1 });
+      const expectedMs = [90_000, 300_000, 5_400_000, 86_400_000, 42_000, 250];
+      for (let i = 0; i < ttls.length; i++) {
+        const t0 = Date.now();
+        await fn(i);
+        expect((await freshUntilOf(fn.key(i))) - t0, String(ttls[i])).to.be.within(expectedMs[i] ?? 0, (expectedMs[i] ?? 0) + 50);
+      }
+      const jittered = new Hermes(backend, { jitter: 0.5, prefix: 'jittered' });
+      const spread = jittered.wrap(async function spread(n: number) {
+        return n;
+      }, { ttl: () => '100s' });
+      const before = Date.now();
+      const offsets: number[] = [];
+      for (let n = 0; n < 40; n++) {
+        await spread(n);
+        const reply = await backend.read({ ref: jittered.keyspace.refOf(spread.key(n)), tagKeys: [], lockToken: undefined, lockTtlMs: 1 });
+        offsets.push((reply.entry as { freshUntil: number }).freshUntil - before);
+      }
+      expect(Math.min(...offsets)).to.be.at.least(50_000 - 100);
+      expect(Math.max(...offsets)).to.be.at.most(100_000 + 100);
+      expect(Math.max(...offsets) - Math.min(...offsets)).to.be.above(10_000);
+    });
+
+    it('cacheIf is asked before the ttl function, which is not asked for a rejected result', async function () {
+      const asked: string[] = [];
+      const cache = new Hermes();
+      const fn = cache.wrap(async function ordered(n: number) {
+        return n;
+      }, {
+        cacheIf: (result) => {
+          asked.push(`cacheIf ${result}`);
+          return result > 0;
+        },
+        ttl: (result) => {
+          asked.push(`ttl ${result}`);
+          return 60;
+        },
+      });
+      await fn(0);
+      await fn(1);
+      await fn(1);
+      expect(asked).to.deep.equal(['cacheIf 0', 'cacheIf 1', 'ttl 1']);
+    });
+  });
+
   describe('failures of the cache layer', function () {
     it('falls open to the function with an error event when the backend fails', async function () {
       const backend = new FlakyBackend();

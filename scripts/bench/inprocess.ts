@@ -48,7 +48,7 @@ export async function benchInProcess(calls = 200_000, rounds = 7): Promise<InPro
     return lru.get(JSON.stringify(args));
   };
 
-  const makeCache = (serialize: boolean, tags: string[]) => {
+  const makeCache = (serialize: boolean, tags: string[] | ((id: number) => string[])) => {
     const cache = new Hermes(new MemoryBackend({ serialize, maxEntries: 10_000 }));
     return cache.wrap(async function lookup(id: number, kind: string) {
       return id * 2 + kind.length;
@@ -59,8 +59,10 @@ export async function benchInProcess(calls = 200_000, rounds = 7): Promise<InPro
     ['hermes wrap hit (live values)', false, []],
     ['hermes wrap hit, 3 tags (live values)', false, ['a', 'b', 'c']],
     ['hermes wrap hit (serialize: true)', true, []],
+    // A tag per call, from the arguments: the function, its list checked, one memo lookup.
+    ['hermes wrap hit, tags function (1 tag per id, live values)', false, (id: number) => [`user:${id}`]],
   ] as const) {
-    const fn = makeCache(serialize, [...tags]);
+    const fn = makeCache(serialize, typeof tags === 'function' ? tags : [...tags]);
     for (let i = 0; i < KEYS; i++) await fn(i, 'user');
     cases.push([title, (i) => fn(i % KEYS, 'user')]);
   }

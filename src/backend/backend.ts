@@ -55,7 +55,9 @@ export interface ReadRequest {
   readonly ref: EntryRef;
   /**
    * The keys of the entry's tags (`{prefix}:tag:{tag}`, under the entry's prefix), in the order
-   * the tag hash uses.
+   * the tag hash uses. They may differ between calls of one function (a `tags` function of the
+   * arguments); the core passes the same array for the same list, so per-list state kept by
+   * identity stays useful, but a backend must not assume one list per function.
    */
   readonly tagKeys: readonly string[];
   /** On a miss, take the lock with this token; `undefined` reads without locking. */

@@ -10,7 +10,9 @@ import type { StoredEntry } from '../backend/backend.js';
 import { type EntryRecord, isPlainJson, isStructuredEntry } from '../codec.js';
 import { channels, type StaleReason, traced } from '../events.js';
 import { BackendError, LossyValueError, SerializationError, TimeoutError } from '../errors.js';
+import { resultTtlMs } from '../options.js';
 import type { Call, CoreContext } from './context.js';
+import type { FunctionPolicy } from './function.js';
 
 /** How many results of each function are checked for lossy parts (see `Computer.#checkLossy`). */
 const LOSSY_CHECKS = 64;
@@ -31,6 +33,19 @@ export interface ComputePlan {
    * could overwrite an invalidation made meanwhile (the lock holder stores its own result).
    */
   readonly store: boolean;
+}
+
+/**
+ * How long a result stays fresh, ms, as the function's `cacheIf` (when `askCacheIf`) and `ttl`
+ * function decide, TTL jitter applied (it spreads the expiries of entries written together):
+ * `0` when it is not to be stored.
+ * @throws what either function throws; an `OptionError` for a TTL that is not a duration
+ */
+export function freshMsOf(policy: FunctionPolicy, value: unknown, args: readonly unknown[], askCacheIf: boolean): number {
+  if (askCacheIf && policy.cacheIf !== undefined && !policy.cacheIf(value, ...args)) return 0;
+  const ttlMs = policy.ttlOf === undefined ? policy.ttlMs : resultTtlMs(policy.ttlOf(value, ...args), policy.name);
+  if (ttlMs === 0) return 0;
+  return policy.jitter > 0 ? Math.max(1, Math.round(ttlMs * (1 - policy.jitter * Math.random()))) : ttlMs;
 }
 
 /** Computes values for one cache. */
@@ -132,9 +147,19 @@ export class Computer {
     const { entryKey } = ref;
     const { codec, guard, locks, breakers } = this.#ctx;
     const { lockToken } = plan;
-    // TTL jitter spreads the expiries of entries written together.
-    const freshMs =
-      policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
+    // The result decides: rejected (or a TTL of 0), it is returned but not stored, and the lock
+    // is released so that waiters compute or read again, as after a throw.
+    let freshMs: number;
+    try {
+      freshMs = freshMsOf(policy, value, call.args, true);
+    } catch (error) {
+      if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
+      throw error;
+    }
+    if (freshMs === 0) {
+      if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
+      return;
+    }
     const storedAt = Date.now();
     const record: EntryRecord = { tagHash: plan.tagHash, freshUntil: storedAt + freshMs, value, storedAt, computeMs };
     let entry: StoredEntry = record;

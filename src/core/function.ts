@@ -7,7 +7,7 @@
 
 import { OptionError } from '../errors.js';
 import { canonicalArgs, type EntryRef, hashString, type Keyspace } from '../keys.js';
-import type { StalePolicy } from '../options.js';
+import { describeValue, type Duration, type StalePolicy } from '../options.js';
 
 /** Argument lists whose entry keys are remembered per function. */
 const KEY_MEMO_SIZE = 2048;
@@ -29,6 +29,18 @@ export interface FunctionPolicy extends StalePolicy {
   readonly key: ((...args: unknown[]) => string) | undefined;
   /** Entries of recent argument lists, by canonical form. */
   readonly keyMemo: Map<string, EntryRef>;
+  /** The tag function (`tags` given as one): the tags of each call; {@link FunctionPolicy.tags} is then empty. */
+  readonly tagsOf?: ((...args: unknown[]) => readonly string[]) | undefined;
+  /**
+   * With a tag function: the tag-key lists of recent tag lists, by their JSON form, so that a
+   * call with the tags of an earlier one passes the same array (backends keep per-list state
+   * by identity: the in-process store's last tag hash, Memcached's tag plans).
+   */
+  readonly tagKeysMemo?: Map<string, readonly string[]> | undefined;
+  /** The TTL function (`ttl` given as one): the TTL of each result stored. */
+  readonly ttlOf?: ((result: unknown, ...args: unknown[]) => Duration) | undefined;
+  /** `cacheIf`: whether a result is stored. */
+  readonly cacheIf?: ((result: unknown, ...args: unknown[]) => boolean) | undefined;
 }
 
 /**
@@ -56,4 +68,48 @@ export function entryRefOf(keyspace: Keyspace, policy: FunctionPolicy, args: rea
     }
   }
   return ref;
+}
+
+/**
+ * The tag keys of a call, in the order the tag hash uses: the function's static tag keys, or
+ * those of the tags its tag function returns for these arguments (the same array for the same
+ * tags, from {@link FunctionPolicy.tagKeysMemo}).
+ * @throws the tag function's own error; {@link OptionError} (option `tags`) if it returns
+ *   anything but an array of non-empty strings
+ */
+export function tagKeysOf(keyspace: Keyspace, policy: FunctionPolicy, args: readonly unknown[]): readonly string[] {
+  const tagsOf = policy.tagsOf;
+  if (tagsOf === undefined) return policy.tagKeys;
+  const tags: unknown = tagsOf(...args);
+  if (!Array.isArray(tags)) {
+    throw new OptionError('tags', `The tags function of '${policy.name}' must return an array of non-empty strings, got ${describeValue(tags)}`);
+  }
+  for (let i = 0; i < tags.length; i++) {
+    const tag: unknown = tags[i];
+    if (typeof tag !== 'string' || tag.length === 0) {
+      throw new OptionError(
+        'tags',
+        `The tags function of '${policy.name}' must return non-empty strings, got ${typeof tag === 'string' ? "''" : describeValue(tag)} at index ${i}`,
+      );
+    }
+  }
+  const memo = policy.tagKeysMemo;
+  if (memo === undefined) return tags.map((tag: string) => keyspace.tagKey(tag));
+  // One tag (the common case) is its own memo key, spared a JSON encoding. Other lists are keyed
+  // by their JSON form, which starts with '['; a single tag that starts with '[' or '"' by its
+  // own JSON form (starting with '"'): no two lists share a key.
+  const id = tags.length === 1 ? singleTagId(tags[0] as string) : JSON.stringify(tags);
+  let tagKeys = memo.get(id);
+  if (tagKeys === undefined) {
+    tagKeys = Object.freeze(tags.map((tag: string) => keyspace.tagKey(tag)));
+    if (memo.size >= KEY_MEMO_SIZE) memo.clear();
+    memo.set(id, tagKeys);
+  }
+  return tagKeys;
+}
+
+/** The memo key of a one-tag list: the tag, unless it starts as a JSON form may (then its JSON form). */
+function singleTagId(tag: string): string {
+  const first = tag.charCodeAt(0);
+  return first === 0x5b /* [ */ || first === 0x22 /* " */ ? JSON.stringify(tag) : tag;
 }

@@ -14,9 +14,9 @@ import { type EntryRecord, UNTAGGED_HASH } from '../codec.js';
 import { CorruptEntryError, BackendError, SerializationError } from '../errors.js';
 import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
-import { Computer } from './compute.js';
+import { Computer, freshMsOf } from './compute.js';
 import type { Call, CoreContext } from './context.js';
-import { entryRefOf, type FunctionPolicy } from './function.js';
+import { entryRefOf, type FunctionPolicy, tagKeysOf } from './function.js';
 import { type CallInfo, InfoSink } from './info.js';
 import { staleAction } from './stale.js';
 
@@ -57,10 +57,39 @@ export class ReadPath {
    * on the way (plain calls pass none).
    */
   call(policy: FunctionPolicy, thisArg: unknown, args: unknown[], info?: InfoSink): Promise<unknown> {
+    const begun = this.#begin(policy, thisArg, args, info);
+    if (begun instanceof Promise) return begun;
+    const { call, corrupt } = begun;
+    let promise: Promise<unknown>;
+    if (corrupt) {
+      promise = this.#recoverCorrupt(call);
+    } else if (!this.#ctx.breakers.allows(call.breaker)) {
+      // The backend failed repeatedly: skip it until the breaker's cooldown ends.
+      promise = this.#fallBack(call, 'circuit-open');
+    } else {
+      // A fresh hit is the read's promise and one reaction, no async frames.
+      promise = this.#read(call).then(
+        (reply) => this.#afterRead(call, reply),
+        (error: unknown) => this.#readFailed(call, error),
+      );
+    }
+    return this.#track(call, promise);
+  }
+
+  /**
+   * The start of a call, up to its read: its entry and tag keys, then the answers that need no
+   * request — the call in flight it joins, or a fresh hit from an in-process store or a
+   * near-cache — as a promise; otherwise the {@link Call} to read (`corrupt`: the fresh entry in
+   * memory did not decode, and is to be recovered).
+   */
+  #begin(policy: FunctionPolicy, thisArg: unknown, args: unknown[], info: InfoSink | undefined): Promise<unknown> | { call: Call; corrupt: boolean } {
     const ctx = this.#ctx;
     let ref: EntryRef;
+    // The call's tag keys: the function's, or its tag function's for these arguments.
+    let tagKeys: readonly string[];
     try {
       ref = entryRefOf(ctx.keyspace, policy, args);
+      tagKeys = policy.tagsOf === undefined ? policy.tagKeys : tagKeysOf(ctx.keyspace, policy, args);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -70,7 +99,7 @@ export class ReadPath {
     // A call joins the call in flight for its entry, unless (with a near-cache) this process has
     // heard since that call started that its entry or a tag changed: that call may have read
     // before the change.
-    if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, policy.tagKeys, this.#marks.get(joined) ?? 0))) {
+    if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, tagKeys, this.#marks.get(joined) ?? 0))) {
       if (info !== undefined) info.joined(this.#sinks.get(joined));
       return joined;
     }
@@ -80,7 +109,7 @@ export class ReadPath {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
-        peek = backend.readSync({ ref, tagKeys: policy.tagKeys, lockToken: undefined, lockTtlMs: 0 });
+        peek = backend.readSync({ ref, tagKeys, lockToken: undefined, lockTtlMs: 0 });
       } catch {
         peek = undefined; // retried (and reported) by the asynchronous path
       }
@@ -91,7 +120,7 @@ export class ReadPath {
       }
     } else if (backend.peek !== undefined) {
       // A near-cache: a fresh entry held in this process, served without a request.
-      const entry = backend.peek(ref, policy.tagKeys);
+      const entry = backend.peek(ref, tagKeys);
       if (entry !== undefined) {
         const value = this.#hitValue(entryKey, entry, 'near', info);
         if (value !== CORRUPT) return Promise.resolve(value);
@@ -103,31 +132,11 @@ export class ReadPath {
       thisArg,
       args,
       backend,
-      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
       breaker: ctx.breakers.of(backend, ref),
       info,
     };
-    let promise: Promise<unknown>;
-    if (corrupt) {
-      promise = this.#recoverCorrupt(call);
-    } else if (!ctx.breakers.allows(call.breaker)) {
-      // The backend failed repeatedly: skip it until the breaker's cooldown ends.
-      promise = this.#fallBack(call, 'circuit-open');
-    } else {
-      // A fresh hit is the read's promise and one reaction, no async frames.
-      promise = this.#read(call).then(
-        (reply) => this.#afterRead(call, reply),
-        (error: unknown) => this.#readFailed(call, error),
-      );
-    }
-    this.inflight.set(entryKey, promise);
-    if (backend.changeMark !== undefined) this.#marks.set(promise, backend.changeMark());
-    if (info !== undefined) this.#sinks.set(promise, info);
-    const forget = (): void => {
-      if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
-    };
-    promise.then(forget, forget);
-    return promise;
+    return { call, corrupt };
   }
 
   /**
@@ -142,77 +151,31 @@ export class ReadPath {
    * @returns one promise per element, in order (the caller combines them)
    */
   many(policy: FunctionPolicy, thisArg: unknown, argsList: readonly (readonly unknown[])[]): Promise<unknown>[] {
-    const ctx = this.#ctx;
     const count = argsList.length;
     const results = new Array<Promise<unknown>>(count);
     if (count === 0) return results;
     const backend = this.backend ?? this.#resolveBackend();
-    /** The first element of this batch for each entry key: equal arguments share its promise. */
+    /** The first element of this batch to be read for each entry key: equal arguments share its promise. */
     const firstOf = new Map<string, number>();
     const repeats: [index: number, first: number][] = [];
     const toRead: { index: number; call: Call }[] = [];
     for (let i = 0; i < count; i++) {
-      const args = [...(argsList[i] as readonly unknown[])];
-      let ref: EntryRef;
-      try {
-        ref = entryRefOf(ctx.keyspace, policy, args);
-      } catch (error) {
-        results[i] = Promise.reject(error);
+      const begun = this.#begin(policy, thisArg, [...(argsList[i] as readonly unknown[])], undefined);
+      if (begun instanceof Promise) {
+        results[i] = begun;
         continue;
       }
-      const entryKey = ref.entryKey;
+      const { call, corrupt } = begun;
+      const entryKey = call.request.ref.entryKey;
       const first = firstOf.get(entryKey);
       if (first !== undefined) {
         repeats.push([i, first]);
         continue;
       }
       firstOf.set(entryKey, i);
-      // The tag keys the call of these arguments reads, as in call().
-      const tagKeys = policy.tagKeys;
-      const joined = this.inflight.get(entryKey);
-      if (joined !== undefined && (backend.changedSince === undefined || !backend.changedSince(ref, tagKeys, this.#marks.get(joined) ?? 0))) {
-        results[i] = joined;
-        continue;
-      }
-      let corrupt = false;
-      if (backend.readSync) {
-        let peek: ReadReply | undefined;
-        try {
-          peek = backend.readSync({ ref, tagKeys, lockToken: undefined, lockTtlMs: 0 });
-        } catch {
-          peek = undefined; // retried (and reported) by the asynchronous path
-        }
-        if (peek?.entry !== undefined && !peek.stale) {
-          const value = this.#hitValue(entryKey, peek.entry, 'backend', undefined);
-          if (value !== CORRUPT) {
-            results[i] = Promise.resolve(value);
-            continue;
-          }
-          corrupt = true;
-        }
-      } else if (backend.peek !== undefined) {
-        const entry = backend.peek(ref, tagKeys);
-        if (entry !== undefined) {
-          const value = this.#hitValue(entryKey, entry, 'near', undefined);
-          if (value !== CORRUPT) {
-            results[i] = Promise.resolve(value);
-            continue;
-          }
-          corrupt = true;
-        }
-      }
-      const call: Call = {
-        policy,
-        thisArg,
-        args,
-        backend,
-        request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
-        breaker: ctx.breakers.of(backend, ref),
-        info: undefined,
-      };
       if (corrupt) {
         results[i] = this.#track(call, this.#recoverCorrupt(call));
-      } else if (!ctx.breakers.allows(call.breaker)) {
+      } else if (!this.#ctx.breakers.allows(call.breaker)) {
         results[i] = this.#track(call, this.#fallBack(call, 'circuit-open'));
       } else {
         toRead.push({ index: i, call });
@@ -244,6 +207,7 @@ export class ReadPath {
     const backend = call.backend;
     this.inflight.set(entryKey, promise);
     if (backend.changeMark !== undefined) this.#marks.set(promise, backend.changeMark());
+    if (call.info !== undefined) this.#sinks.set(promise, call.info);
     const forget = (): void => {
       if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
     };
@@ -286,9 +250,10 @@ export class ReadPath {
   async peek(policy: FunctionPolicy, args: readonly unknown[]): Promise<unknown> {
     const ctx = this.#ctx;
     const ref = entryRefOf(ctx.keyspace, policy, args);
+    const tagKeys = tagKeysOf(ctx.keyspace, policy, args);
     const backend = this.backend ?? this.#resolveBackend();
-    const request = { ref, tagKeys: policy.tagKeys, lockToken: undefined, lockTtlMs: 0 };
-    let entry = backend.readSync === undefined ? backend.peek?.(ref, policy.tagKeys) : undefined;
+    const request = { ref, tagKeys, lockToken: undefined, lockTtlMs: 0 };
+    let entry = backend.readSync === undefined ? backend.peek?.(ref, tagKeys) : undefined;
     if (entry === undefined) {
       const breaker = ctx.breakers.of(backend, ref);
       if (!ctx.breakers.allows(breaker)) return undefined;
@@ -323,11 +288,16 @@ export class ReadPath {
     const { keyspace, guard, codec } = this.#ctx;
     const ref = entryRefOf(keyspace, policy, args);
     const { entryKey } = ref;
+    const tagKeys = tagKeysOf(keyspace, policy, args);
     const backend = this.backend ?? this.#resolveBackend();
-    const { tagKeys } = policy;
-    // As a computation's result is stored (see Computer), jitter included.
-    const freshMs =
-      policy.jitter > 0 ? Math.max(1, Math.round(policy.ttlMs * (1 - policy.jitter * Math.random()))) : policy.ttlMs;
+    // The TTL a computation's result gets (a ttl function's included, jitter too); `cacheIf` is
+    // not asked: an explicit set is the caller's decision. A TTL of 0 keeps nothing: the entry
+    // is dropped, so that no older value outlives the set.
+    const freshMs = freshMsOf(policy, value, args, false);
+    if (freshMs === 0) {
+      await this.invalidate(policy, args);
+      return;
+    }
     const storedAt = Date.now();
     // The tag hash is the store's to stamp: a placeholder until then.
     const record: EntryRecord = { tagHash: UNTAGGED_HASH, freshUntil: storedAt + freshMs, value, storedAt };
@@ -369,19 +339,20 @@ export class ReadPath {
   refresh(policy: FunctionPolicy, thisArg: unknown, args: unknown[]): Promise<unknown> {
     const ctx = this.#ctx;
     let ref: EntryRef;
+    let tagKeys: readonly string[];
     try {
       ref = entryRefOf(ctx.keyspace, policy, args);
+      tagKeys = tagKeysOf(ctx.keyspace, policy, args);
     } catch (error) {
       return Promise.reject(error);
     }
-    const { entryKey } = ref;
     const backend = this.backend ?? this.#resolveBackend();
     const call: Call = {
       policy,
       thisArg,
       args,
       backend,
-      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
       breaker: ctx.breakers.of(backend, ref),
       info: undefined,
     };
@@ -399,12 +370,7 @@ export class ReadPath {
         (error: unknown) => this.#readFailed(call, error),
       );
     }
-    this.inflight.set(entryKey, promise);
-    const forget = (): void => {
-      if (this.inflight.get(entryKey) === promise) this.inflight.delete(entryKey);
-    };
-    promise.then(forget, forget);
-    return promise;
+    return this.#track(call, promise);
   }
 
   /** The first read's answer: a fresh hit is served here; anything else goes on. */

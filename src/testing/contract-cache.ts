@@ -18,6 +18,7 @@ import type { BackendContractOptions } from './contract.js';
 import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
 import { registerBatchClauses } from './contract-batch.js';
 import { registerControlClauses } from './contract-control.js';
+import { registerResultClauses } from './contract-results.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
@@ -36,6 +37,7 @@ export function registerCacheClauses(options: BackendContractOptions): void {
   if (writeRaw) corruptBytes(h, writeRaw);
   registerBatchClauses(h);
   registerControlClauses(h, { setDuringComputation: options.setDuringComputation });
+  registerResultClauses(h);
 }
 
 /** Misses, hits, values, expiry. */

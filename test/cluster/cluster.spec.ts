@@ -140,6 +140,23 @@ describe('RedisBackend on Redis Cluster: the promises, on the wire', function ()
       expect(runs).to.equal(1);
     });
 
+    it("with a tags function: a miss is still 2 requests, a hit 1, on the entry's master only", async function () {
+      const perId = cache.wrap(async function perId(n: number) {
+        runs++;
+        return n * 5;
+      }, { tags: (n) => [`id:${n}`, 'ids'] });
+      const stored = storedKeyOf(backend, perId.key(11));
+      await perId(12); // this function's first tag versions are created on its first read
+      runs = 0;
+      expectOnOwnerOnly(await traffic(() => perId(11)), stored, 2);
+      expectOnOwnerOnly(await traffic(async () => expect(await perId(11)).to.equal(55)), stored, 1);
+      expect(runs).to.equal(1);
+      await cache.clean(['id:11']);
+      await perId(11);
+      await perId(12);
+      expect(runs, "clean(['id:11']) dropped 11 only").to.equal(2);
+    });
+
     it('hits of entries on every master: each is 1 request to its own master', async function () {
       const byOwner = new Map<number, number>();
       for (let i = 0; i < 60 && byOwner.size < 3; i++) {

@@ -75,6 +75,31 @@ describe('MemcachedBackend', function () {
       expect(proxy.counts.getKeys[0]?.[0]).to.equal(report.key(1));
     });
 
+    it("serves a hit with a tags function in exactly one request: the call's own tags in the one get", async function () {
+      const { cache } = countedCache();
+      let calls = 0;
+      const report = cache.wrap(async function report(id: number) {
+        calls++;
+        return { id };
+      }, { tags: (id) => [`user:${id}`, 'users'] });
+      expect(await report(1)).to.deep.equal({ id: 1 });
+      expect(await report(2)).to.deep.equal({ id: 2 });
+      proxy.reset();
+      expect(await report(1)).to.deep.equal({ id: 1 });
+      expect(calls).to.equal(2);
+      expect(proxy.total()).to.equal(1);
+      expect(proxy.counts.commands.get).to.equal(1);
+      expect(proxy.counts.getKeys[0]).to.have.length(4); // entry, namespace, 2 tags
+      expect(proxy.counts.getKeys[0]?.[0]).to.equal(report.key(1));
+      proxy.reset();
+      await cache.clean(['user:1']);
+      expect(proxy.counts.commands).to.deep.include({ delete: 1 });
+      await report(2);
+      expect(calls).to.equal(2);
+      await report(1);
+      expect(calls).to.equal(3);
+    });
+
     it('costs a miss: 1 get, then add + gets of the lock (and tag versions on first use), then set + cas', async function () {
       const { cache } = countedCache();
       const tagged = cache.wrap(async function tagged(n: number) {

@@ -324,6 +324,40 @@ describe('Redis near-cache against real servers', function () {
       await b.cache.clean(['catalog']);
       await allowance("clean(['catalog'])", performance.now(), heard);
       expect(await a.item.many([[1], [2], [3]])).to.deep.equal(fresh);
+    });
+
+    it("by a tag from a tags function: B clean(['item:1']) drops item 1 from A's memory, and item 2 stays there", async function () {
+      const w = world();
+      const a = w.side({ nearCache: true });
+      const b = w.side();
+      let computed = 0;
+      const perItem = (side: Side): CachedFunction<[number], Promise<string>> =>
+        side.cache.wrap(async (id: number) => {
+          computed++;
+          return w.current(id);
+        }, { name: 'perItem', tags: (id) => [`item:${id}`] });
+      const aItem = perItem(a);
+      const bItem = perItem(b);
+      /** One read of `aItem(id)` by A, and where it came from. */
+      const readA = async (id: number): Promise<{ value: string; source: HitSource | 'miss' }> => {
+        const before = a.hits.length;
+        const value = await aItem(id);
+        const hit = a.hits.slice(before).find((event) => event.key === aItem.key(id));
+        return { value, source: hit?.source ?? 'miss' };
+      };
+      await until('near hits of items 1 and 2', async () => (await readA(1)).source === 'near' && (await readA(2)).source === 'near', POLL_BOUND_MS, 5);
+      const heard = watch(a, a.cache.keyspace.tagKey('item:1'));
+      const fresh1 = w.bump(1);
+      w.bump(2); // item 2 changes too, but its tag is not cleaned: A may keep serving v0
+      await b.cache.clean(['item:1']);
+      await allowance("clean(['item:1'])", performance.now(), heard);
+      for (let i = 0; i < CHECK_READS; i++) {
+        expect((await readA(1)).value, `item 1, read ${i + 1}`).to.equal(fresh1);
+        await sleep(CHECK_SPAN_MS / CHECK_READS);
+      }
+      expect(await readA(2)).to.deep.equal({ value: valueOf(2, 0), source: 'near' });
+      expect(await bItem(1)).to.equal(fresh1);
+      expect(computed).to.equal(3); // items 1 and 2 by A, item 1 again after the clean
       expect(a.errors).to.deep.equal([]);
     });
 

@@ -259,6 +259,45 @@ describe('RedisBackend', function () {
       }
     });
 
+    it("a tags function keeps a hit at 1 request: the read names the call's own tag keys, computed before it", async function () {
+      const { cache } = newCache();
+      let calls = 0;
+      const seen: number[] = [];
+      const profile = cache.wrap(async function profile(id: number) {
+        calls++;
+        return `profile ${id}`;
+      }, {
+        tags: (id) => {
+          seen.push(id);
+          return [`user:${id}`, 'profiles'];
+        },
+      });
+      await profile(0); // warm-up: the connection and the scripts
+
+      const miss = await log.record(() => profile(1));
+      expect(miss.map(scriptOf)).to.deep.equal(['read', 'write']);
+      const hit = await log.record(() => profile(1));
+      expect(hit.map(scriptOf)).to.deep.equal(['read']);
+      const read = hit[0]?.args ?? [];
+      const ref = cache.keyspace.refOf(profile.key(1));
+      expect(read.slice(2, 2 + Number(read[1]))).to.deep.equal([
+        ref.entryKey,
+        ref.lockKey,
+        cache.keyspace.tagKey('user:1'),
+        cache.keyspace.tagKey('profiles'),
+      ]);
+      const otherHit = await log.record(() => profile(0));
+      expect(otherHit.map(scriptOf)).to.deep.equal(['read']);
+      expect(otherHit[0]?.args).to.include(cache.keyspace.tagKey('user:0')).and.not.include(cache.keyspace.tagKey('user:1'));
+
+      const cleaning = await log.record(() => cache.clean(['user:1']));
+      expect(cleaning.map(scriptOf)).to.deep.equal(['cleanTags']);
+      expect((await log.record(() => profile(1))).map(scriptOf)).to.deep.equal(['read', 'write']);
+      expect((await log.record(() => profile(0))).map(scriptOf)).to.deep.equal(['read']);
+      expect(calls).to.equal(3); // 0, 1, 1 after clean(['user:1'])
+      expect(seen).to.deep.equal([0, 1, 1, 0, 1, 0]);
+    });
+
     it('a stale read is 1 request too: the stale value and the lock decision come in one reply', async function () {
       const { cache } = newCache({ ttl: 0.2, jitter: 0, grace: 60, staleWhileRevalidate: 60 });
       let calls = 0;

@@ -147,3 +147,70 @@ void plain.set([1], 'one');
 // @ts-expect-error the method's parameters
 void plain.set(['1'], 'one');
 same<ReturnType<typeof plain.withInfo>, Promise<CallInfo<string>>>(true);
+// Durations: seconds, or a number with a unit.
+cache.wrap((n: number) => n, { name: 'e', ttl: '90s', grace: '1h', staleWhileRevalidate: '500ms' });
+export const durationCache = new Hermes(undefined, { ttl: '5m', grace: 30, staleWhileRevalidate: '1d' });
+// @ts-expect-error a duration needs a unit: ms, s, m, h or d
+cache.wrap((n: number) => n, { name: 'f', ttl: '90sec' });
+// @ts-expect-error weeks are not a unit
+export const weeks = new Hermes(undefined, { grace: '1w' });
+
+// The result decides: ttl and cacheIf functions see the awaited result and the parameters.
+interface User {
+  readonly id: number;
+  readonly name: string;
+}
+declare function findUsers(team: string, limit: number): Promise<User[]>;
+export const users = cache.wrap(findUsers, {
+  ttl: (found, team, limit) => {
+    same<typeof found, User[]>(true);
+    same<typeof team, string>(true);
+    same<typeof limit, number>(true);
+    return found.length === 0 || team === '' || limit < 1 ? '30s' : 3600;
+  },
+  cacheIf: (found) => found.every((user) => user.name.length > 0),
+  tags: (team) => [`team:${team}`],
+});
+same<typeof users, CachedFunction<[team: string, limit: number], Promise<User[]>>>(true);
+// @ts-expect-error the result is a User[], not a string
+cache.wrap(findUsers, { ttl: (found) => (found.toUpperCase() === '' ? 1 : 2) });
+// @ts-expect-error a ttl function returns a duration
+cache.wrap(findUsers, { ttl: () => '1 hour' });
+// @ts-expect-error cacheIf returns a boolean
+cache.wrap(findUsers, { cacheIf: () => 'yes' });
+// @ts-expect-error a tags function returns strings
+cache.wrap(findUsers, { tags: (team, limit) => [team, limit] });
+// @ts-expect-error the tags function takes the parameters: team is a string
+cache.wrap(findUsers, { tags: (team) => [team.toFixed(0)] });
+// A sync function's result is seen as it is.
+cache.wrap((n: number) => ({ n }), { name: 'g', ttl: (result) => result.n, cacheIf: (result, n) => result.n === n });
+
+// Decorators: the result is unknown unless annotated or given, and the method must resolve to it.
+export class Teams {
+  @cache.cached({ ttl: (result) => (result === null ? 10 : 60), tags: (id) => [`team:${String(id)}`] })
+  async byId(id: number): Promise<string | null> {
+    return id > 0 ? String(id) : null;
+  }
+
+  @cache.cached<[id: number], User[]>({ ttl: (found, id) => (found.length === 0 || id < 0 ? '1m' : '1h') })
+  async members(id: number): Promise<User[]> {
+    return findUsers(String(id), 10);
+  }
+
+  @cache.cached({ cacheIf: (found: User[]) => found.length > 0 })
+  async annotatedResult(id: number): Promise<User[]> {
+    return findUsers(String(id), 10);
+  }
+
+  // @ts-expect-error the options take User[], the method resolves to a string
+  @cache.cached<[id: number], User[]>({ ttl: (found) => found.length })
+  async wrongResult(id: number): Promise<string> {
+    return String(id);
+  }
+
+  // @ts-expect-error the result is unknown unless given
+  @cache.cached({ ttl: (result) => result.length })
+  async unknownResult(id: number): Promise<string> {
+    return String(id);
+  }
+}

@@ -1,7 +1,8 @@
 /**
- * Tag plans: for each list of tag keys (one array per wrapped function), the memcached keys a
- * read fetches after the entry, the versions they held at the last read and the tag hash of
- * those versions, so that a read whose versions did not change hashes nothing.
+ * Tag plans: for each list of tag keys (one array per wrapped function, or per tag list of a
+ * `tags` function), the memcached keys a read fetches after the entry, the versions they held
+ * at the last read and the tag hash of those versions, so that a read whose versions did not
+ * change hashes nothing.
  *
  * @module
  */
