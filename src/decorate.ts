@@ -298,6 +298,10 @@ function decorateMethod(
   Object.defineProperties(replacement, {
     name: { value: method.name },
     [WRAPS]: { value: method },
+    // Known once the class is (an instance constructed or called through, or a `name` option);
+    // before that, reading them throws the OptionError that says so.
+    cacheName: { get: () => resolve(undefined).name, enumerable: true },
+    tags: { get: () => Object.freeze([...resolve(undefined).tags]), enumerable: true },
     invalidate: {
       value(this: unknown, ...args: unknown[]): Promise<void> {
         try {
