@@ -10,7 +10,7 @@ export { Hermes } from './hermes.js';
 export { asCached } from './decorate.js';
 export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
 export type { HermesEvents, HermesStats, HitSource, StaleReason, TraceContext } from './events.js';
-export type { CircuitBreakerOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
+export type { CircuitBreakerOptions, EarlyRefreshOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
 export { MemoryBackend } from './backend/memory.js';
 export type { MemoryBackendOptions } from './backend/memory.js';
 export type {

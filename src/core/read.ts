@@ -9,7 +9,8 @@
  */
 
 import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
-import type { EntryRecord } from '../codec.js';
+import { computeMsOf, type EntryRecord, freshUntilOf } from '../codec.js';
+import { earlyRandom, refreshEarly } from '../backend/early.js';
 import { CorruptEntryError, BackendError } from '../errors.js';
 import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
@@ -20,6 +21,16 @@ import { staleAction } from './stale.js';
 
 /** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
 const CORRUPT: unique symbol = Symbol('corrupt entry');
+
+/**
+ * Whether an entry held in this process (a near-cache's) is due for early refresh by the local
+ * clock: such an entry is not served from memory, so that the store's read can decide.
+ */
+function dueEarly(entry: StoredEntry, beta: number): boolean {
+  const freshUntil = entry instanceof Uint8Array ? freshUntilOf(entry) : entry.freshUntil;
+  const computeMs = entry instanceof Uint8Array ? computeMsOf(entry) : entry.computeMs;
+  return freshUntil !== undefined && refreshEarly(Date.now(), freshUntil, computeMs, beta, earlyRandom());
+}
 
 /** The read path of one cache. */
 export class ReadPath {
@@ -70,7 +81,8 @@ export class ReadPath {
     }
 
     let corrupt = false;
-    if (backend.readSync) {
+    // With early refresh, an in-process store is read with a lock token (below): its read decides.
+    if (backend.readSync && policy.earlyBeta === undefined) {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
@@ -86,7 +98,8 @@ export class ReadPath {
     } else if (backend.peek !== undefined) {
       // A near-cache: a fresh entry held in this process, served without a request.
       const entry = backend.peek(ref, policy.tagKeys);
-      if (entry !== undefined) {
+      // An entry due for early refresh by this process' clock is left to the store to decide.
+      if (entry !== undefined && (policy.earlyBeta === undefined || !dueEarly(entry, policy.earlyBeta))) {
         const value = this.#hitValue(entryKey, entry, 'near');
         if (value !== CORRUPT) return Promise.resolve(value);
         corrupt = true;
@@ -97,7 +110,7 @@ export class ReadPath {
       thisArg,
       args,
       backend,
-      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      request: { ref, tagKeys: policy.tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs, earlyRefresh: policy.earlyBeta },
       breaker: ctx.breakers.of(backend, ref),
     };
     let promise: Promise<unknown>;
@@ -142,7 +155,7 @@ export class ReadPath {
   #afterRead(call: Call, reply: ReadReply): unknown {
     this.#ctx.breakers.success(call.breaker);
     if (reply.entry !== undefined && !reply.stale) {
-      const value = this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend');
+      const value = reply.early === true ? this.#earlyHit(call, reply) : this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend');
       if (value !== CORRUPT) return value;
       return this.#recoverCorrupt(call);
     }
@@ -154,6 +167,25 @@ export class ReadPath {
     const record = this.#decode(entryKey, entry);
     if (record === undefined) return CORRUPT;
     this.#ctx.recorder.hit(entryKey, source);
+    return record.value;
+  }
+
+  /**
+   * A fresh hit whose read decided to refresh it early and took the lock: the value is served
+   * at once (counted as a hit and an early refresh) and recomputed in the background, written
+   * with the lock token like a miss' computation. A refresh that throws releases the lock and
+   * leaves the entry as it is (the `compute` event says `ok: false`). {@link CORRUPT} if the
+   * entry does not decode.
+   */
+  #earlyHit(call: Call, reply: ReadReply): unknown {
+    const { entryKey } = call.request.ref;
+    const record = this.#decode(entryKey, reply.entry as StoredEntry);
+    if (record === undefined) return CORRUPT;
+    const { recorder } = this.#ctx;
+    recorder.hit(entryKey, 'backend');
+    recorder.earlyRefresh(entryKey, record.freshUntil - Date.now());
+    const plan = { tagHash: reply.tagHash, lockToken: call.request.lockToken, stale: undefined, store: true };
+    this.#computer.run(call, plan).catch(() => undefined);
     return record.value;
   }
 
@@ -224,7 +256,7 @@ export class ReadPath {
     for (;;) {
       if (reply.entry !== undefined) {
         if (!reply.stale) {
-          const value = this.#hitValue(entryKey, reply.entry, 'backend');
+          const value = reply.early === true ? this.#earlyHit(call, reply) : this.#hitValue(entryKey, reply.entry, 'backend');
           if (value !== CORRUPT) return value;
           // Corrupt again right after they were deleted: served, not stored.
           return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });

@@ -14,6 +14,7 @@ import type { Hermes } from '../hermes.js';
 import { CacheHarness, sleep } from './cache-harness.js';
 import type { BackendContractOptions } from './contract.js';
 import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-stale.js';
+import { registerEarlyClauses } from './contract-early.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
@@ -30,6 +31,7 @@ export function registerCacheClauses(options: BackendContractOptions): void {
   });
   const writeRaw = options.writeRaw?.bind(options);
   if (writeRaw) corruptBytes(h, writeRaw);
+  registerEarlyClauses(h);
 }
 
 /** Misses, hits, values, expiry. */

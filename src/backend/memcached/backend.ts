@@ -27,9 +27,10 @@
  */
 
 import type { EntryCodec } from '../../codec.js';
-import { tagHash } from '../../codec.js';
+import { computeMsOf, freshUntilOf, tagHash } from '../../codec.js';
 import { idStart, uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, WriteRequest } from '../backend.js';
+import { wantsEarlyRefresh } from '../early.js';
 import { decodeForDump, LockWaiters, sortedByKey } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { HeldLocks, lookUpCasUnique } from './held-locks.js';
@@ -148,7 +149,15 @@ export class MemcachedBackend implements Backend {
       }
       const stored = found[entryMcKey]?.value;
       const state = stored === undefined ? 'invalid' : entryState(stored, hash);
-      if (state === 'fresh') return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
+      if (state === 'fresh') {
+        // Early refresh, decided on this process' clock: the lock is taken with add, as on a
+        // miss (a second request, only for the read that decides to refresh).
+        if (request.earlyRefresh !== undefined && wantsEarlyRefresh(request, freshUntilOf(stored as Buffer) ?? 0, computeMsOf(stored as Buffer), Date.now())) {
+          const { locked } = await this.#miss(server, request, versionKeys, found, undefined);
+          if (locked) return { entry: stored as Buffer, tagHash: hash, locked: true, stale: false, early: true };
+        }
+        return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
+      }
       if (state === 'stale') {
         // Past its fresh time, kept for grace / stale-while-revalidate: served with the lock
         // decision (the lock costs the miss' second request).
