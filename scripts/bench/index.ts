@@ -6,6 +6,7 @@
  *   npm run bench                 # every section
  *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster, near)
  *   npm run bench -- near         # the Redis near-cache: hits, invalidation propagation, server cost, Zipf
+ *   npm run bench -- early        # early refresh: a hot key across its expiry, 4 processes, with and without
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
@@ -15,6 +16,7 @@ import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
 import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
 import { printNearBench } from './near.js';
+import { printEarlyBench } from './early.js';
 import { fmt } from './measure.js';
 
 const wanted = new Set(process.argv.slice(2));
@@ -61,5 +63,7 @@ if (run('memcached')) {
 }
 
 if (run('near')) await printNearBench();
+
+if (run('early')) await printEarlyBench(command);
 
 if (run('cluster')) await printClusterBench(command);
