@@ -51,6 +51,7 @@ interface Round {
   readonly earlyRefreshes: number;
   /** How long before the expiry the first early refresh started, ms; NaN without one. */
   readonly aheadMs: number;
+  readonly fallbacks: number;
   readonly failures: number;
 }
 
@@ -119,6 +120,7 @@ async function round(port: number, admin: Redis, setting: string, id: number): P
       lockWaits: sum((r) => r.lockWaits),
       earlyRefreshes: sum((r) => r.earlyRefreshes),
       aheadMs: reports.some((r) => r.freshForMs.length > 0) ? Math.max(...reports.flatMap((r) => r.freshForMs)) : Number.NaN,
+      fallbacks: sum((r) => r.fallbacks),
       failures: sum((r) => r.failures),
     };
   } finally {
@@ -146,14 +148,14 @@ export async function printEarlyBench(command: string): Promise<void> {
       `the function takes ${COMPUTE_MS} ms; ttl ${TTL_S} s, no jitter. Medians of ${ROUNDS} interleaved rounds. Computations, misses, lock waits and early refreshes: during the whole load; ` +
       `latencies: of the calls started within ±${WINDOW_MS} ms of the expiry ("slow": over 50 ms, i.e. waited for a computation).\n`,
   );
-  console.log(`| earlyRefresh | computations | misses | lock waits | early refreshes | refreshed ahead, ms | calls (±${WINDOW_MS} ms) | slow | p50 ms | p99 ms | max ms | failures |`);
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| earlyRefresh | computations | misses | lock waits | early refreshes | refreshed ahead, ms | calls (±${WINDOW_MS} ms) | slow | p50 ms | p99 ms | max ms | fallbacks | failures |`);
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const setting of SETTINGS) {
     const rounds = results.get(setting) ?? [];
     const m = (pick: (r: Round) => number): number => median(rounds.map(pick));
     const label = setting === 'off' ? 'off' : `{ beta: ${setting} }`;
     console.log(
-      `| ${label} | ${m((r) => r.computations)} | ${m((r) => r.misses)} | ${m((r) => r.lockWaits)} | ${m((r) => r.earlyRefreshes)} | ${setting === 'off' ? '—' : fmt(m((r) => r.aheadMs))} | ${fmt(m((r) => r.windowCalls))} | ${m((r) => r.slow)} | ${fmt(m((r) => r.p50), 2)} | ${fmt(m((r) => r.p99), 1)} | ${fmt(m((r) => r.max), 1)} | ${m((r) => r.failures)} |`,
+      `| ${label} | ${m((r) => r.computations)} | ${m((r) => r.misses)} | ${m((r) => r.lockWaits)} | ${m((r) => r.earlyRefreshes)} | ${setting === 'off' ? '—' : fmt(m((r) => r.aheadMs))} | ${fmt(m((r) => r.windowCalls))} | ${m((r) => r.slow)} | ${fmt(m((r) => r.p50), 2)} | ${fmt(m((r) => r.p99), 1)} | ${fmt(m((r) => r.max), 1)} | ${m((r) => r.fallbacks)} | ${m((r) => r.failures)} |`,
     );
   }
   console.log(`\ncommand: \`${command}\` · node ${process.version} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}\n`);
