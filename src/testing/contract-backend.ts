@@ -18,6 +18,7 @@ import { CorruptEntryError } from '../errors.js';
 import type { EntryRef } from '../keys.js';
 import { entryRef, Harness, invalidateEntry, readRequest, releaseLock, waitForLock } from './backend-harness.js';
 import type { BackendContractOptions } from './contract.js';
+import { registerEarlyBackendClauses } from './contract-early.js';
 
 /** A wait that must end by a wake-up, not by this timeout. */
 const LONG_WAIT_MS = 15_000;
@@ -43,6 +44,7 @@ export function registerBackendClauses(options: BackendContractOptions): void {
     waitClauses(h);
     storeWideClauses(h);
     if (options.writeRaw) foreignBytesClauses(h, options.writeRaw.bind(options));
+    registerEarlyBackendClauses(h);
   });
 }
 

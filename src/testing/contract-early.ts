@@ -8,7 +8,10 @@
  */
 
 import assert from 'node:assert/strict';
+import type { EntryRecord } from '../codec.js';
 import type { Hermes } from '../hermes.js';
+import type { EntryRef } from '../keys.js';
+import { entryRef, type Harness, readRequest } from './backend-harness.js';
 import { type CacheHarness, sleep } from './cache-harness.js';
 
 /** What a caller saw, and when (ms since the first value was stored). */
@@ -40,7 +43,7 @@ function total(caches: readonly Hermes[], counter: 'hits' | 'misses' | 'computat
 /** Registers the early-refresh clauses (inside the cache tier's `describe`). */
 export function registerEarlyClauses(h: CacheHarness): void {
   describe('early refresh (earlyRefresh, XFetch)', function () {
-    it('refreshes a hot entry before it expires: one computation across two caches, every caller a hit', async function () {
+    it('refreshes a hot entry before it expires: one computation across two caches, every caller a hit (without it: misses)', async function () {
       this.timeout(20_000);
       // A 40 ms function with beta 3 looks ahead about 120 ms (exponentially distributed): the
       // callers that start 200 ms before the expiry trigger one refresh before it, and the
@@ -76,26 +79,19 @@ export function registerEarlyClauses(h: CacheHarness): void {
       // The refreshed value is served from before the original expiry on.
       const afterExpiry = seen.filter((s) => s.at >= 2050);
       assert.ok(afterExpiry.length > 0 && afterExpiry.every((s) => s.value === 'v2'), JSON.stringify(afterExpiry));
-    });
 
-    it('without earlyRefresh the same load misses at the expiry (the clause above measures the feature)', async function () {
-      this.timeout(20_000);
-      const options = { ttl: 1, jitter: 0 };
-      const a = h.cacheOn(h.backend, options);
-      const b = await h.peerCache(options);
-      let computed = 0;
-      const fn = async (): Promise<string> => {
-        const n = ++computed;
-        await sleep(40);
-        return `v${n}`;
-      };
-      const fa = a.wrap(fn, { name: 'hotKeyPlain' });
-      const fb = b.wrap(fn, { name: 'hotKeyPlain' });
-      assert.equal(await fa(), 'v1');
-      const t0 = Date.now();
-      await Promise.all([hammer(fa, t0, 800, 1300, 8), hammer(fb, t0, 804, 1300, 8)]);
-      assert.equal(total([a, b], 'earlyRefreshes'), 0);
-      assert.ok(total([a, b], 'misses') >= 2, 'a caller missed at the expiry');
+      // The same load without earlyRefresh misses at the expiry: what the assertions above rule out.
+      const plain = { ttl: 1, jitter: 0 };
+      const c = h.cacheOn(h.backend, plain);
+      const d = await h.peerCache(plain);
+      const fc = c.wrap(fn, { name: 'hotKeyPlain' });
+      const fd = d.wrap(fn, { name: 'hotKeyPlain' });
+      computed = 0;
+      assert.equal(await fc(), 'v1');
+      const t1 = Date.now();
+      await Promise.all([hammer(fc, t1, 800, 1300, 8), hammer(fd, t1, 804, 1300, 8)]);
+      assert.equal(total([c, d], 'earlyRefreshes'), 0);
+      assert.ok(total([c, d], 'misses') >= 2, 'a caller missed at the expiry');
       assert.equal(computed, 2, 'still one computation at the expiry (the lock)');
     });
 
@@ -141,17 +137,26 @@ export function registerEarlyClauses(h: CacheHarness): void {
 
     it('earlyRefresh: false on wrap turns off the cache default', async function () {
       const cache = h.cacheOn(h.backend, { ttl: 60, jitter: 0, earlyRefresh: { beta: 1e9 } });
+      const refreshed: string[] = [];
+      cache.on('earlyRefresh', (event) => refreshed.push(event.key));
       let computed = 0;
       const fn = cache.wrap(async function steady() {
         computed++;
         await sleep(5);
         return computed;
       }, { earlyRefresh: false });
+      // Beside it, a function with the cache default: refreshed early.
+      const withDefault = cache.wrap(async function eager() {
+        await sleep(5);
+        return 'x';
+      });
       assert.equal(await fn(), 1);
       for (let i = 0; i < 5; i++) assert.equal(await fn(), 1);
+      await withDefault();
+      await withDefault();
       await sleep(50);
       assert.equal(computed, 1);
-      assert.equal(cache.stats().earlyRefreshes, 0);
+      assert.deepEqual(refreshed, [withDefault.key()]);
     });
 
     it('an invalidation during an early refresh drops its write: nothing computed before it is served after it', async function () {
@@ -164,6 +169,7 @@ export function registerEarlyClauses(h: CacheHarness): void {
       });
       assert.equal(await fn(), 'a');
       assert.equal(await fn(), 'a'); // an early refresh starts, reading 'a'
+      assert.equal(cache.stats().earlyRefreshes, 1);
       source = 'b';
       await fn.invalidate();
       await sleep(250); // the refresh has finished; its write of 'a' was dropped
@@ -171,3 +177,50 @@ export function registerEarlyClauses(h: CacheHarness): void {
     });
   });
 }
+
+/**
+ * Registers the early-refresh clauses of the direct Backend tier: `ReadRequest.earlyRefresh`
+ * and `ReadReply.early` on the backend itself (inside its `describe`).
+ */
+export function registerEarlyBackendClauses(h: Harness): void {
+  /** Writes a fresh entry of `ref` (fresh for a minute) with this compute time, without a lock. */
+  async function storeFresh(ref: EntryRef, computeMs: number | undefined): Promise<void> {
+    const { tagHash } = await h.read(ref);
+    const now = Date.now();
+    const record: EntryRecord = { tagHash, freshUntil: now + 60_000, value: 'v', storedAt: now, computeMs };
+    await h.backend.write({ ref, entry: h.backend.storesBytes ? h.codec.encode(record) : record, ttlMs: 60_000, lockToken: undefined });
+  }
+
+  it('read with earlyRefresh: a fresh entry due for refresh is an early hit holding the lock; every other read a plain hit', async function () {
+    const ref = entryRef(h.keys, 'early');
+    await storeFresh(ref, 50);
+    // beta 1e9 × 50 ms looks far past the fresh minute: every read decides to refresh.
+    const early = await h.backend.read({ ...readRequest(ref, [], 'token-a'), earlyRefresh: 1e9 });
+    assert.notEqual(early.entry, undefined);
+    assert.deepEqual([early.early, early.locked, early.stale], [true, true, false]);
+    const other = await h.backend.read({ ...readRequest(ref, [], 'token-b'), earlyRefresh: 1e9 });
+    assert.notEqual(other.entry, undefined);
+    assert.deepEqual([other.early === true, other.locked, other.stale], [false, false, false]);
+    const peer = await h.peer.read({ ...readRequest(ref, [], 'token-c'), earlyRefresh: 1e9 });
+    assert.deepEqual([peer.entry !== undefined, peer.early === true, peer.locked], [true, false, false]);
+    // The lock is token-a's: a write with it stores and releases.
+    assert.equal(await h.backend.write({ ref, entry: early.entry as NonNullable<typeof early.entry>, ttlMs: 60_000, lockToken: 'token-a' }), true);
+  });
+
+  it('read with earlyRefresh never refreshes early without a token, without a compute time, or far from the expiry', async function () {
+    const ref = entryRef(h.keys, 'notEarly');
+    await storeFresh(ref, 50);
+    const untokened = await h.backend.read({ ...readRequest(ref, []), earlyRefresh: 1e9 });
+    assert.deepEqual([untokened.entry !== undefined, untokened.early === true, untokened.locked], [true, false, false]);
+    const far = await h.backend.read({ ...readRequest(ref, [], 'token-a'), earlyRefresh: 1e-9 });
+    assert.deepEqual([far.entry !== undefined, far.early === true, far.locked], [true, false, false]);
+    const unknown = entryRef(h.keys, 'noComputeTime');
+    await storeFresh(unknown, undefined);
+    const never = await h.backend.read({ ...readRequest(unknown, [], 'token-a'), earlyRefresh: 1e9 });
+    assert.deepEqual([never.entry !== undefined, never.early === true, never.locked], [true, false, false]);
+    // The same entry, read with a token and a large beta: early (the reads above did not lock it).
+    const due = await h.backend.read({ ...readRequest(ref, [], 'token-b'), earlyRefresh: 1e9 });
+    assert.deepEqual([due.entry !== undefined, due.early === true, due.locked], [true, true, true]);
+  });
+}
+

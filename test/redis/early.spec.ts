@@ -97,6 +97,11 @@ describe('RedisBackend: early refresh decided by read.lua', function () {
     await sleep(50);
     assert.equal(computed, 1);
     assert.equal(cache.stats().earlyRefreshes, 0);
+    // Written back as v2 (with its compute time), the same entry is refreshed early at once.
+    await admin.set(key, v2, 'PX', 60_000);
+    assert.equal(await fn(), 'computed');
+    assert.equal(cache.stats().earlyRefreshes, 1);
+    await sleep(50); // the refresh ends before the cache closes
   });
 
   it('beta 1 does not refresh an entry far from its expiry (a 20 ms function, an hour of TTL)', async function () {
@@ -114,5 +119,16 @@ describe('RedisBackend: early refresh decided by read.lua', function () {
     await sleep(50);
     assert.equal(computed, 1);
     assert.equal(cache.stats().earlyRefreshes, 0);
+    // The same entry, read by a function with a large beta: refreshed early.
+    const eager = newCache(cache.keyspace.prefix, { ttl: 3600, jitter: 0, earlyRefresh: { beta: 1e9 } });
+    const eagerFn = eager.wrap(async function hourly() {
+      computed++;
+      await sleep(20);
+      return computed;
+    });
+    assert.equal(await eagerFn(), 1);
+    assert.equal(eager.stats().earlyRefreshes, 1);
+    await sleep(100);
+    assert.equal(computed, 2);
   });
 });
