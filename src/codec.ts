@@ -520,7 +520,7 @@ export class EntryCodec {
     const compression = bytes[3];
     if (compression === COMP_NONE && serializer === SER_JSON) {
       // The common case, without a payload view: the JSON text straight from the bytes.
-      return withTimes({ tagHash, freshUntil, value: JSON.parse(utf8(buf, start, length)) }, storedAt, computeMs);
+      return { tagHash, freshUntil, value: JSON.parse(utf8(buf, start, length)), storedAt, computeMs };
     }
     let payload: Uint8Array = buf.subarray(start);
     if (compression === COMP_ZLIB) {
@@ -547,7 +547,7 @@ export class EntryCodec {
       default:
         throw new Error('unknown serializer flag');
     }
-    return withTimes({ tagHash, freshUntil, value }, storedAt, computeMs);
+    return { tagHash, freshUntil, value, storedAt, computeMs };
   }
 
   /**
@@ -622,15 +622,6 @@ function utf8(buf: Buffer, start: number, end: number): string {
   // only text holding U+FFFD needs the strict check.
   if (text.includes('\ufffd')) return textDecoder.decode(buf.subarray(start, end));
   return text;
-}
-
-/**
- * A record with the v2 times set only when known: a v1 entry decodes to the same three keys as
- * before, so that records compare equal whatever version wrote them.
- */
-function withTimes(record: { tagHash: string; freshUntil: number; value: unknown }, storedAt: number | undefined, computeMs: number | undefined): EntryRecord {
-  if (storedAt === undefined && computeMs === undefined) return record;
-  return { ...record, storedAt, computeMs };
 }
 
 /** A v2 number field: `digits` ASCII digits, or spaces for unknown (`undefined`). */

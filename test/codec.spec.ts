@@ -82,7 +82,7 @@ describe('EntryCodec', function () {
   it('writes unknown stored-at and compute times as spaces (undefined when read) and caps the compute time', function () {
     const bytes = Buffer.from(codec.encode({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] }));
     expect(bytes.toString('latin1', STORED_AT_OFFSET, HEADER_V2_LENGTH)).to.equal(' '.repeat(20));
-    expect(codec.decode(bytes)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] });
+    expect(codec.decode(bytes)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1], storedAt: undefined, computeMs: undefined });
     expect(computeMsOf(bytes)).to.equal(undefined);
     const slow = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: 1, storedAt: 5, computeMs: 1e12 }));
     expect(codec.decode(slow)).to.include({ storedAt: 5, computeMs: MAX_COMPUTE_MS });
@@ -93,13 +93,13 @@ describe('EntryCodec', function () {
 
   it('still reads v1 entries (the 33-byte header, written before v2): no stored-at, no compute time', function () {
     const v1 = Buffer.from('h1j00123456789abcdef1700000000123[1]', 'latin1');
-    expect(codec.decode(v1)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] });
+    expect(codec.decode(v1)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1], storedAt: undefined, computeMs: undefined });
     expect(computeMsOf(v1)).to.equal(undefined);
     expect(storedAtOf(v1)).to.equal(undefined);
     const compressed = new EntryCodec({ compressThreshold: 1 });
     const v2 = Buffer.from(compressed.encode({ tagHash: UNTAGGED_HASH, freshUntil: 7, value: 'x'.repeat(200), storedAt: 1, computeMs: 2 }));
     const asV1 = Buffer.concat([Buffer.from(`h${FORMAT_VERSION_1}`), v2.subarray(2, HEADER_LENGTH), v2.subarray(HEADER_V2_LENGTH)]);
-    expect(compressed.decode(asV1)).to.deep.equal({ tagHash: UNTAGGED_HASH, freshUntil: 7, value: 'x'.repeat(200) });
+    expect(compressed.decode(asV1)).to.deep.equal({ tagHash: UNTAGGED_HASH, freshUntil: 7, value: 'x'.repeat(200), storedAt: undefined, computeMs: undefined });
   });
 
   it('writes FORMAT_VERSION as the second header byte and reads no other version than it and v1', function () {
