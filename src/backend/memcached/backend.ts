@@ -153,8 +153,17 @@ export class MemcachedBackend implements Backend {
         // Early refresh, decided on this process' clock: the lock is taken with add, as on a
         // miss (a second request, only for the read that decides to refresh).
         if (request.earlyRefresh !== undefined && wantsEarlyRefresh(request, freshUntilOf(stored as Buffer) ?? 0, computeMsOf(stored as Buffer), Date.now())) {
-          const { locked } = await this.#miss(server, request, versionKeys, found, undefined);
-          if (locked) return { entry: stored as Buffer, tagHash: hash, locked: true, stale: false, early: true };
+          // The lock is taken after the get, not with it: a refresh that ended in between (its
+          // write, then its release) would be repeated. The entry is read again behind the add,
+          // in the same pipelined request: changed, it was just refreshed, and the lock goes back.
+          const taking = this.#miss(server, request, versionKeys, found, undefined);
+          const again = server.get([entryMcKey]);
+          const [{ locked }, now] = await Promise.all([taking, again]);
+          const current = now[entryMcKey]?.value;
+          if (locked && Buffer.isBuffer(current) && current.equals(stored as Buffer)) {
+            return { entry: stored as Buffer, tagHash: hash, locked: true, stale: false, early: true };
+          }
+          if (locked) await this.release(ref, request.lockToken as string);
         }
         return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
       }
