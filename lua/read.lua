@@ -1,6 +1,7 @@
 --[[
   read: one cache read, atomically: tag versions (creating the missing ones), the tag hash,
-  the entry, and on a miss the entry's lock.
+  the entry, and on a miss the entry's lock; on a fresh hit, optionally, the early-refresh
+  decision (XFetch, with the server's TIME) and then the lock.
 
   Key count: variable, 2 + the number of tags (no "-N" suffix in the file name for that reason).
 
@@ -13,6 +14,9 @@
     ARGV[2]     lock TTL      milliseconds, integer >= 1 (ignored when ARGV[1] is '')
     ARGV[3]     version seed  a fresh unique string; the n-th tag this call creates gets
                               the version seed .. '.' .. n (no TTL), so each is distinct
+    ARGV[4]     early beta    early refresh's weight, a number > 0; '' never refreshes early
+    ARGV[5]     early random  a number in (0, 1], drawn by the client for this read
+                              (ignored without ARGV[4])
 
   Output:
     fresh hit: a bulk string, the stored entry bytes (header + payload). Its header's tag
@@ -31,6 +35,18 @@
           [4] entry      bulk string, the stored entry bytes: its tag hash matches but its
                          fresh-until time has passed (kept for grace or
                          stale-while-revalidate); the lock is tried as on a miss
+    early refresh: an array of 5, on a fresh hit of a version 2 entry (byte 2 is '2', bytes
+          47..53 its compute time in ms) when ARGV[4] is given, ARGV[1] is not '', and
+          now - computeMs * ARGV[4] * ln(ARGV[5]) >= freshUntil (now: the server's TIME), and
+          this read then took the lock with ARGV[1]:
+          [1] tag hash   as on a miss
+          [2] locked     integer, 1
+          [3] lock TTL   integer, this read's own (PTTL)
+          [4] entry      bulk string, the stored entry bytes (fresh: serve them)
+          [5] early      integer, 1: the caller refreshes the entry and writes it with its
+                         lock token
+          When the decision is made but the lock is held by another caller, the reply is the
+          fresh hit's bulk string: that caller refreshes, everyone else keeps getting hits.
     A miss is an entry that is absent, shorter than 33 bytes, or whose header tag hash differs.
     No error replies of its own.
 ]]
@@ -61,7 +77,27 @@ if entry and string.len(entry) >= 33 and string.sub(entry, 5, 20) == hash then
   local time = redis.call('TIME')
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   if freshUntil == nil or freshUntil > now then
-    return entry
+    -- Early refresh (XFetch): decided here, on the server's clock, so that the whole fleet
+    -- agrees on one lock holder; every other reader keeps getting the hit.
+    local beta = tonumber(ARGV[4])
+    if freshUntil == nil or beta == nil or beta <= 0 or ARGV[1] == '' then
+      return entry
+    end
+    if string.sub(entry, 2, 2) ~= '2' or string.len(entry) < 53 then
+      return entry
+    end
+    local computeMs = tonumber(string.sub(entry, 47, 53))
+    local random = tonumber(ARGV[5])
+    if computeMs == nil or computeMs <= 0 or random == nil or random <= 0 or random > 1 then
+      return entry
+    end
+    if now - computeMs * beta * math.log(random) < freshUntil then
+      return entry
+    end
+    if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+      return entry
+    end
+    return {hash, 1, redis.call('PTTL', KEYS[2]), entry, 1}
   end
   stale = true
 end

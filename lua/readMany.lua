@@ -17,11 +17,13 @@
     ARGV[1]     entry count   N, integer >= 1
     ARGV[2]     version seed  a fresh unique string; the n-th tag this call creates gets the
                               version seed .. '.' .. n (no TTL), so each is distinct
-    ARGV[3..]   per entry     for each entry in order, 3 + T values: its lock token (taken on
+    ARGV[3..]   per entry     for each entry in order, 5 + T values: its lock token (taken on
                               a miss with SET NX PX; '' reads without locking), its lock TTL
-                              (milliseconds, integer >= 1, ignored when the token is ''), T
-                              the number of its tags, then T positions (1-based, among the tag
-                              keys after the 2N entry keys) in the order the tag hash uses
+                              (milliseconds, integer >= 1, ignored when the token is ''), its
+                              early-refresh beta and random number (as read.lua's ARGV[4] and
+                              ARGV[5]; '' and '' for none), T the number of its tags, then T
+                              positions (1-based, among the tag keys after the 2N entry keys)
+                              in the order the tag hash uses
 
   Output:
     an array of N replies, the i-th for the i-th entry, each shaped as read.lua's reply:
@@ -31,7 +33,12 @@
     miss: an array of 3: [1] tag hash (bulk string, 16 hex digits; 'da39a3ee5e6b4b0d' for
           no tags), [2] locked (integer, 1 if this call took the lock with the entry's token,
           else 0), [3] lock TTL (integer, PTTL of the lock key: -2 no lock, -1 no expiry);
-    stale hit: an array of 4, the miss' three fields then [4] the stored entry bytes.
+    stale hit: an array of 4, the miss' three fields then [4] the stored entry bytes;
+    early refresh: an array of 5, [hash, 1, lock TTL, the fresh entry bytes, 1], decided and
+          shaped exactly as read.lua's: on a fresh hit of a version 2 entry (byte 2 is '2',
+          bytes 47..53 its compute time in ms) whose beta and random number are given, with a
+          lock token, when now - computeMs * beta * ln(random) >= freshUntil (now: the server's
+          TIME), the lock then taken with the entry's token.
     A miss is an entry that is absent, shorter than 33 bytes, or whose header tag hash differs.
     A tag read by several entries is read (or created) once: every entry of the call sees the
     same version. No error replies of its own.
@@ -51,8 +58,10 @@ local arg = 3
 for i = 1, count do
   local token = ARGV[arg]
   local lockTtl = ARGV[arg + 1]
-  local tagCount = tonumber(ARGV[arg + 2])
-  arg = arg + 3
+  local beta = tonumber(ARGV[arg + 2])
+  local random = tonumber(ARGV[arg + 3])
+  local tagCount = tonumber(ARGV[arg + 4])
+  arg = arg + 5
 
   local positions = {}
   for t = 1, tagCount do
@@ -96,6 +105,18 @@ for i = 1, count do
     local freshUntil = tonumber(string.sub(entry, 21, 33))
     if freshUntil == nil or freshUntil > now then
       reply = entry
+      -- Early refresh (XFetch), as in read.lua: one caller across the fleet takes the lock.
+      if freshUntil ~= nil and beta ~= nil and beta > 0 and token ~= '' and random ~= nil and random > 0 and random <= 1 then
+        if string.sub(entry, 2, 2) ~= '2' or string.len(entry) < 53 then
+          reply = entry -- a format 1 entry: no compute time, never refreshed early
+        else
+          local computeMs = tonumber(string.sub(entry, 47, 53))
+          if computeMs ~= nil and computeMs > 0 and now - computeMs * beta * math.log(random) >= freshUntil
+              and redis.call('SET', KEYS[lockIndex], token, 'NX', 'PX', lockTtl) then
+            reply = {hash, 1, redis.call('PTTL', KEYS[lockIndex]), entry, 1}
+          end
+        end
+      end
     else
       stale = true
     end

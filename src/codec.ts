@@ -1,19 +1,28 @@
 /**
- * Entry encoding: a fixed 33-byte ASCII header followed by the (possibly compressed)
- * serialised payload. The header is fixed-width so that a Redis Lua script can read the tag
- * hash and the fresh-until time with `string.sub`, without decoding the payload.
+ * Entry encoding: a fixed-width ASCII header followed by the (possibly compressed) serialised
+ * payload. The header is fixed-width so that a Redis Lua script can read the tag hash, the
+ * fresh-until time and the computation time with `string.sub`, without decoding the payload.
  *
  * ```
  * offset  size  field
  * 0       1     'h'            magic
- * 1       1     '1'            format version
+ * 1       1     '2'            format version ('1': the 33-byte header, fields up to fresh until)
  * 2       1     serialiser     'j' JSON, 'v' V8 structured clone, 'r' V8 structured clone of
  *                              [value, instance table] (registered classes), 'c' custom serializer
  * 3       1     compression    '0' none, 'z' the configured compressor
  * 4       16    tag hash       16 lowercase hex digits (see tagHash)
  * 20      13    fresh until    milliseconds since the epoch, 13 decimal digits
- * 33      ...   payload
+ * 33      13    stored at      v2 only: milliseconds since the epoch (the writer's clock), 13
+ *                              decimal digits; 13 spaces when unknown
+ * 46      7     compute ms     v2 only: how long the function took, milliseconds, 7 decimal
+ *                              digits (capped at 9999999); 7 spaces when unknown
+ * 33 / 53 ...   payload        (v1 / v2)
  * ```
+ *
+ * Every version shares the first 33 bytes ({@link HEADER_LENGTH}): readers that only need the
+ * tag hash and the fresh-until time (the Redis scripts, the Memcached and in-process stores)
+ * read both versions alike. {@link EntryCodec.encode} writes v2; {@link EntryCodec.decode}
+ * reads v1 (stored-at and compute time `undefined`) and v2.
  *
  * @module
  */
@@ -24,20 +33,35 @@ import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8'
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { OptionError } from './errors.js';
 
-/** Length of the entry header in bytes. */
+/**
+ * Length of the header prefix every format version shares (magic, version, serialiser,
+ * compression, tag hash, fresh-until): the whole header of a v1 entry, and the shortest bytes
+ * that can be an entry.
+ */
 export const HEADER_LENGTH = 33;
+/** Length of the v2 header: {@link HEADER_LENGTH} plus stored-at (13) and compute time (7). */
+export const HEADER_V2_LENGTH = 53;
 /**
  * The current entry format version, the header's second byte (one ASCII character): what
- * {@link EntryCodec.encode} writes and the only version {@link EntryCodec.decode} accepts.
+ * {@link EntryCodec.encode} writes. {@link EntryCodec.decode} also reads {@link FORMAT_VERSION_1}.
  */
-export const FORMAT_VERSION = '1';
+export const FORMAT_VERSION = '2';
+/** The first entry format version (a 33-byte header without stored-at and compute time), still decoded. */
+export const FORMAT_VERSION_1 = '1';
 /** Offset of the 16-hex-digit tag hash in the header. */
 export const TAG_HASH_OFFSET = 4;
 /** Offset of the 13-digit fresh-until time in the header. */
 export const FRESH_UNTIL_OFFSET = 20;
+/** Offset of the 13-digit stored-at time in a v2 header. */
+export const STORED_AT_OFFSET = 33;
+/** Offset of the 7-digit compute time in a v2 header. */
+export const COMPUTE_MS_OFFSET = 46;
+/** The largest compute time a v2 header holds, in milliseconds (longer ones are written as this). */
+export const MAX_COMPUTE_MS = 9_999_999;
 
 const MAGIC = 0x68; // 'h'
 const VERSION_BYTE = FORMAT_VERSION.charCodeAt(0);
+const VERSION_1_BYTE = FORMAT_VERSION_1.charCodeAt(0);
 const SER_JSON = 0x6a; // 'j'
 const SER_V8 = 0x76; // 'v'
 const SER_CUSTOM = 0x63; // 'c'
@@ -437,7 +461,7 @@ export class EntryCodec {
         compression = COMP_ZLIB;
       }
     }
-    const out = Buffer.allocUnsafe(HEADER_LENGTH + payload.length);
+    const out = Buffer.allocUnsafe(HEADER_V2_LENGTH + payload.length);
     out[0] = MAGIC;
     out[1] = VERSION_BYTE;
     out[2] = serializerId;
@@ -446,7 +470,9 @@ export class EntryCodec {
     if (hash.length !== 16) throw new TypeError(`tag hash must be 16 hex digits, got '${hash}'`);
     out.write(hash, TAG_HASH_OFFSET, 16, 'latin1');
     out.write(formatFreshUntil(record.freshUntil), FRESH_UNTIL_OFFSET, 13, 'latin1');
-    out.set(payload, HEADER_LENGTH);
+    out.write(formatField(record.storedAt, 13, 9_999_999_999_999), STORED_AT_OFFSET, 13, 'latin1');
+    out.write(formatField(record.computeMs, 7, MAX_COMPUTE_MS), COMPUTE_MS_OFFSET, 7, 'latin1');
+    out.set(payload, HEADER_V2_LENGTH);
     return out;
   }
 
@@ -474,17 +500,29 @@ export class EntryCodec {
     const length = bytes.length;
     if (length < HEADER_LENGTH) throw new Error(`${length} bytes is shorter than the header`);
     if (bytes[0] !== MAGIC) throw new Error('not a hermes entry (bad magic byte)');
-    if (bytes[1] !== VERSION_BYTE) throw new Error(`unsupported format version '${String.fromCharCode(bytes[1] ?? 0)}'`);
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, length);
     const tagHash = buf.toString('latin1', TAG_HASH_OFFSET, FRESH_UNTIL_OFFSET);
     const freshUntil = readFreshUntil(buf);
+    let start: number;
+    let storedAt: number | undefined;
+    let computeMs: number | undefined;
+    if (bytes[1] === VERSION_BYTE) {
+      if (length < HEADER_V2_LENGTH) throw new Error(`${length} bytes is shorter than the version 2 header`);
+      start = HEADER_V2_LENGTH;
+      storedAt = readField(buf, STORED_AT_OFFSET, 13, 'stored-at');
+      computeMs = readField(buf, COMPUTE_MS_OFFSET, 7, 'compute time');
+    } else if (bytes[1] === VERSION_1_BYTE) {
+      start = HEADER_LENGTH;
+    } else {
+      throw new Error(`unsupported format version '${String.fromCharCode(bytes[1] ?? 0)}'`);
+    }
     const serializer = bytes[2];
     const compression = bytes[3];
     if (compression === COMP_NONE && serializer === SER_JSON) {
       // The common case, without a payload view: the JSON text straight from the bytes.
-      return { tagHash, freshUntil, value: JSON.parse(utf8(buf, HEADER_LENGTH, length)) };
+      return { tagHash, freshUntil, value: JSON.parse(utf8(buf, start, length)), storedAt, computeMs };
     }
-    let payload: Uint8Array = buf.subarray(HEADER_LENGTH);
+    let payload: Uint8Array = buf.subarray(start);
     if (compression === COMP_ZLIB) {
       if (!this.#compressor) throw new Error('entry is compressed but compression is disabled');
       payload = this.#compressor.decompress(payload);
@@ -509,7 +547,7 @@ export class EntryCodec {
       default:
         throw new Error('unknown serializer flag');
     }
-    return { tagHash, freshUntil, value };
+    return { tagHash, freshUntil, value, storedAt, computeMs };
   }
 
   /**
@@ -586,6 +624,27 @@ function utf8(buf: Buffer, start: number, end: number): string {
   return text;
 }
 
+/** A v2 number field: `digits` ASCII digits, or spaces for unknown (`undefined`). */
+function readField(buf: Buffer, offset: number, digits: number, name: string): number | undefined {
+  if (buf[offset] === 0x20) {
+    for (let i = offset + 1; i < offset + digits; i++) if (buf[i] !== 0x20) throw new Error(`bad ${name} field`);
+    return undefined;
+  }
+  let n = 0;
+  for (let i = offset; i < offset + digits; i++) {
+    const digit = (buf[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) throw new Error(`bad ${name} field`);
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+/** A v2 number field's text: the value (rounded down, clamped to [0, max]) in `digits` digits, or spaces when unknown. */
+function formatField(value: number | undefined, digits: number, max: number): string {
+  if (value === undefined || !Number.isFinite(value)) return ' '.repeat(digits);
+  return String(Math.max(0, Math.min(max, Math.floor(value)))).padStart(digits, '0');
+}
+
 function formatFreshUntil(ms: number): string {
   const n = Math.max(0, Math.min(9_999_999_999_999, Math.floor(ms)));
   return String(n).padStart(13, '0');
@@ -601,6 +660,36 @@ export const UNTAGGED_HASH = 'da39a3ee5e6b4b0d';
 export function tagHash(versions: readonly string[]): string {
   if (versions.length === 0) return UNTAGGED_HASH;
   return createHash('sha1').update(versions.join(',')).digest('hex').slice(0, 16);
+}
+
+/**
+ * The compute time in an encoded entry's header (milliseconds), read without decoding the
+ * payload; `undefined` for a v1 entry, an unknown time or bytes that are not a v2 header.
+ */
+export function computeMsOf(bytes: Uint8Array): number | undefined {
+  if (bytes.length < HEADER_V2_LENGTH || bytes[1] !== VERSION_BYTE) return undefined;
+  let n = 0;
+  for (let i = COMPUTE_MS_OFFSET; i < HEADER_V2_LENGTH; i++) {
+    const digit = (bytes[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+/**
+ * The stored-at time in an encoded entry's header (milliseconds since the epoch), read without
+ * decoding the payload; `undefined` for a v1 entry, an unknown time or bytes that are not a v2 header.
+ */
+export function storedAtOf(bytes: Uint8Array): number | undefined {
+  if (bytes.length < HEADER_V2_LENGTH || bytes[1] !== VERSION_BYTE) return undefined;
+  let n = 0;
+  for (let i = STORED_AT_OFFSET; i < COMPUTE_MS_OFFSET; i++) {
+    const digit = (bytes[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    n = n * 10 + digit;
+  }
+  return n;
 }
 
 /**

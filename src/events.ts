@@ -34,6 +34,13 @@ export interface HermesEvents {
    * (the refresh threw; `error` holds why).
    */
   stale: [event: { key: string; reason: StaleReason; error: unknown }];
+  /**
+   * A fresh hit that its read chose to refresh early (`earlyRefresh`) and whose lock it took:
+   * the caller got the cached value, and the function runs in the background to replace it.
+   * `freshForMs`: how long the value had left to be fresh (by this process' clock). The
+   * refresh's end is the `compute` event (`ok: false` if it threw: the entry is left as it was).
+   */
+  earlyRefresh: [event: { key: string; freshForMs: number }];
   /** A computation of the function finished, or threw (`ok: false`). */
   compute: [event: { key: string; durationMs: number; ok: boolean }];
   /** A caller waited for another caller's computation (`woken`: by its release, else timed out). */
@@ -56,6 +63,8 @@ export interface HermesStats {
   misses: number;
   /** Stale values served (grace, stale-while-revalidate). */
   staleServed: number;
+  /** Fresh hits that started an early refresh (`earlyRefresh`); each is among {@link HermesStats.hits} too. */
+  earlyRefreshes: number;
   /** Waits for another caller's computation, and their total duration in milliseconds. */
   lockWaits: number;
   /** Total milliseconds spent waiting for other callers' computations. */
@@ -116,6 +125,7 @@ export class Recorder {
     hits: 0,
     misses: 0,
     staleServed: 0,
+    earlyRefreshes: 0,
     lockWaits: 0,
     lockWaitMs: 0,
     computations: 0,
@@ -161,6 +171,12 @@ export class Recorder {
   stale(key: string, reason: StaleReason, error: unknown): void {
     this.#counters.staleServed++;
     if (this.#emitter.listenerCount('stale') > 0) this.#emitter.emit('stale', { key, reason, error });
+  }
+
+  /** A fresh hit started an early refresh. */
+  earlyRefresh(key: string, freshForMs: number): void {
+    this.#counters.earlyRefreshes++;
+    if (this.#emitter.listenerCount('earlyRefresh') > 0) this.#emitter.emit('earlyRefresh', { key, freshForMs });
   }
 
   /** A computation of the function starts. */

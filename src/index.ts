@@ -11,7 +11,7 @@ export { asCached } from './decorate.js';
 export type { CachedFunction, CachedMethodDecorator } from './decorate.js';
 export type { CacheStatus, CallInfo } from './core/info.js';
 export type { HermesEvents, HermesStats, HitSource, StaleReason, TraceContext } from './events.js';
-export type { CircuitBreakerOptions, Duration, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
+export type { CircuitBreakerOptions, Duration, EarlyRefreshOptions, HermesOptions, TimeoutOptions, WrapOptions } from './options.js';
 export { MemoryBackend } from './backend/memory.js';
 export type { MemoryBackendOptions } from './backend/memory.js';
 export type {

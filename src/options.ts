@@ -103,6 +103,29 @@ export interface HermesOptions extends CodecOptions {
    * @default { failures: 5, cooldown: 1000 }
    */
   circuitBreaker?: CircuitBreakerOptions | false | undefined;
+  /**
+   * Early refresh (probabilistic early recomputation, XFetch): a read of a fresh entry may
+   * decide to refresh it before it expires, with a probability that rises as the expiry nears
+   * and with how long the function took (stored in the entry). The caller that decides it and
+   * takes the entry's lock gets the cached value at once and refreshes it in the background;
+   * every other caller, in every process, keeps getting hits — so a hot entry is replaced
+   * shortly before it expires instead of all its callers missing at once. On Redis the store
+   * decides, inside its read script, with its own clock: no extra request. `true` is
+   * `{ beta: 1 }`; a larger `beta` refreshes earlier. `wrap` can override it (`false` turns it off).
+   * @default false
+   */
+  earlyRefresh?: EarlyRefreshOptions | boolean | undefined;
+}
+
+/** See {@link HermesOptions.earlyRefresh}. */
+export interface EarlyRefreshOptions {
+  /**
+   * How early: the read refreshes when `now + computeMs × beta × -ln(random) >= freshUntil`,
+   * `random` uniform in (0, 1]. `1` is the usual choice; `2` refreshes about twice as early; a
+   * positive finite number.
+   * @default 1
+   */
+  beta?: number | undefined;
 }
 
 /** Function timeouts, in milliseconds: see {@link HermesOptions.timeout}. */
@@ -193,6 +216,8 @@ export interface WrapOptions<Args extends unknown[] = unknown[], Result = unknow
   timeout?: TimeoutOptions | undefined;
   /** TTL jitter fraction: see {@link HermesOptions.jitter}. @default the cache's */
   jitter?: number | undefined;
+  /** Early refresh: see {@link HermesOptions.earlyRefresh}. @default the cache's */
+  earlyRefresh?: EarlyRefreshOptions | boolean | undefined;
 }
 
 /**
@@ -229,6 +254,7 @@ const OWN_OPTION_NAMES: Record<keyof HermesOptions, true> = {
   jitter: true,
   backendTimeout: true,
   circuitBreaker: true,
+  earlyRefresh: true,
   serializer: true,
   classes: true,
   compressor: true,
@@ -250,6 +276,7 @@ const WRAP_OPTIONS: ReadonlySet<string> = new Set(
     staleWhileRevalidate: true,
     timeout: true,
     jitter: true,
+    earlyRefresh: true,
   } satisfies Record<keyof WrapOptions, true>),
 );
 const TIMEOUT_OPTIONS: ReadonlySet<string> = new Set(Object.keys({ soft: true, hard: true } satisfies Record<keyof TimeoutOptions, true>));
@@ -341,6 +368,8 @@ export interface StalePolicy {
   readonly hardMs: number;
   /** TTL jitter, a fraction in [0, 1). */
   readonly jitter: number;
+  /** Early refresh's beta; `undefined` when off. */
+  readonly earlyBeta?: number | undefined;
 }
 
 /** The cache's options, validated and parsed once by {@link resolveCacheOptions}. */
@@ -409,7 +438,7 @@ function resolveCircuitBreaker(circuit: CircuitBreakerOptions | false | undefine
  * `defaults`; validated once.
  */
 export function resolveStalePolicy(
-  options: Pick<WrapOptions, 'grace' | 'staleWhileRevalidate' | 'timeout' | 'jitter'>,
+  options: Pick<WrapOptions, 'grace' | 'staleWhileRevalidate' | 'timeout' | 'jitter' | 'earlyRefresh'>,
   defaults: StalePolicy,
 ): StalePolicy {
   const graceMs = options.grace === undefined ? defaults.graceMs : validateSeconds(options.grace, 'grace');
@@ -420,7 +449,25 @@ export function resolveStalePolicy(
   const [softMs, hardMs] =
     options.timeout === undefined ? [defaults.softMs, defaults.hardMs] : validateTimeout(options.timeout);
   const jitter = options.jitter === undefined ? defaults.jitter : validateJitter(options.jitter);
-  return { graceMs, swrMs, staleWindowMs: Math.max(graceMs, swrMs), softMs, hardMs, jitter };
+  const earlyBeta = options.earlyRefresh === undefined ? defaults.earlyBeta : validateEarlyRefresh(options.earlyRefresh);
+  return { graceMs, swrMs, staleWindowMs: Math.max(graceMs, swrMs), softMs, hardMs, jitter, earlyBeta };
+}
+
+const EARLY_REFRESH_OPTIONS: ReadonlySet<string> = new Set(Object.keys({ beta: true } satisfies Record<keyof EarlyRefreshOptions, true>));
+
+/** `earlyRefresh` as its beta; `undefined` when off. */
+function validateEarlyRefresh(value: unknown): number | undefined {
+  if (value === false) return undefined;
+  if (value === true) return 1;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new OptionError('earlyRefresh', `earlyRefresh must be a boolean or { beta }, got ${describeValue(value)}`);
+  }
+  rejectUnknownOptions(value, EARLY_REFRESH_OPTIONS, 'earlyRefresh.');
+  const beta = (value as EarlyRefreshOptions).beta ?? 1;
+  if (typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0) {
+    throw new OptionError('earlyRefresh', `earlyRefresh.beta must be a positive number, got ${describeValue(beta)}`);
+  }
+  return beta;
 }
 
 /** A function's options, validated and parsed once (see {@link resolveWrapOptions}). */

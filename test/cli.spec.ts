@@ -50,6 +50,10 @@ interface EntryReport {
   freshUntil?: string;
   fresh?: boolean;
   pttlMs?: number;
+  format?: string;
+  storedAt?: string;
+  ageMs?: number;
+  computeMs?: number;
   lock: { key: string; held: boolean; holder?: string; pttlMs?: number };
   tags: Array<{ tag: string; version: string | null }> | null;
   tagsHash?: string | null;
@@ -339,11 +343,18 @@ describe('hermes CLI', function () {
       expect(Date.parse(report.freshUntil ?? '')).to.be.above(Date.now() + 500_000);
       expect(report.pttlMs).to.be.above(500_000);
       expect(report.lock).to.deep.equal({ key: key.replace(':entry:', ':lock:'), held: false });
+      // The v2 header: when it was stored and how long the function took.
+      expect(report.format).to.equal('2');
+      expect(Date.parse(report.storedAt ?? '')).to.be.within(Date.now() - 60_000, Date.now() + 1000);
+      expect(report.ageMs).to.be.within(-1000, 60_000);
+      expect(report.computeMs).to.be.within(0, 1000);
 
       const text = (await cli('inspect', '--url', server.url, '--key', key)).out;
       expect(text).to.match(/value\s+\{ n: 7, squared: 49 \}/);
       expect(text).to.match(/fresh until\s+\S+\s+\(fresh, \d+\.\d s left/);
       expect(text).to.match(/ttl\s+\d+ ms left \(PTTL\)/);
+      expect(text).to.match(/stored at\s+\S+\s+\(\d+\.\d s ago\)/);
+      expect(text).to.match(/computed in\s+\d+ ms/);
       expect(text).to.match(/lock\s+not held/);
       expect(text).to.include('stores a hash of its tags\' versions, not their names');
 

@@ -6,9 +6,16 @@ import {
   EntryCodec,
   findLossyPart,
   FORMAT_VERSION,
+  FORMAT_VERSION_1,
   FRESH_UNTIL_OFFSET,
+  computeMsOf,
+  COMPUTE_MS_OFFSET,
   HEADER_LENGTH,
+  HEADER_V2_LENGTH,
   isPlainJson,
+  MAX_COMPUTE_MS,
+  STORED_AT_OFFSET,
+  storedAtOf,
   tagHash,
   UNTAGGED_HASH,
 } from '../src/backend/index.js';
@@ -56,21 +63,49 @@ describe('EntryCodec', function () {
     expect(Object.getPrototypeOf(back)).to.equal(Object.prototype);
   });
 
-  it('writes the 33-byte header: magic, version, serializer, compression, tag hash, fresh-until', function () {
-    const bytes = Buffer.from(codec.encode({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] }));
+  it('writes the 53-byte v2 header: magic, version, serializer, compression, tag hash, fresh-until, stored-at, compute time', function () {
+    const record = { tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1], storedAt: 1_699_999_999_000, computeMs: 42 };
+    const bytes = Buffer.from(codec.encode(record));
     expect(HEADER_LENGTH).to.equal(33);
-    expect(bytes.toString('latin1', 0, HEADER_LENGTH)).to.equal('h1j00123456789abcdef1700000000123');
-    expect(bytes.toString('utf8', HEADER_LENGTH)).to.equal('[1]');
-    const decoded = codec.decode(bytes);
-    expect(decoded).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] });
+    expect(HEADER_V2_LENGTH).to.equal(53);
+    expect([STORED_AT_OFFSET, COMPUTE_MS_OFFSET]).to.deep.equal([33, 46]);
+    expect(bytes.toString('latin1', 0, HEADER_V2_LENGTH)).to.equal('h2j00123456789abcdef170000000012316999999990000000042');
+    expect(bytes.toString('utf8', HEADER_V2_LENGTH)).to.equal('[1]');
+    expect(codec.decode(bytes)).to.deep.equal(record);
+    expect(storedAtOf(bytes)).to.equal(1_699_999_999_000);
+    expect(computeMsOf(bytes)).to.equal(42);
     expect(Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: new Date(0) }))[2]).to.equal(
       'v'.charCodeAt(0),
     );
   });
 
-  it('writes FORMAT_VERSION as the second header byte and reads no other version', function () {
+  it('writes unknown stored-at and compute times as spaces (undefined when read) and caps the compute time', function () {
+    const bytes = Buffer.from(codec.encode({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1] }));
+    expect(bytes.toString('latin1', STORED_AT_OFFSET, HEADER_V2_LENGTH)).to.equal(' '.repeat(20));
+    expect(codec.decode(bytes)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1], storedAt: undefined, computeMs: undefined });
+    expect(computeMsOf(bytes)).to.equal(undefined);
+    const slow = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: 1, storedAt: 5, computeMs: 1e12 }));
+    expect(codec.decode(slow)).to.include({ storedAt: 5, computeMs: MAX_COMPUTE_MS });
+    const bad = Buffer.from(slow);
+    bad.write('x', COMPUTE_MS_OFFSET + 3, 'latin1');
+    expect(() => codec.decode(bad)).to.throw(Error, /^bad compute time field$/);
+  });
+
+  it('still reads v1 entries (the 33-byte header, written before v2): no stored-at, no compute time', function () {
+    const v1 = Buffer.from('h1j00123456789abcdef1700000000123[1]', 'latin1');
+    expect(codec.decode(v1)).to.deep.equal({ tagHash: '0123456789abcdef', freshUntil: 1_700_000_000_123, value: [1], storedAt: undefined, computeMs: undefined });
+    expect(computeMsOf(v1)).to.equal(undefined);
+    expect(storedAtOf(v1)).to.equal(undefined);
+    const compressed = new EntryCodec({ compressThreshold: 1 });
+    const v2 = Buffer.from(compressed.encode({ tagHash: UNTAGGED_HASH, freshUntil: 7, value: 'x'.repeat(200), storedAt: 1, computeMs: 2 }));
+    const asV1 = Buffer.concat([Buffer.from(`h${FORMAT_VERSION_1}`), v2.subarray(2, HEADER_LENGTH), v2.subarray(HEADER_V2_LENGTH)]);
+    expect(compressed.decode(asV1)).to.deep.equal({ tagHash: UNTAGGED_HASH, freshUntil: 7, value: 'x'.repeat(200), storedAt: undefined, computeMs: undefined });
+  });
+
+  it('writes FORMAT_VERSION as the second header byte and reads no other version than it and v1', function () {
     const bytes = Buffer.from(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: 0, value: 1 }));
     expect(FORMAT_VERSION).to.have.length(1);
+    expect(FORMAT_VERSION).to.equal('2');
     expect(bytes.toString('latin1', 0, 2)).to.equal(`h${FORMAT_VERSION}`);
     const other = String.fromCharCode(FORMAT_VERSION.charCodeAt(0) + 1);
     bytes.write(other, 1, 'latin1');
@@ -113,11 +148,12 @@ describe('EntryCodec', function () {
     const cases: Array<[string, Buffer, new (...args: never[]) => Error, RegExp]> = [
       ['truncated', good.subarray(0, 10), Error, /^10 bytes is shorter than the header$/],
       ['foreign', Buffer.from('x'.repeat(40)), Error, /^not a hermes entry \(bad magic byte\)$/],
-      ['newer format', Buffer.concat([Buffer.from('h2'), good.subarray(2)]), Error, /^unsupported format version '2'$/],
-      ['bad JSON', Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from('{"a":')]), SyntaxError, /JSON/],
-      ['custom serializer', Buffer.concat([Buffer.from('h1c0'), good.subarray(4)]), Error, /^entry was written by a custom serializer that is not configured$/],
-      ['not deflate', Buffer.concat([Buffer.from('h1jz'), good.subarray(4)]), Error, /^unexpected end of file$/],
-      ['not UTF-8', Buffer.concat([good.subarray(0, HEADER_LENGTH), Buffer.from([0xff, 0xfe])]), TypeError, /not valid for encoding utf-8/],
+      ['v2 truncated', good.subarray(0, 40), Error, /^40 bytes is shorter than the version 2 header$/],
+      ['newer format', Buffer.concat([Buffer.from('h3'), good.subarray(2)]), Error, /^unsupported format version '3'$/],
+      ['bad JSON', Buffer.concat([good.subarray(0, HEADER_V2_LENGTH), Buffer.from('{"a":')]), SyntaxError, /JSON/],
+      ['custom serializer', Buffer.concat([Buffer.from('h2c0'), good.subarray(4)]), Error, /^entry was written by a custom serializer that is not configured$/],
+      ['not deflate', Buffer.concat([Buffer.from('h2jz'), good.subarray(4)]), Error, /^unexpected end of file$/],
+      ['not UTF-8', Buffer.concat([good.subarray(0, HEADER_V2_LENGTH), Buffer.from([0xff, 0xfe])]), TypeError, /not valid for encoding utf-8/],
     ];
     for (const [title, bytes, ErrorClass, reason] of cases) expect(() => codec.decode(bytes), title).to.throw(ErrorClass, reason);
     // The fresh-until field is checked too.
@@ -250,9 +286,9 @@ describe('EntryCodec classes', function () {
     const bytes = encode(writer, { p: new Point() });
     expect(() => new EntryCodec({ classes: [Money] }).decode(bytes)).to.throw(Error, /class 'Point', which is not in this cache's \{ classes \}/);
     expect(() => new EntryCodec().decode(bytes)).to.throw(Error, /class 'Point'/);
-    const forged = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_LENGTH)), v8.serialize([{ p: { x: 1 } }, [5, 'Point']])]);
+    const forged = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_V2_LENGTH)), v8.serialize([{ p: { x: 1 } }, [5, 'Point']])]);
     expect(() => writer.decode(forged)).to.throw(Error, /instance table does not match/);
-    const notTable = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_LENGTH)), v8.serialize({ p: 1 })]);
+    const notTable = Buffer.concat([Buffer.from(bytes.subarray(0, HEADER_V2_LENGTH)), v8.serialize({ p: 1 })]);
     expect(() => writer.decode(notTable)).to.throw(Error, /bad instance table/);
   });
 

@@ -475,7 +475,7 @@ describe('Hostile and bad input', function () {
           ['random bytes', randomBytes(1024), false],
           ['truncated header', valid.subarray(0, 20), false],
           ['format h0 (older)', Buffer.concat([Buffer.from('h0'), valid.subarray(2)]), true],
-          ['format h2 (newer)', Buffer.concat([Buffer.from('h2'), valid.subarray(2)]), true],
+          ['format h3 (newer)', Buffer.concat([Buffer.from('h3'), valid.subarray(2)]), true],
           ['truncated JSON payload', valid.subarray(0, valid.length - 3), true],
           ['JSON header, broken payload', Buffer.from(`${header('j', '0')}{"n": 1, broken`, 'latin1'), true],
           ['JSON header, invalid UTF-8', Buffer.concat([Buffer.from(header('j', '0'), 'latin1'), Buffer.from([0xff, 0xfe])]), true],

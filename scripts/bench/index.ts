@@ -7,6 +7,7 @@
  *   npm run bench -- memory redis # only these sections (memory, redis, memcached, cluster, near)
  *   npm run bench -- near         # the Redis near-cache: hits, invalidation propagation, server cost, Zipf
  *   npm run bench -- batch        # many() of 100 keys, 10% misses: one script call vs a pipeline vs single calls
+ *   npm run bench -- early        # early refresh: a hot key across its expiry, 4 processes, with and without
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
@@ -17,6 +18,7 @@ import { benchInProcess } from './inprocess.js';
 import { benchMemcached, formatMemcachedTable } from './memcached.js';
 import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
 import { printNearBench } from './near.js';
+import { printEarlyBench } from './early.js';
 import { fmt } from './measure.js';
 
 const wanted = new Set(process.argv.slice(2));
@@ -69,5 +71,6 @@ if (run('batch')) {
   console.log(formatBatchTables(await benchBatch()));
   console.log('');
 }
+if (run('early')) await printEarlyBench(command);
 
 if (run('cluster')) await printClusterBench(command);

@@ -119,7 +119,7 @@ export async function benchRedis(rounds = 7, ms = 400): Promise<RedisRow[]> {
     };
     const evalshaArgs = (keys: readonly string[], i: number, tags: readonly string[]): (string | number)[] => {
       const entryKey = keys[i % KEYS] as string;
-      return [read.sha, 2 + tags.length, entryKey, entryKey.replace(':entry:', ':lock:'), ...tags.map((t) => `bench:tag:${t}`), '', 10_000, 'seed'];
+      return [read.sha, 2 + tags.length, entryKey, entryKey.replace(':entry:', ':lock:'), ...tags.map((t) => `bench:tag:${t}`), '', 10_000, 'seed', '', ''];
     };
     const wrapCase = (name: string, tags: readonly string[], backendOptions: Record<string, unknown> = {}) => (port: number): Subject => {
       const cache = new Hermes(RedisBackend, { ...options, ...backendOptions, port });

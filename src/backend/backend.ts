@@ -70,6 +70,14 @@ export interface ReadRequest {
    * across processes recomputes whatever is cached. Absent or `false`: an ordinary read.
    */
   readonly refresh?: boolean | undefined;
+  /**
+   * Optional: early refresh's `beta` (> 0). A read that finds the entry fresh decides, by the
+   * store's clock, whether to refresh it before it expires (XFetch, see `refreshEarly` in
+   * `backend/early.ts`, weighed by the header's compute time); if so and the request has a
+   * `lockToken`, it tries to take the lock, and a read that takes it replies with
+   * {@link ReadReply.early}. Every other reader keeps getting plain hits. `undefined`: never.
+   */
+  readonly earlyRefresh?: number | undefined;
 }
 
 /** The answer to a {@link ReadRequest}. */
@@ -99,6 +107,12 @@ export interface ReadReply {
    * lock like a miss. `false` on a fresh hit and on a miss.
    */
   readonly stale: boolean;
+  /**
+   * `true` on a fresh hit whose read decided to refresh the entry early
+   * ({@link ReadRequest.earlyRefresh}) and took its lock with the request's token (`locked` is
+   * then `true` too): the caller serves the entry and refreshes it. Absent or `false` otherwise.
+   */
+  readonly early?: boolean | undefined;
 }
 
 /** One write of one entry: see {@link Backend.write}. */
@@ -158,7 +172,9 @@ export interface Backend {
    * before its fresh-until time: a hit. Equal but past it: a stale hit, returned with
    * `stale: true`, and when `lockToken` is given the read tries to take the lock. Otherwise a
    * miss, and when `lockToken` is given it tries to take the lock
-   * (`SET ref.lockKey token NX PX lockTtlMs`).
+   * (`SET ref.lockKey token NX PX lockTtlMs`). A fresh hit of a request with
+   * {@link ReadRequest.earlyRefresh} may decide to refresh early: it then tries the lock too,
+   * and replies {@link ReadReply.early} if it took it (a plain hit if not).
    */
   read(request: ReadRequest): Promise<ReadReply>;
 

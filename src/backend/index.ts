@@ -20,13 +20,21 @@ export type {
 } from './backend.js';
 export { decodeForDump, integerOption, LockWaiters, numberOption, sortedByKey } from './kit.js';
 export type { SettleWait } from './kit.js';
+export { earlyRandom, refreshEarly, wantsEarlyRefresh } from './early.js';
 export {
+  COMPUTE_MS_OFFSET,
+  computeMsOf,
   EntryCodec,
   findLossyPart,
   FORMAT_VERSION,
+  FORMAT_VERSION_1,
   FRESH_UNTIL_OFFSET,
   freshUntilOf,
   HEADER_LENGTH,
+  HEADER_V2_LENGTH,
+  MAX_COMPUTE_MS,
+  STORED_AT_OFFSET,
+  storedAtOf,
   isPlainJson,
   TAG_HASH_OFFSET,
   tagHash,

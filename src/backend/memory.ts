@@ -7,11 +7,12 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import { type EntryRecord, FRESH_UNTIL_OFFSET, freshUntilOf, TAG_HASH_OFFSET, tagHash } from '../codec.js';
+import { computeMsOf, type EntryRecord, FRESH_UNTIL_OFFSET, freshUntilOf, TAG_HASH_OFFSET, tagHash } from '../codec.js';
 import { OptionError } from '../errors.js';
 import { uniqueToken } from '../keys.js';
 import { describeValue, rejectUnknownOptions } from '../options.js';
 import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, SetRequest, StoredEntry, WriteRequest } from './backend.js';
+import { wantsEarlyRefresh } from './early.js';
 import { decodeForDump, integerOption, LockWaiters, sortedByKey, withTagHash } from './kit.js';
 
 /** Options of the {@link MemoryBackend}. */
@@ -168,6 +169,10 @@ export class MemoryBackend implements Backend {
     }
     const stored = request.refresh === true ? undefined : lru.get(request.ref.entryKey);
     if (stored !== undefined && typeof stored !== 'string' && storedTagHash(stored) === hash) {
+      if (request.earlyRefresh !== undefined) {
+        const early = this.#readEarly(request, stored, hash);
+        if (early !== undefined) return early;
+      }
       // Entries kept only for their fresh time (no grace, no stale-while-revalidate) are fresh
       // as long as the LRU holds them: no clock read on their hits.
       if (this.#freshForLife.has(stored)) return { entry: stored, tagHash: hash, locked: false, stale: false };
@@ -281,6 +286,20 @@ export class MemoryBackend implements Backend {
   /** Writes raw bytes or a raw record under a key, as a test or a corrupt store would. */
   setRaw(key: string, value: Uint8Array | EntryRecord | string, ttlMs?: number): void {
     this.#lru.set(key, value, ttlMs === undefined ? {} : { ttl: ttlMs });
+  }
+
+  /**
+   * A fresh entry that this read decides to refresh early (by this process' clock) and whose
+   * lock it takes: the early reply; `undefined` for everything else (read on as usual).
+   */
+  #readEarly(request: ReadRequest, stored: StoredEntry, hash: string): ReadReply | undefined {
+    const bytes = stored instanceof Uint8Array;
+    const freshUntil = bytes ? freshUntilOf(stored) : stored.freshUntil;
+    const now = Date.now();
+    if (freshUntil === undefined || freshUntil <= now) return undefined;
+    if (!wantsEarlyRefresh(request, freshUntil, bytes ? computeMsOf(stored) : stored.computeMs, now)) return undefined;
+    if (!this.#tryLock(request.ref.lockKey, request.lockToken as string, request.lockTtlMs)) return undefined;
+    return { entry: stored, tagHash: hash, locked: true, stale: false, early: true };
   }
 
   #tryLock(lockKey: string, token: string, ttlMs: number): boolean {

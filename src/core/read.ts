@@ -10,7 +10,8 @@
 
 import type { Backend, ReadReply, StoredEntry } from '../backend/backend.js';
 import { withTagHash } from '../backend/kit.js';
-import { type EntryRecord, UNTAGGED_HASH } from '../codec.js';
+import { computeMsOf, type EntryRecord, freshUntilOf, UNTAGGED_HASH } from '../codec.js';
+import { earlyRandom, refreshEarly } from '../backend/early.js';
 import { CorruptEntryError, BackendError, SerializationError } from '../errors.js';
 import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
@@ -22,6 +23,16 @@ import { staleAction } from './stale.js';
 
 /** What {@link ReadPath.#hitValue} returns for bytes that do not decode. */
 const CORRUPT: unique symbol = Symbol('corrupt entry');
+
+/**
+ * Whether an entry held in this process (a near-cache's) is due for early refresh by the local
+ * clock: such an entry is not served from memory, so that the store's read can decide.
+ */
+function dueEarly(entry: StoredEntry, beta: number): boolean {
+  const freshUntil = entry instanceof Uint8Array ? freshUntilOf(entry) : entry.freshUntil;
+  const computeMs = entry instanceof Uint8Array ? computeMsOf(entry) : entry.computeMs;
+  return freshUntil !== undefined && refreshEarly(Date.now(), freshUntil, computeMs, beta, earlyRandom());
+}
 
 /** The read path of one cache. */
 export class ReadPath {
@@ -105,7 +116,8 @@ export class ReadPath {
     }
 
     let corrupt = false;
-    if (backend.readSync) {
+    // With early refresh, an in-process store is read with a lock token (below): its read decides.
+    if (backend.readSync && policy.earlyBeta === undefined) {
       // In-process store: a fresh hit is served without a promise hop, a lock token or a lock key.
       let peek: ReadReply | undefined;
       try {
@@ -121,7 +133,8 @@ export class ReadPath {
     } else if (backend.peek !== undefined) {
       // A near-cache: a fresh entry held in this process, served without a request.
       const entry = backend.peek(ref, tagKeys);
-      if (entry !== undefined) {
+      // An entry due for early refresh by this process' clock is left to the store to decide.
+      if (entry !== undefined && (policy.earlyBeta === undefined || !dueEarly(entry, policy.earlyBeta))) {
         const value = this.#hitValue(entryKey, entry, 'near', info);
         if (value !== CORRUPT) return Promise.resolve(value);
         corrupt = true;
@@ -132,7 +145,7 @@ export class ReadPath {
       thisArg,
       args,
       backend,
-      request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs },
+      request: { ref, tagKeys, lockToken: uniqueToken(), lockTtlMs: ctx.options.lockTimeoutMs, earlyRefresh: policy.earlyBeta },
       breaker: ctx.breakers.of(backend, ref),
       info,
     };
@@ -377,7 +390,7 @@ export class ReadPath {
   #afterRead(call: Call, reply: ReadReply): unknown {
     this.#ctx.breakers.success(call.breaker);
     if (reply.entry !== undefined && !reply.stale) {
-      const value = this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend', call.info);
+      const value = reply.early === true ? this.#earlyHit(call, reply) : this.#hitValue(call.request.ref.entryKey, reply.entry, 'backend', call.info);
       if (value !== CORRUPT) return value;
       return this.#recoverCorrupt(call);
     }
@@ -393,6 +406,26 @@ export class ReadPath {
     if (record === undefined) return CORRUPT;
     if (info !== undefined) info.read(record, status);
     this.#ctx.recorder.hit(entryKey, source);
+    return record.value;
+  }
+
+  /**
+   * A fresh hit whose read decided to refresh it early and took the lock: the value is served
+   * at once (counted as a hit and an early refresh) and recomputed in the background, written
+   * with the lock token like a miss' computation. A refresh that throws releases the lock and
+   * leaves the entry as it is (the `compute` event says `ok: false`). {@link CORRUPT} if the
+   * entry does not decode.
+   */
+  #earlyHit(call: Call, reply: ReadReply): unknown {
+    const { entryKey } = call.request.ref;
+    const record = this.#decode(entryKey, reply.entry as StoredEntry);
+    if (record === undefined) return CORRUPT;
+    const { recorder } = this.#ctx;
+    if (call.info !== undefined) call.info.read(record, 'hit');
+    recorder.hit(entryKey, 'backend');
+    recorder.earlyRefresh(entryKey, record.freshUntil - Date.now());
+    const plan = { tagHash: reply.tagHash, lockToken: call.request.lockToken, stale: undefined, store: true };
+    this.#computer.run(call, plan).catch(() => undefined);
     return record.value;
   }
 
@@ -467,7 +500,7 @@ export class ReadPath {
     for (;;) {
       if (reply.entry !== undefined) {
         if (!reply.stale) {
-          const value = this.#hitValue(entryKey, reply.entry, 'backend', call.info, 'joined');
+          const value = reply.early === true ? this.#earlyHit(call, reply) : this.#hitValue(entryKey, reply.entry, 'backend', call.info, 'joined');
           if (value !== CORRUPT) return value;
           // Corrupt again right after they were deleted: served, not stored.
           return computer.withTimeouts(call, { tagHash: reply.tagHash, lockToken: undefined, stale: undefined, store: false });

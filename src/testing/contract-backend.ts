@@ -20,6 +20,7 @@ import type { EntryRef } from '../keys.js';
 import { assertBelow, assertIncludes } from './assertions.js';
 import { entryRef, Harness, invalidateEntry, readRequest, releaseLock, waitForLock } from './backend-harness.js';
 import type { BackendContractOptions } from './contract.js';
+import { registerEarlyBackendClauses } from './contract-early.js';
 
 /** A wait that must end by a wake-up, not by this timeout. */
 const LONG_WAIT_MS = 15_000;
@@ -45,6 +46,7 @@ export function registerBackendClauses(options: BackendContractOptions): void {
     waitClauses(h);
     storeWideClauses(h);
     if (options.writeRaw) foreignBytesClauses(h, options.writeRaw.bind(options));
+    registerEarlyBackendClauses(h);
   });
 }
 

@@ -19,6 +19,7 @@ import { corruptBytes, grace, staleWhileRevalidate, timeouts } from './contract-
 import { registerBatchClauses } from './contract-batch.js';
 import { registerControlClauses } from './contract-control.js';
 import { registerResultClauses } from './contract-results.js';
+import { registerEarlyClauses } from './contract-early.js';
 
 /** Registers the cache tier for one backend (inside its `describe`). */
 export function registerCacheClauses(options: BackendContractOptions): void {
@@ -38,6 +39,7 @@ export function registerCacheClauses(options: BackendContractOptions): void {
   registerBatchClauses(h);
   registerControlClauses(h, { setDuringComputation: options.setDuringComputation });
   registerResultClauses(h);
+  registerEarlyClauses(h);
 }
 
 /** Misses, hits, values, expiry. */

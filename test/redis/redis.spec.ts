@@ -62,7 +62,7 @@ describe('RedisBackend', function () {
       expect(await fetch('blob')).to.deep.equal(blob);
       expect(await fetch('text')).to.equal(text);
       const stored = await admin.getBuffer(fetch.key('text'));
-      expect(stored?.toString('latin1', 0, 4)).to.equal('h1jz');
+      expect(stored?.toString('latin1', 0, 4)).to.equal('h2jz');
       expect(stored?.length).to.be.below(text.length / 4);
       expect(errors).to.deep.equal([]);
     });
@@ -237,7 +237,7 @@ describe('RedisBackend', function () {
 
       const peekMiss = await log.record(() => tagged.peek(1));
       expect(peekMiss.map(scriptOf)).to.deep.equal(['read']);
-      expect(peekMiss[0]?.args.at(-3)).to.equal(''); // no lock token: nothing locked
+      expect(peekMiss[0]?.args.at(-5)).to.equal(''); // no lock token: nothing locked
       const setting = await log.record(() => tagged.set([1], 'set1'));
       expect(setting.map(scriptOf)).to.deep.equal(['set']);
       const peekHit = await log.record(async () => expect(await tagged.peek(1)).to.equal('set1'));
@@ -339,10 +339,10 @@ describe('RedisBackend', function () {
       expect(hits.map(scriptOf)).to.deep.equal(['readMany']);
       expect(calls).to.equal(100);
       // The call site agrees with the header: 2 keys per entry then the distinct tag keys;
-      // 2 ARGV then 3 + T per entry.
+      // 2 ARGV then 5 + T per entry.
       const args = hits[0]?.args ?? [];
       expect(Number(args[1])).to.equal(2 * 100 + 2);
-      expect(args.length - 2 - Number(args[1])).to.equal(2 + 100 * (3 + 2));
+      expect(args.length - 2 - Number(args[1])).to.equal(2 + 100 * (5 + 2));
       for (let k = 0; k < 10; k++) await user.invalidate(k * 10);
       let results: { id: number }[] = [];
       const tenPercentMisses = await log.record(async () => {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
-import { FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, tagHash, UNTAGGED_HASH } from '../../src/codec.js';
+import { COMPUTE_MS_OFFSET, FORMAT_VERSION, FRESH_UNTIL_OFFSET, HEADER_LENGTH, HEADER_V2_LENGTH, TAG_HASH_OFFSET, tagHash, UNTAGGED_HASH } from '../../src/codec.js';
 import { listRedisScripts, loadScript, redisScripts, SCRIPTS_DIRECTORY, type RedisScript } from '../../src/backend/redis/index.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 
@@ -332,7 +332,16 @@ for (const read of [redisScripts().read, redisScripts().readMany]) describe(`${r
       TAG_HASH_OFFSET + 1,
       TAG_HASH_OFFSET + TAG_HASH_LENGTH,
     ]);
-    expect(only(/tonumber\(string\.sub\(entry, (\d+), (\d+)\)\)/).map(Number)).to.deep.equal([FRESH_UNTIL_OFFSET + 1, HEADER_LENGTH]);
+    const numbers = [...code.matchAll(/tonumber\(string\.sub\(entry, (\d+), (\d+)\)\)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    // Fresh-until (every version), then the v2 compute time.
+    expect(numbers).to.deep.equal([
+      [FRESH_UNTIL_OFFSET + 1, HEADER_LENGTH],
+      [COMPUTE_MS_OFFSET + 1, HEADER_V2_LENGTH],
+    ]);
+    expect(only(/string\.sub\(entry, 2, 2\) ~= '(\d)'/)).to.deep.equal([FORMAT_VERSION]);
+    expect(only(/string\.len\(entry\) < (\d+)/).map(Number)).to.deep.equal([HEADER_V2_LENGTH]);
+    expect(header).to.include(`bytes 47..53 its compute time`);
+    expect(COMPUTE_MS_OFFSET + 1).to.equal(47);
     // The header comment says the same.
     expect(header).to.include(`bytes ${TAG_HASH_OFFSET + 1}..${TAG_HASH_OFFSET + TAG_HASH_LENGTH}`);
     expect(header).to.include(`bytes ${FRESH_UNTIL_OFFSET + 1}..${HEADER_LENGTH}`);

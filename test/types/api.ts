@@ -36,6 +36,17 @@ cache.wrap((n: number) => n, { name: 'c', tags: [1] });
 // @ts-expect-error tags are an array
 cache.wrap((n: number) => n, { name: 'd', tags: 'math' });
 
+// earlyRefresh: a boolean or { beta } (cache default and per wrap).
+cache.wrap((n: number) => n, { name: 'e1', earlyRefresh: true });
+cache.wrap((n: number) => n, { name: 'e2', earlyRefresh: { beta: 2 } });
+new Hermes(undefined, { earlyRefresh: { beta: 1.5 } });
+// @ts-expect-error beta is a number
+cache.wrap((n: number) => n, { name: 'e3', earlyRefresh: { beta: '2' } });
+// @ts-expect-error earlyRefresh takes { beta }, not a number
+cache.wrap((n: number) => n, { name: 'e4', earlyRefresh: 2 });
+// @ts-expect-error the option is beta
+new Hermes(undefined, { earlyRefresh: { delta: 1 } });
+
 // wrap's key gets the function's parameter types.
 cache.wrap((id: number, lang: string) => `${id}${lang}`, { key: (id, lang) => `${id.toFixed(0)}:${lang.toUpperCase()}` });
 // @ts-expect-error id is a number

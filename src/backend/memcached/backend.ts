@@ -27,9 +27,10 @@
  */
 
 import type { EntryCodec } from '../../codec.js';
-import { tagHash } from '../../codec.js';
+import { computeMsOf, freshUntilOf, tagHash } from '../../codec.js';
 import { idStart, uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, EntryRef, ReadReply, ReadRequest, SetRequest, WriteRequest } from '../backend.js';
+import { wantsEarlyRefresh } from '../early.js';
 import { decodeForDump, LockWaiters, sortedByKey, withTagHash } from '../kit.js';
 import { MemcachedServerDownError, MemcachedValueTooLargeError } from './errors.js';
 import { HeldLocks, lookUpCasUnique } from './held-locks.js';
@@ -149,7 +150,24 @@ export class MemcachedBackend implements Backend {
       // A refresh ignores the entry: it goes on as a miss, to the lock.
       const stored = request.refresh === true ? undefined : found[entryMcKey]?.value;
       const state = stored === undefined ? 'invalid' : entryState(stored, hash);
-      if (state === 'fresh') return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
+      if (state === 'fresh') {
+        // Early refresh, decided on this process' clock: the lock is taken with add, as on a
+        // miss (a second request, only for the read that decides to refresh).
+        if (request.earlyRefresh !== undefined && wantsEarlyRefresh(request, freshUntilOf(stored as Buffer) ?? 0, computeMsOf(stored as Buffer), Date.now())) {
+          // The lock is taken after the get, not with it: a refresh that ended in between (its
+          // write, then its release) would be repeated. The entry is read again behind the add,
+          // in the same pipelined request: changed, it was just refreshed, and the lock goes back.
+          const taking = this.#miss(server, request, versionKeys, found, undefined);
+          const again = server.get([entryMcKey]);
+          const [{ locked }, now] = await Promise.all([taking, again]);
+          const current = now[entryMcKey]?.value;
+          if (locked && Buffer.isBuffer(current) && current.equals(stored as Buffer)) {
+            return { entry: stored as Buffer, tagHash: hash, locked: true, stale: false, early: true };
+          }
+          if (locked) await this.release(ref, request.lockToken as string);
+        }
+        return { entry: stored as Buffer, tagHash: hash, locked: false, stale: false };
+      }
       if (state === 'stale') {
         // Past its fresh time, kept for grace / stale-while-revalidate: served with the lock
         // decision (the lock costs the miss' second request).

@@ -45,6 +45,7 @@ import { FRESH_UNTIL_OFFSET, TAG_HASH_OFFSET } from '../../codec.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, EntryRef, NearCacheStats, ReadReply, ReadRequest, SetRequest, StoredEntry, WriteRequest } from '../backend.js';
 import { decodeForDump, sortedByKey } from '../kit.js';
+import { earlyRandom } from '../early.js';
 import type { BucketLayout } from './buckets.js';
 import { ClusterReadiness } from './cluster.js';
 import { createWriteCoalescer, type WriteCoalescer } from './coalesce.js';
@@ -188,7 +189,11 @@ export class RedisBackend implements Backend {
     // lock token: a call reads again with the same token after waiting for a lock, and a version
     // it created before a clean(tags) must not come back after it — every entry written with
     // that version meanwhile would be valid again.
-    const argv = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
+    // Early refresh: the script decides with the server's clock; the random draw is ours.
+    const early = request.earlyRefresh !== undefined && lockToken !== undefined;
+    const argv: ScriptArgument[] = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
+    // lock.lua takes the first three only.
+    if (script === this.#scripts.read) argv.push(early ? request.earlyRefresh : '', early ? earlyRandom() : '');
     const sentAt = Date.now();
     const near = this.#near;
     const since = near === undefined ? 0 : near.readSent();
@@ -223,12 +228,15 @@ export class RedisBackend implements Backend {
       this.#near?.fill(request, since, reply);
       return hit;
     }
-    if (!Array.isArray(reply) || reply.length < 3 || reply.length > 4 || !Buffer.isBuffer(reply[0])) {
+    if (!Array.isArray(reply) || reply.length < 3 || reply.length > 5 || !Buffer.isBuffer(reply[0])) {
       throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
     }
     const locked = reply[1] === 1;
     if (!locked && request.lockToken !== undefined) this.#wakeups.rememberMiss(lockKey, sentAt, Number(reply[2]));
     const staleEntry: unknown = reply[3];
+    // A fresh entry this read decided to refresh early, holding the lock (not kept in the
+    // near-cache: the refresh's write replaces it at once).
+    if (reply.length === 5 && Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: false, early: true };
     if (Buffer.isBuffer(staleEntry)) return { entry: staleEntry, tagHash: reply[0].toString('latin1'), locked, stale: true };
     return { entry: undefined, tagHash: reply[0].toString('latin1'), locked, stale: false };
   }
@@ -271,7 +279,15 @@ export class RedisBackend implements Backend {
       const request = requests[index] as ReadRequest;
       const keys = placement.keysOf(request.ref, request.tagKeys);
       entryKeys.push(keys[0] as string, keys[1] as string);
-      argv.push(request.lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), keys.length - 2);
+      // Early refresh: each entry gets its own random draw; the script decides with the server's clock.
+      const early = request.earlyRefresh !== undefined && request.lockToken !== undefined;
+      argv.push(
+        request.lockToken ?? '',
+        Math.max(1, Math.ceil(request.lockTtlMs)),
+        early ? request.earlyRefresh : '',
+        early ? earlyRandom() : '',
+        keys.length - 2,
+      );
       for (let k = 2; k < keys.length; k++) {
         const tagKey = keys[k] as string;
         let position = tagPositions.get(tagKey);

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { inspect as inspectValue, parseArgs } from 'node:util';
 import type { Cluster, Redis as RedisClient } from 'ioredis';
-import { EntryCodec, FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, freshUntilOf, isPlainJson, tagHash } from '../../codec.js';
+import { computeMsOf, EntryCodec, FRESH_UNTIL_OFFSET, HEADER_LENGTH, TAG_HASH_OFFSET, freshUntilOf, isPlainJson, storedAtOf, tagHash } from '../../codec.js';
 import { type EntryRef, idStart, Keyspace } from '../../keys.js';
 import { BucketLayout } from './buckets.js';
 import { formatTracking, readTracking } from './cli-tracking.js';
@@ -454,6 +454,14 @@ interface EntryReport {
   freshForMs?: number;
   /** PTTL of the entry: -1 no expiry. */
   pttlMs?: number;
+  /** The header's format version: `'1'` (no stored-at, no compute time) or `'2'`. */
+  format?: string;
+  /** When the value was stored (v2 header, the writer's clock), ISO 8601. */
+  storedAt?: string;
+  /** Milliseconds since it was stored, by the server's TIME. */
+  ageMs?: number;
+  /** How long the function took to compute the value, ms (v2 header; early refresh weighs by it). */
+  computeMs?: number;
   serverTime: string;
   lock: { key: string; held: boolean; holder?: string; pttlMs?: number };
   tags: Array<{ tag: string; key: string; version: string | null }> | null;
@@ -507,6 +515,14 @@ async function inspectEntry(io: Io, connection: Connection, ref: EntryRef, tags:
         report.freshUntil = new Date(freshUntil).toISOString();
         report.freshForMs = freshUntil - now;
         report.fresh = freshUntil > now;
+        report.format = String.fromCharCode(bytes[1] ?? 0);
+        const storedAt = storedAtOf(bytes);
+        if (storedAt !== undefined) {
+          report.storedAt = new Date(storedAt).toISOString();
+          report.ageMs = now - storedAt;
+        }
+        const computeMs = computeMsOf(bytes);
+        if (computeMs !== undefined) report.computeMs = computeMs;
         try {
           const { value, classNames } = codec.decodeNamingClasses(bytes);
           if (classNames.length > 0) report.classes = [...classNames];
@@ -543,6 +559,9 @@ function formatEntry(r: EntryReport): string[] {
       const state = r.fresh === true ? `fresh, ${seconds(r.freshForMs)} left` : `STALE for ${seconds(r.freshForMs)}`;
       lines.push(`  fresh until  ${r.freshUntil}  (${state}; server TIME ${r.serverTime})`);
     }
+    if (r.storedAt !== undefined && r.ageMs !== undefined) lines.push(`  stored at    ${r.storedAt}  (${seconds(r.ageMs)} ago)`);
+    if (r.computeMs !== undefined) lines.push(`  computed in  ${r.computeMs} ms`);
+    if (r.format === '1') lines.push('  format       1 (written before stored-at and compute time were recorded)');
     lines.push(`  ttl          ${r.pttlMs === -1 ? 'no expiry' : `${r.pttlMs ?? '?'} ms left (PTTL)`}`);
     if (r.tagHash !== undefined) lines.push(`  tag hash     ${r.tagHash}`);
   }
