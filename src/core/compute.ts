@@ -222,7 +222,7 @@ export class Computer {
     const keepUntil = record.freshUntil + policy.staleWindowMs;
     if (keepUntil <= now) return false;
     const retryMs = Math.min(STALE_RETRY_MS, policy.ttlMs);
-    const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value };
+    const rewritten: EntryRecord = { tagHash, freshUntil: now + retryMs, value: record.value, storedAt: record.storedAt, computeMs: record.computeMs };
     try {
       const entry = backend.storesBytes ? this.#ctx.codec.encode(rewritten) : rewritten;
       const ttlMs = Math.max(retryMs, keepUntil - now);
