@@ -71,6 +71,11 @@ export interface HermesStats {
   lockWaitMs: number;
   /** Calls of the wrapped functions made to compute a value. */
   computations: number;
+  /**
+   * Computed results returned but not stored because `cacheIf` refused them or the `ttl`
+   * function gave `0`.
+   */
+  notStored: number;
   /** Calls answered with a {@link TimeoutError}. */
   timeouts: number;
   /** Calls that ran the function without the cache (backend failed, breaker open). */
@@ -129,6 +134,7 @@ export class Recorder {
     lockWaits: 0,
     lockWaitMs: 0,
     computations: 0,
+    notStored: 0,
     timeouts: 0,
     fallbacks: 0,
     errors: {},
@@ -177,6 +183,11 @@ export class Recorder {
   earlyRefresh(key: string, freshForMs: number): void {
     this.#counters.earlyRefreshes++;
     if (this.#emitter.listenerCount('earlyRefresh') > 0) this.#emitter.emit('earlyRefresh', { key, freshForMs });
+  }
+
+  /** A computed result is returned without being stored (`cacheIf`, or a `ttl` function's 0). */
+  notStored(): void {
+    this.#counters.notStored++;
   }
 
   /** A computation of the function starts. */

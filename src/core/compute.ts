@@ -157,6 +157,7 @@ export class Computer {
       throw error;
     }
     if (freshMs === 0) {
+      this.#ctx.recorder.notStored();
       if (lockToken !== undefined) await locks.release(backend, ref, lockToken);
       return;
     }

@@ -161,6 +161,7 @@ function cacheIf(h: CacheHarness): void {
       [null, -1],
       [{ id: 7, version: 3 }, 7],
     ]);
+    assert.equal(cache.stats().notStored, 2, 'stats() counts the results cacheIf refused');
     assert.deepEqual(h.errors, []);
   });
 
