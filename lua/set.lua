@@ -16,13 +16,36 @@
     ARGV[2]     entry TTL     milliseconds, integer >= 1
     ARGV[3]     version seed  a fresh unique string; the n-th tag this call creates gets
                               the version seed .. '.' .. n (no TTL), as in read.lua
-    ARGV[4]     channel       pub/sub channel of lock releases, {prefix}:unlock
+    ARGV[4]     wake mode     'n' on one server, 's' on a cluster: how the release wakes the lock's
+                              waiters, on the lock's channel (named as KEYS[2]) and only if
+                              somebody listens (see wake() below)
 
   Output:
     bulk string: the tag hash stamped, 16 hex digits (computed as read.lua does). When the
-    lock existed it was deleted and KEYS[2] published on ARGV[4].
+    lock existed it was deleted and KEYS[2] published on KEYS[2] if its waiters listen.
     No error replies of its own.
 ]]
+
+-- Wakes the lock's waiters, on the lock's own channel (named as its key), only if somebody
+-- listens: one server, PUBSUB NUMSUB then PUBLISH; a cluster, the shard's SHARDNUMSUB then
+-- SPUBLISH, so that the message stays on the shard. Where the count is refused (a server
+-- without sharded pub/sub, before Redis 7, or an ACL without pubsub|numsub or
+-- pubsub|shardnumsub), a classic PUBLISH, always: the subscribers are then classic too.
+local function wake(mode)
+  if mode == 's' then
+    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[2])
+    if listening.err then
+      redis.call('PUBLISH', KEYS[2], KEYS[2])
+    elseif listening[2] > 0 then
+      redis.call('SPUBLISH', KEYS[2], KEYS[2])
+    end
+  else
+    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[2])
+    if listening.err or listening[2] > 0 then
+      redis.call('PUBLISH', KEYS[2], KEYS[2])
+    end
+  end
+end
 
 local versions = {}
 local created = 0
@@ -46,6 +69,6 @@ end
 local entry = ARGV[1]
 redis.call('SET', KEYS[1], string.sub(entry, 1, 4) .. hash .. string.sub(entry, 21), 'PX', ARGV[2])
 if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('PUBLISH', ARGV[4], KEYS[2])
+  wake(ARGV[4])
 end
 return hash

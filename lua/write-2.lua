@@ -10,13 +10,37 @@
     ARGV[3]     lock token    '' writes unconditionally and leaves the lock alone; otherwise
                               the entry is stored only while KEYS[2] still holds this token
                               (an invalidation or the lock's expiry voids the write)
-    ARGV[4]     channel       pub/sub channel of lock releases, {prefix}:unlock
+    ARGV[4]     wake mode     'n' on one server, 's' on a cluster: how the release wakes the lock's
+                              waiters, on the lock's channel (named as KEYS[2]) and only if
+                              somebody listens (see wake() below)
 
   Output:
-    integer 1: stored (and, with a token, the lock deleted and KEYS[2] published on ARGV[4]);
+    integer 1: stored (and, with a token, the lock deleted and KEYS[2] published on KEYS[2]
+               if its waiters listen);
     integer 0: not stored, the lock is no longer held with ARGV[3].
     No error replies of its own.
 ]]
+
+-- Wakes the lock's waiters, on the lock's own channel (named as its key), only if somebody
+-- listens: one server, PUBSUB NUMSUB then PUBLISH; a cluster, the shard's SHARDNUMSUB then
+-- SPUBLISH, so that the message stays on the shard. Where the count is refused (a server
+-- without sharded pub/sub, before Redis 7, or an ACL without pubsub|numsub or
+-- pubsub|shardnumsub), a classic PUBLISH, always: the subscribers are then classic too.
+local function wake(mode)
+  if mode == 's' then
+    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[2])
+    if listening.err then
+      redis.call('PUBLISH', KEYS[2], KEYS[2])
+    elseif listening[2] > 0 then
+      redis.call('SPUBLISH', KEYS[2], KEYS[2])
+    end
+  else
+    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[2])
+    if listening.err or listening[2] > 0 then
+      redis.call('PUBLISH', KEYS[2], KEYS[2])
+    end
+  end
+end
 
 local token = ARGV[3]
 if token ~= '' then
@@ -25,7 +49,7 @@ if token ~= '' then
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('DEL', KEYS[2])
-  redis.call('PUBLISH', ARGV[4], KEYS[2])
+  wake(ARGV[4])
   return 1
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -8,6 +8,7 @@
  *   npm run bench -- near         # the Redis near-cache: hits, invalidation propagation, server cost, Zipf
  *   npm run bench -- batch        # many() of 100 keys, 10% misses: one script call vs a pipeline vs single calls
  *   npm run bench -- early        # early refresh: a hot key across its expiry, 4 processes, with and without
+ *   npm run bench -- wakeups      # lock wake-ups: messages and server CPU per miss, 1/4/16 processes, before and after
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
@@ -20,11 +21,14 @@ import { benchRedis, formatRedisTable, redisVerdicts } from './redis.js';
 import { printNearBench } from './near.js';
 import { printEarlyBench } from './early.js';
 import { fmt } from './measure.js';
+import { printWakeupsBench } from './wakeups.js';
 
-const wanted = new Set(process.argv.slice(2));
+// Sections are the arguments before the first option (`--before`, `--rate`, … belong to a section).
+const firstOption = process.argv.findIndex((arg, i) => i >= 2 && arg.startsWith('--'));
+const wanted = new Set(process.argv.slice(2, firstOption < 0 ? undefined : firstOption));
 const run = (section: string): boolean => wanted.size === 0 || wanted.has(section);
 
-const command = `npm run bench${wanted.size ? ` -- ${[...wanted].join(' ')}` : ''}`;
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
 console.log(`# hermes benchmark\n`);
 console.log(
@@ -72,5 +76,7 @@ if (run('batch')) {
   console.log('');
 }
 if (run('early')) await printEarlyBench(command);
+
+if (run('wakeups')) await printWakeupsBench(command);
 
 if (run('cluster')) await printClusterBench(command);

@@ -149,7 +149,9 @@ export interface SetRequest {
  *
  * Round-trip budget, counted as requests sent to a remote store: read = 1, write = 1,
  * release = 1, invalidate = 1, cleanTags = 1. `waitForRelease` sends nothing per waiter on a
- * store with push notifications. `clear` and `dump` scan and may cost more.
+ * store with push notifications beyond a subscription per waited lock and process (Redis:
+ * subscribe, a check that the lock still exists, unsubscribe). `clear` and `dump` scan and may
+ * cost more.
  */
 export interface Backend {
   /**

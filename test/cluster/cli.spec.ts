@@ -137,6 +137,7 @@ describe('operating hermes on a real 3-master Redis Cluster: the CLI (--cluster)
   it('works as an ACL user confined to the prefix: the standalone rules plus cluster|slots and cluster|info', async function () {
     const rules = [
       '~acl:*', '&acl:*', '+eval', '+evalsha', '+script|load', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+      '+unsubscribe', '+pubsub|numsub', '+spublish', '+ssubscribe', '+sunsubscribe', '+pubsub|shardnumsub',
       '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info', '+cluster|slots', '+cluster|info',
     ];
     for (const node of client.nodes('master')) await node.call('ACL', 'SETUSER', 'hermes', 'reset', 'on', '>secret', ...rules);

@@ -8,7 +8,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** The ACL the README documents for the backend, for a prefix. */
 const BASE_RULES = [
-  '+eval', '+evalsha', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+  '+eval', '+evalsha', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe', '+unsubscribe', '+pubsub|numsub',
   '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info',
 ];
 /** What docs/near-cache.md adds for the near-cache. */

@@ -590,7 +590,7 @@ describe('RedisBackend', function () {
       const user = `hermes-${prefix}`;
       await admin.call(
         'ACL', 'SETUSER', user, 'reset', 'on', '>secret', `~${prefix}:*`, `&${prefix}:*`,
-        '+eval', '+evalsha', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe',
+        '+eval', '+evalsha', '+scan', '+unlink', '+get', '+exists', '+publish', '+subscribe', '+unsubscribe', '+pubsub|numsub',
         '+set', '+del', '+pttl', '+time', '+ping', '+hello', '+info',
       );
       const options = { host: server.host, port: server.port, username: user, password: 'secret' };

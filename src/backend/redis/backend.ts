@@ -15,14 +15,18 @@
  * NOSCRIPT (SCRIPT FLUSH, a restart or failover) is sent again as EVAL, once per script and
  * connection however many calls were in flight (see `script-caller.ts`).
  *
- * Lock waiters are woken by pub/sub: the scripts that delete a lock PUBLISH the lock key on the
- * channel `{prefix}:unlock` (a channel is not a key; an ACL `&{prefix}:*` covers it); see
- * `wakeups.ts`.
+ * Lock waiters are woken by pub/sub, on a channel of each lock named as its key (a channel is
+ * not a key; an ACL `&{prefix}:*` covers it): a process subscribes to it only while it has
+ * waiters for that lock, and the scripts that delete a lock publish on it only when somebody
+ * listens (`PUBSUB NUMSUB`; on a cluster `SHARDNUMSUB` and `SPUBLISH`, so the message stays on
+ * the entry's shard). An uncontended miss publishes nothing; see `wakeups.ts`.
  *
  * Every key a script touches is in its KEYS, so the backend runs under an ACL user confined
  * to `~{prefix}:*` and `&{prefix}:*`. The commands it needs: `eval`, `evalsha`, `scan`,
- * `unlink`, `get`, `exists`, `publish`, `subscribe` (and `wait` with `invalidationReplicas`),
- * and inside the scripts `get`, `set`, `del`, `unlink`, `pttl`, `publish` and `time`.
+ * `unlink`, `get`, `exists`, `publish`, `subscribe`, `unsubscribe` (on a cluster `spublish`,
+ * `ssubscribe`, `sunsubscribe`; and `wait` with `invalidationReplicas`), and inside the scripts
+ * `get`, `set`, `del`, `unlink`, `pttl`, `time`, `pubsub|numsub` and `publish` (on a cluster
+ * `pubsub|shardnumsub` and `spublish`).
  *
  * Standalone servers, Sentinel (through ioredis' own `sentinels` options) and Redis Cluster
  * (the `cluster` option, or an ioredis `Cluster` as `client`) are supported. On a cluster the
@@ -90,6 +94,8 @@ export class RedisBackend implements Backend {
   readonly #caller: ScriptCaller;
   readonly #coalescer: WriteCoalescer;
   readonly #wakeups: LockWakeups;
+  /** How the scripts wake a lock's waiters (their `wake mode` argument): `'n'` on one server, `'s'` on a cluster. */
+  readonly #wakeMode: 'n' | 's';
   /** How long `close()` waits for its own client to end, in ms. */
   readonly #connectWait: number;
   /** Replicas an invalidation must reach (`WAIT`) before it resolves; see the option. */
@@ -143,6 +149,7 @@ export class RedisBackend implements Backend {
       this.#caller = new ScriptCaller(client, undefined, this.#explain);
     }
     this.buckets = this.#placement.layout;
+    this.#wakeMode = client instanceof Cluster ? 's' : 'n';
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
     const near = resolved.nearCache === undefined
       ? undefined
@@ -343,7 +350,7 @@ export class RedisBackend implements Backend {
     const reply = await this.#call(
       this.#scripts.write,
       this.#placement.keysOf(ref, NO_TAGS),
-      [bytes, Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#prefixes.channelOf(ref.prefix)],
+      [bytes, Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#wakeMode],
     );
     return reply === 1;
   }
@@ -362,27 +369,28 @@ export class RedisBackend implements Backend {
       bytes,
       Math.max(1, Math.ceil(request.ttlMs)),
       tagKeys.length === 0 ? '' : uniqueToken(),
-      this.#prefixes.channelOf(ref.prefix),
+      this.#wakeMode,
     ]);
     acknowledged?.();
   }
 
   /** One call of `release-1.lua`: compare-and-delete of the lock, publishing the release. */
   async release(ref: EntryRef, token: string): Promise<void> {
-    await this.#call(this.#scripts.release, [this.#placement.lockKeyOf(ref)], [token, this.#prefixes.channelOf(ref.prefix)]);
+    await this.#call(this.#scripts.release, [this.#placement.lockKeyOf(ref)], [token, this.#wakeMode]);
   }
 
   /**
-   * Waits for a release of the lock published on `{prefix}:unlock`, or `timeoutMs`, or the
-   * lock's expiry (as reported by the read that found it taken), whichever comes first.
-   * Sends nothing once this process is subscribed; the first wait on a prefix subscribes
-   * (one request on the subscriber connection) and then checks that the lock still exists,
-   * since a release published before the subscription is not delivered. A release seen after
-   * the read was sent, or a reconnection of the subscriber, count as a wake-up.
+   * Waits for a release of the lock published on its own channel, or `timeoutMs`, or the
+   * lock's expiry (as reported by the read that found it taken), whichever comes first. The
+   * first waiter of this process on a lock subscribes to its channel (one request on the
+   * subscriber connection) and then checks that the lock still exists, since a release
+   * published before the subscription is not delivered; the others share that subscription,
+   * and the last one to leave unsubscribes (one request). A release seen after the read was
+   * sent, or a reconnection of the subscriber, count as a wake-up.
    */
   waitForRelease(ref: EntryRef, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
-    return this.#wakeups.wait(this.#placement.lockKeyOf(ref), this.#prefixes.channelOf(ref.prefix), timeoutMs);
+    return this.#wakeups.wait(this.#placement.lockKeyOf(ref), timeoutMs);
   }
 
   /** One call of `invalidate-2.lua`: deletes the entry and its lock, publishing the release. */
@@ -390,7 +398,7 @@ export class RedisBackend implements Backend {
     // The near-cache drops the entry before the request and again once it is acknowledged (a
     // read answered in between may have filled it), without waiting for Redis' message.
     const acknowledged = this.#near?.invalidating(ref);
-    await this.#call(this.#scripts.invalidate, this.#placement.keysOf(ref, NO_TAGS), [this.#prefixes.channelOf(ref.prefix)]);
+    await this.#call(this.#scripts.invalidate, this.#placement.keysOf(ref, NO_TAGS), [this.#wakeMode]);
     acknowledged?.();
     await this.#replicated();
   }
@@ -415,16 +423,18 @@ export class RedisBackend implements Backend {
   /**
    * Removes every key under `${prefix}:` with SCAN (MATCH, batches of 1000) and UNLINK, never
    * FLUSHDB: other keys of the database stay. Locks removed this way are published as
-   * released. Costs one SCAN per batch plus one UNLINK per non-empty batch.
+   * released, each on its own channel (`SPUBLISH` on a cluster). Costs one SCAN per batch plus
+   * one UNLINK per non-empty batch, and one PUBLISH per lock.
    */
   async clear(prefix: string): Promise<void> {
     const client = this.#usableClient();
-    const channel = `${prefix}:unlock`;
     const lockStart = `${prefix}:lock:`;
     const acknowledged = this.#near?.clearing(); // as invalidate() does, for every entry
     await this.#scan(prefix, async (keys) => {
       const sends: Promise<unknown>[] = this.#placement.bySlot(keys).map((group) => client.unlink(...group));
-      for (const key of keys) if (key.startsWith(lockStart)) sends.push(client.publish(channel, key));
+      for (const key of keys) {
+        if (this.#placement.unplace(key, prefix).startsWith(lockStart)) sends.push(this.#wakeups.publish(key));
+      }
       await Promise.all(sends);
     });
     acknowledged?.();

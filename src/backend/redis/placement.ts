@@ -22,10 +22,9 @@ import { type EntryRef, idStart } from '../../keys.js';
 import { BucketLayout } from './buckets.js';
 import { type ClusterReadiness, cleanTagsOnCluster, groupBySlot } from './cluster.js';
 
-/** The prefixes of the caches attached to a backend: their contexts and release channels. */
+/** The prefixes of the caches attached to a backend: their contexts. */
 export class AttachedPrefixes {
   readonly #contexts = new Map<string, BackendContext>();
-  readonly #channels = new Map<string, string>();
   #last: BackendContext | undefined;
 
   /** Remembers a cache's context under its prefix; the last one attached is the default. */
@@ -37,17 +36,6 @@ export class AttachedPrefixes {
   /** The context attached under `prefix`, else the last one attached. */
   context(prefix?: string): BackendContext | undefined {
     return prefix === undefined ? this.#last : (this.#contexts.get(prefix) ?? this.#last);
-  }
-
-  /** The channel the scripts publish a prefix's lock releases on: `{prefix}:unlock`. */
-  channelOf(prefix: string): string {
-    let channel = this.#channels.get(prefix);
-    if (channel === undefined) {
-      channel = `${prefix}:unlock`;
-      if (this.#channels.size >= 1024) this.#channels.clear();
-      this.#channels.set(prefix, channel);
-    }
-    return channel;
   }
 }
 

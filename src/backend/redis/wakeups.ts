@@ -1,10 +1,17 @@
 /**
- * Lock wake-ups of the Redis backend, by pub/sub: the scripts that delete a lock PUBLISH the
- * lock key on the channel `{prefix}:unlock`; one subscriber connection per backend (a
- * `duplicate()` of the client), opened on the first wait, dispatches the messages to the
- * waiters of this process.
+ * Lock wake-ups of the Redis backend, by pub/sub on a channel of each lock, named as the lock's
+ * stored key: a process subscribes to it only while it has waiters for that lock (one
+ * subscription shared by them, dropped when the last one leaves), and the scripts that delete
+ * a lock publish on it only when somebody listens (`PUBSUB NUMSUB`), so a release reaches the
+ * waiters of that lock and nobody else, and an uncontended miss publishes nothing. On a cluster
+ * the subscriptions are sharded (`SSUBSCRIBE`, one connection per master that holds a waited
+ * lock, ioredis' `shardedSubscribers`) and the scripts `SPUBLISH`, so that a release stays on
+ * the shard of its entry; a server without sharded pub/sub (before Redis 7) refuses
+ * `SSUBSCRIBE` and gets classic `SUBSCRIBE`s, which its scripts' classic `PUBLISH` reaches.
+ * One subscriber connection per backend (a `duplicate()` of the client), opened on the first
+ * wait, dispatches the messages to the waiters of this process.
  *
- * A release can be missed: published before the subscription (the first wait on a prefix then
+ * A release can be missed: published before the subscription (the first waiter of a lock then
  * checks that the lock still exists), between the read that found the lock and the wait (the
  * releases of the last seconds are remembered), while the subscriber was reconnecting or, on a
  * cluster, while ioredis moved the subscription to another node (every waiter is then woken,
@@ -23,7 +30,7 @@ export const INVALIDATE_CHANNEL = '__redis__:invalidate';
  * What the near-cache needs from the subscriber connection: it is opened with RESP2 (ioredis
  * drops RESP3 `invalidate` pushes) and without ioredis' automatic resubscription, so that each
  * new connection first tells its client id (a subscribed RESP2 connection can no longer ask),
- * then subscribes to {@link INVALIDATE_CHANNEL} and the release channels.
+ * then subscribes to {@link INVALIDATE_CHANNEL} and the release channels of the locks waited for.
  */
 export interface InvalidationListener {
   /** A (re)connected subscriber is subscribed: tracking may be redirected to `clientId` on the server `runId`. */
@@ -38,9 +45,12 @@ export interface InvalidationListener {
 
 type Waiter = (woken: boolean) => void;
 
+/** A subscription to one lock's channel, shared by the waiters of this process. */
 interface Subscription {
-  readonly ready: Promise<void>;
+  ready: Promise<void>;
   subscribed: boolean;
+  /** On a cluster: taken with `SSUBSCRIBE` (else classic `SUBSCRIBE`, to be undone likewise). */
+  sharded: boolean;
 }
 
 /**
@@ -70,7 +80,12 @@ export class LockWakeups {
   #subscriber: Redis | Cluster | undefined;
   #subscriberReadies = 0;
   #nodeTroubleAt = 0;
+  /** The channels subscribed to (or being), one per lock this process waits for. */
   readonly #subscriptions = new Map<string, Subscription>();
+  /** Unsubscriptions in flight: a new subscription to the channel is sent after it. */
+  readonly #unsubscribing = new Map<string, Promise<void>>();
+  /** On a cluster whose server refused `SSUBSCRIBE` (before Redis 7): classic subscriptions. */
+  #classic = false;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #pendingWaits = new Map<string, PendingWait>();
   #released = new Map<string, number>();
@@ -123,11 +138,11 @@ export class LockWakeups {
   }
 
   /**
-   * Waits for a release of the lock (its stored key) published on `channel`, or `timeoutMs`,
-   * or the lock's expiry (as reported by the read that found it taken), whichever comes
-   * first; see {@link RedisBackend.waitForRelease}.
+   * Waits for a release of the lock (its stored key) published on its channel (named as the
+   * key), or `timeoutMs`, or the lock's expiry (as reported by the read that found it taken),
+   * whichever comes first; see {@link RedisBackend.waitForRelease}.
    */
-  wait(lockKey: string, channel: string, timeoutMs: number): Promise<boolean> {
+  wait(lockKey: string, timeoutMs: number): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     const pending = this.#pendingWaits.get(lockKey);
     if (pending !== undefined && --pending.reads <= 0) this.#pendingWaits.delete(lockKey);
@@ -154,7 +169,10 @@ export class LockWakeups {
         settled = true;
         clearTimeout(timer);
         set.delete(done);
-        if (set.size === 0 && this.#waiters.get(lockKey) === set) this.#waiters.delete(lockKey);
+        if (set.size === 0 && this.#waiters.get(lockKey) === set) {
+          this.#waiters.delete(lockKey);
+          this.#unsubscribe(lockKey);
+        }
         if (error === undefined) resolve(woken);
         else reject(error);
       };
@@ -165,7 +183,13 @@ export class LockWakeups {
         finish(expires);
       }, delay);
       set.add(done);
-      const subscription = this.#subscribe(channel);
+      let subscription: Subscription;
+      try {
+        subscription = this.#subscribe(lockKey);
+      } catch (error) {
+        finish(false, error);
+        return;
+      }
       if (subscription.subscribed) return;
       // Not subscribed when the lock was seen: a release may have been published unseen.
       subscription.ready.then(
@@ -185,6 +209,24 @@ export class LockWakeups {
     });
   }
 
+  /**
+   * Wakes the waiters of a lock deleted without a script (`clear()`): publishes on its channel,
+   * sharded on a cluster (classic on a server before Redis 7).
+   */
+  async publish(lockKey: string): Promise<void> {
+    const client = this.#client;
+    if (!(client instanceof Cluster)) {
+      await client.publish(lockKey, lockKey);
+      return;
+    }
+    try {
+      await client.spublish(lockKey, lockKey);
+    } catch (error) {
+      if (!isUnknownCommand(error)) throw error;
+      await client.publish(lockKey, lockKey);
+    }
+  }
+
   /** Ends every wait with `false` and disconnects the subscriber (which keeps its error listener). */
   close(): void {
     this.#closed = true;
@@ -194,21 +236,25 @@ export class LockWakeups {
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
     this.#subscriptions.clear();
+    this.#unsubscribing.clear();
     if (subscriber) subscriber.disconnect();
     this.#client.off('-node', this.#onNodeTrouble);
     this.#client.off('node error', this.#onNodeTrouble);
   }
 
+  /** The subscription to a lock's channel: the one of this process, or a new one. */
   #subscribe(channel: string): Subscription {
     const existing = this.#subscriptions.get(channel);
     if (existing) return existing;
     const subscriber = this.#subscriber ?? this.#openSubscriber();
-    const subscription: Subscription = {
-      subscribed: false,
-      ready: this.#subscribeOn(subscriber, channel).then(() => {
-        subscription.subscribed = true;
-      }),
-    };
+    // The last waiter's unsubscription may still be on its way: subscribing before it arrives
+    // would be undone by it.
+    const before = this.#unsubscribing.get(channel);
+    const subscription: Subscription = { subscribed: false, sharded: false, ready: Promise.resolve() };
+    const send = (): Promise<void> => this.#subscribeOn(subscriber, channel, subscription).then(() => {
+      subscription.subscribed = true;
+    });
+    subscription.ready = before === undefined ? send() : before.then(send);
     subscription.ready.catch(() => {
       // Let a later wait try again.
       if (this.#subscriptions.get(channel) === subscription) this.#subscriptions.delete(channel);
@@ -217,11 +263,52 @@ export class LockWakeups {
     return subscription;
   }
 
-  /** Subscribes to a release channel: at once, or with tracking after the connection's handshake. */
-  #subscribeOn(subscriber: Redis | Cluster, channel: string): Promise<unknown> {
+  /**
+   * Subscribes to a release channel: at once, or with tracking after the connection's
+   * handshake; on a cluster with `SSUBSCRIBE`, or `SUBSCRIBE` where the server refuses it.
+   */
+  async #subscribeOn(subscriber: Redis | Cluster, channel: string, subscription: Subscription): Promise<void> {
+    if (subscriber instanceof Cluster) {
+      if (!this.#classic) {
+        try {
+          await subscriber.ssubscribe(channel);
+          subscription.sharded = true;
+          return;
+        } catch (error) {
+          if (!isUnknownCommand(error)) throw error;
+          this.#classic = true; // before Redis 7, or not granted: the scripts PUBLISH, classically
+        }
+      }
+      await subscriber.subscribe(channel);
+      return;
+    }
     const session = this.#session;
-    if (this.#tracking === undefined || session === undefined) return subscriber.subscribe(channel);
-    return session.then(() => subscriber.subscribe(channel));
+    if (this.#tracking !== undefined && session !== undefined) await session;
+    await subscriber.subscribe(channel);
+  }
+
+  /** The last waiter of a lock has left: drops the subscription to its channel. */
+  #unsubscribe(channel: string): void {
+    const subscription = this.#subscriptions.get(channel);
+    const subscriber = this.#subscriber;
+    if (subscription === undefined || subscriber === undefined || this.#closed) return;
+    this.#subscriptions.delete(channel);
+    // The near-cache's subscriber resubscribes by hand on its next connection, to the channels
+    // still waited for: a lost connection has nothing to undo (a command queued for the next
+    // one would reach it before its handshake).
+    if (this.#tracking !== undefined && !(subscriber instanceof Cluster) && subscriber.status !== 'ready') return;
+    const unsubscribe = (): Promise<unknown> =>
+      subscription.sharded && subscriber instanceof Cluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel);
+    const done: Promise<void> = subscription.ready
+      .then(unsubscribe, () => undefined) // never subscribed: nothing to undo
+      .then(
+        () => undefined,
+        () => undefined, // the connection was lost: its subscriptions went with it
+      )
+      .finally(() => {
+        if (this.#unsubscribing.get(channel) === done) this.#unsubscribing.delete(channel);
+      });
+    this.#unsubscribing.set(channel, done);
   }
 
   #openSubscriber(): Redis | Cluster {
@@ -229,11 +316,13 @@ export class LockWakeups {
     const client = this.#client;
     const tracking = this.#tracking;
     if (tracking !== undefined && !(client instanceof Cluster)) return this.#openTrackingSubscriber(client, tracking);
-    const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
+    const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate();
     subscriber.on('error', this.#onError);
-    subscriber.on('message', (_channel: string, lockKey: string) => {
-      this.#onRelease(lockKey);
-    });
+    const onMessage = (channel: string): void => {
+      this.#onRelease(channel);
+    };
+    subscriber.on('message', onMessage);
+    subscriber.on('smessage', onMessage);
     subscriber.on('ready', () => {
       // After a reconnection, releases published while disconnected were lost: wake everyone
       // (they read again) rather than let them sleep until their timeout.
@@ -262,7 +351,7 @@ export class LockWakeups {
       if (channel.length === INVALIDATE_CHANNEL.length && channel.toString('latin1') === INVALIDATE_CHANNEL) {
         tracking.invalidated(Array.isArray(message) ? (message as Buffer[]) : null);
       } else if (Buffer.isBuffer(message)) {
-        this.#onRelease(message.toString('utf8'));
+        this.#onRelease(channel.toString('utf8'));
       }
     });
     subscriber.on('close', () => {
@@ -350,6 +439,15 @@ export class LockWakeups {
   #wakeAll(): void {
     for (const waiters of [...this.#waiters.values()]) for (const done of [...waiters]) done(true);
   }
+}
+
+/**
+ * A server's refusal of a command it does not know (`SSUBSCRIBE`, `SPUBLISH` before Redis 7)
+ * or that the ACL does not grant (a user set up with the ACL of earlier versions): the classic
+ * command is used instead, as the scripts then do.
+ */
+function isUnknownCommand(error: unknown): boolean {
+  return error instanceof Error && /unknown command|NOPERM/i.test(error.message);
 }
 
 /** The server's `run_id` in the text of `INFO server` ('' if absent). */
