@@ -8,8 +8,9 @@
  * `taskset -c 0 node …` with `PIN_SERVER_CPU=0` (one shared core) or `PIN_SERVER_CPU=1` (a core
  * each) shows how much the figures depend on where the scheduler puts the client and the server.
  *
- * Arguments: the library name (as in the table), the scenario id (hit1, hit64, thit1, thit64)
- * and the milliseconds to run. Prints the throughput reached and the server time per call.
+ * Arguments: the library name (as in the table), the scenario id (hit1, hit64, thit1, thit64,
+ * miss64, tmiss64: a miss reads, computes and writes a key never used before) and the
+ * milliseconds to run. Prints the throughput reached and the server time per call.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -52,7 +53,11 @@ if (process.argv[2] === '--summary') {
   const factory = NETWORK_LIBRARIES.find((f) => f.name === name);
   if (factory === undefined) throw new Error(`unknown library ${name}`);
   const tagged = scenario.startsWith('t');
-  const concurrency = Number(scenario.replace(/^t?hit/, ''));
+  const misses = /^t?miss/.test(scenario);
+  const concurrency = Number(scenario.replace(/^t?(hit|miss)/, ''));
+  let freshKey = 1_000_000;
+  /** The key of call `i`: one of the warm keys, or for misses a key never used before. */
+  const keyOf = (i: number): number => (misses ? freshKey++ : i % HIT_KEYS);
   const server = await startRedisServer();
   const admin = new Redis(server.port, '127.0.0.1');
   try {
@@ -70,14 +75,14 @@ if (process.argv[2] === '--summary') {
       await library.close();
     }
     const library = factory.make(servers);
-    await throughput(concurrency, 1000, (i) => library.get(i % HIT_KEYS, tagged)); // warm-up
+    await throughput(concurrency, 1000, (i) => library.get(keyOf(i), tagged)); // warm-up
     const cpuBefore = await redisCpuSeconds(admin);
     const clientBefore = process.cpuUsage();
     const start = performance.now();
     let calls = 0;
     const perSecond = await throughput(concurrency, Number(msText), async (i) => {
       calls++;
-      return library.get(i % HIT_KEYS, tagged);
+      return library.get(keyOf(i), tagged);
     });
     const elapsed = performance.now() - start;
     const client = process.cpuUsage(clientBefore);
