@@ -401,3 +401,38 @@ describe('set.lua and lock.lua agree with read.lua and the codec', function () {
     expect(redisScripts().set.header.text.replace(/\s+/g, ' ')).to.include(`bytes ${TAG_HASH_OFFSET + 1}..${FRESH_UNTIL_OFFSET}`);
   });
 });
+
+/**
+ * The lock release's wake-up: a script cannot call another, so each script that deletes a lock
+ * carries its own `wake()`. They must be one function, letter for letter: a copy that drifts
+ * (say, PUBLISH where the others SPUBLISH) would leave a cluster's waiters unwoken until lockWait.
+ */
+describe('the release scripts share one wake()', function () {
+  /** The text of `local function wake(…) … end` in a script's body. */
+  function wakeOf(script: RedisScript): string | undefined {
+    return /^local function wake\([\s\S]*?^end$/m.exec(script.source)?.[0];
+  }
+
+  /** A script's wake() with its lock key's index written `KEYS[lock]`, after checking it is the lock key. */
+  function normalisedWake(script: RedisScript): string | undefined {
+    const wake = wakeOf(script);
+    if (wake === undefined) return undefined;
+    const indexes = [...new Set([...wake.matchAll(/KEYS\[(\d+)\]/g)].map((match) => match[1] ?? ''))];
+    expect(indexes, `${script.file}: wake() names one key`).to.have.length(1);
+    const key = script.header.keys.find((parameter) => parameter.index === indexes[0]);
+    expect(key?.description, `${script.file}: KEYS[${indexes[0]}] is the lock key`).to.match(/^lock key/);
+    return wake.replace(/KEYS\[\d+\]/g, 'KEYS[lock]');
+  }
+
+  it('every script that deletes a lock has it, identical to write.lua\'s but for the lock key\'s index', function () {
+    const scripts = listRedisScripts();
+    const reference = normalisedWake(redisScripts().write);
+    expect(reference, 'write.lua defines wake()').to.be.a('string');
+    const withWake = scripts.filter((script) => wakeOf(script) !== undefined).map((script) => script.file).sort();
+    expect(withWake).to.deep.equal(['invalidate-2.lua', 'release-1.lua', 'set.lua', 'write-2.lua']);
+    for (const script of scripts) {
+      const wake = normalisedWake(script);
+      if (wake !== undefined) expect(wake, script.file).to.equal(reference);
+    }
+  });
+});
