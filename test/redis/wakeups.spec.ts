@@ -177,6 +177,48 @@ describe('RedisBackend lock wake-ups (per-lock channels)', function () {
     });
   }
 
+  it('with the near-cache, waits started while the subscriber reconnects do not keep tracking off (no SUBSCRIBE before its CLIENT ID)', async function () {
+    this.timeout(20_000);
+    const holder = open();
+    const waiter = open({ nearCache: true });
+    /** Whether the waiter's data connection tracks with its redirect on a live subscriber. */
+    const tracked = async (): Promise<boolean> => {
+      const clients = String(await admin.call('CLIENT', 'LIST'))
+        .trim()
+        .split('\n')
+        .map((line) => Object.fromEntries(line.split(' ').map((field) => field.split('=') as [string, string])));
+      const ids = new Set(clients.map((client) => client.id));
+      return clients.some((client) => (client.flags ?? '').includes('t') && client.redir !== undefined && client.redir !== '-1' && ids.has(client.redir));
+    };
+    const readAll = async (): Promise<void> => {
+      await waiter.read({ ref: keys.entryRef('fn', 'probe'), tagKeys: [], lockToken: undefined, lockTtlMs: 1 });
+    };
+    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+      const deadline = Date.now() + 8000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`not within 8 s: ${what}`);
+        await readAll();
+        await sleep(20);
+      }
+    };
+    await until('tracking on at first', tracked);
+    let n = 0;
+    for (let round = 0; round < 3; round++) {
+      expect(Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'))).to.be.at.least(1);
+      // Waits on fresh locks all through the reconnection: each subscribes a new channel.
+      const flood: Promise<boolean>[] = [];
+      const floodUntil = Date.now() + 400;
+      while (Date.now() < floodUntil) {
+        const ref = keys.entryRef('fn', `flood${n++}`);
+        expect(await take(holder, ref, 'h')).to.equal(true);
+        flood.push(waiter.waitForRelease(ref, 30));
+        await sleep(1);
+      }
+      await Promise.all(flood);
+      await until(`tracking on again after kill ${round + 1}`, tracked);
+    }
+  });
+
   it('with the near-cache, invalidations and per-lock wake-ups share the subscriber', async function () {
     const holder = open();
     const waiter = open({ nearCache: true });

@@ -282,8 +282,15 @@ export class LockWakeups {
       await subscriber.subscribe(channel);
       return;
     }
-    const session = this.#session;
-    if (this.#tracking !== undefined && session !== undefined) await session;
+    if (this.#tracking !== undefined) {
+      // The near-cache's subscriber: only on a connection whose handshake is done. A SUBSCRIBE
+      // queued while it reconnects would reach the next connection before its CLIENT ID, which a
+      // subscribed RESP2 connection may no longer send (tracking would stay off). That handshake
+      // subscribes every channel still waited for, this one included, and wakes every waiter.
+      const session = this.#session;
+      if (session !== undefined) await session;
+      if (subscriber.status !== 'ready' || this.#session !== session) return;
+    }
     await subscriber.subscribe(channel);
   }
 
@@ -297,8 +304,11 @@ export class LockWakeups {
     // still waited for: a lost connection has nothing to undo (a command queued for the next
     // one would reach it before its handshake).
     if (this.#tracking !== undefined && !(subscriber instanceof Cluster) && subscriber.status !== 'ready') return;
-    const unsubscribe = (): Promise<unknown> =>
-      subscription.sharded && subscriber instanceof Cluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel);
+    const unsubscribe = (): Promise<unknown> => {
+      // As for SUBSCRIBE: nothing queued for the near-cache subscriber's next connection.
+      if (this.#tracking !== undefined && !(subscriber instanceof Cluster) && subscriber.status !== 'ready') return Promise.resolve();
+      return subscription.sharded && subscriber instanceof Cluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel);
+    };
     const done: Promise<void> = subscription.ready
       .then(unsubscribe, () => undefined) // never subscribed: nothing to undo
       .then(
@@ -354,23 +364,35 @@ export class LockWakeups {
         this.#onRelease(channel.toString('utf8'));
       }
     });
-    subscriber.on('close', () => {
-      tracking.sessionLost();
-    });
     let resolveSession: () => void = () => undefined;
     let rejectSession: (error: unknown) => void = () => undefined;
+    /** Whether {@link LockWakeups.#session} is still to settle (one pending session at a time). */
+    let pending = false;
     const newSession = (): void => {
+      if (pending) return;
+      pending = true;
       const session = new Promise<void>((resolve, reject) => {
-        resolveSession = resolve;
-        rejectSession = reject;
+        resolveSession = () => {
+          pending = false;
+          resolve();
+        };
+        rejectSession = (error: unknown) => {
+          pending = false;
+          reject(error);
+        };
       });
       session.catch(() => undefined);
       this.#session = session;
     };
     newSession();
+    subscriber.on('close', () => {
+      // Subscriptions made from now on wait for the next connection's handshake.
+      newSession();
+      tracking.sessionLost();
+    });
     subscriber.on('ready', () => {
       const first = ++this.#subscriberReadies === 1;
-      if (!first) newSession();
+      newSession();
       const settle = { resolve: resolveSession, reject: rejectSession };
       this.#handshake(subscriber, tracking)
         .then((session) => {
