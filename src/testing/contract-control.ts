@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import type { Backend } from '../backend/backend.js';
-import { UNTAGGED_HASH } from '../codec.js';
 import { type CacheHarness, sleep, staleCache } from './cache-harness.js';
 
 /** What {@link registerControlClauses} needs to know of the backend beyond the harness. */
@@ -44,22 +43,10 @@ export function backendWith(backend: Backend, replaced: Partial<Record<keyof Bac
   });
 }
 
-/** Whether entries read back from this backend carry the time they were stored (a hit's age). */
-function keepsStoredAt(h: CacheHarness): boolean {
-  if (!h.backend.storesBytes) return true;
-  const codec = h.cache.codec;
-  const storedAt = Date.now();
-  return codec.decode(codec.encode({ tagHash: UNTAGGED_HASH, freshUntil: storedAt + 1000, value: 1, storedAt })).storedAt === storedAt;
-}
-
-/** A hit's age: seconds, small; `undefined` only where the store does not keep the time. */
-function assertHitAge(h: CacheHarness, age: number | undefined, atMost: number): void {
-  if (keepsStoredAt(h)) {
-    assert.equal(typeof age, 'number');
-    assert.ok((age as number) >= 0 && (age as number) <= atMost, `age ${String(age)} in [0, ${atMost}]`);
-  } else {
-    assert.equal(age, undefined);
-  }
+/** A hit's age: seconds, small. Every entry carries its stored-at time (header format 2, or the live record). */
+function assertHitAge(age: number | undefined, atMost: number): void {
+  assert.equal(typeof age, 'number', `age ${String(age)}: a hit's age is known`);
+  assert.ok((age as number) >= 0 && (age as number) <= atMost, `age ${String(age)} in [0, ${atMost}]`);
 }
 
 /** Registers the clauses of direct control and per-call information (inside the backend's `describe`). */
@@ -313,13 +300,13 @@ function informing(h: CacheHarness): void {
     await sleep(20);
     const hit = await fn.withInfo(1);
     assert.deepEqual([hit.value, hit.status], [2, 'hit']);
-    assertHitAge(h, hit.age, 5);
+    assertHitAge(hit.age, 5);
     assert.ok(hit.ttlLeft !== undefined && hit.ttlLeft > 50 && hit.ttlLeft < 60, `ttlLeft ${String(hit.ttlLeft)}`);
     // A value set directly: a hit too.
     await fn.set([5], 100);
     const set = await fn.withInfo(5);
     assert.deepEqual([set.value, set.status], [100, 'hit']);
-    assertHitAge(h, set.age, 5);
+    assertHitAge(set.age, 5);
     assert.equal(cache.stats().hits, 2);
     assert.equal(cache.stats().misses, 1);
   });
@@ -337,8 +324,8 @@ function informing(h: CacheHarness): void {
     const stale = await fn.withInfo(1);
     assert.deepEqual([stale.value, stale.status], ['v1:1', 'stale']);
     assert.ok(stale.ttlLeft !== undefined && stale.ttlLeft < 0 && stale.ttlLeft > -5, `ttlLeft ${String(stale.ttlLeft)}`);
-    assertHitAge(h, stale.age, 5);
-    if (keepsStoredAt(h)) assert.ok((stale.age as number) >= 0.2);
+    assertHitAge(stale.age, 5);
+    assert.ok((stale.age as number) >= 0.2, `stale age ${String(stale.age)}`);
 
     const swr = staleCache(h, { staleWhileRevalidate: 30 });
     let version = 0;
@@ -390,7 +377,7 @@ function informing(h: CacheHarness): void {
     assert.ok(b.age !== undefined && b.age >= 0 && b.age < 1, `age ${String(b.age)}`);
     assert.ok(b.ttlLeft !== undefined && b.ttlLeft > 59, `ttlLeft ${String(b.ttlLeft)}`);
     assert.deepEqual([c.value, c.status], [2, 'joined']);
-    assertHitAge(h, c.age, 5);
+    assertHitAge(c.age, 5);
     assert.ok(c.ttlLeft !== undefined && c.ttlLeft > 59, `ttlLeft ${String(c.ttlLeft)}`);
     // Joining a plain call in flight: nothing known of its entry.
     const plain = fn(7);
