@@ -16,30 +16,31 @@
     No error replies of its own.
 ]]
 
--- Wakes the lock's waiters, on the lock's own channel (named as its key), only if somebody
--- listens: one server, PUBSUB NUMSUB then PUBLISH; a cluster, the shard's SHARDNUMSUB then
--- SPUBLISH, so that the message stays on the shard. Where the count is refused (a server
--- without sharded pub/sub, before Redis 7, or an ACL without pubsub|numsub or
--- pubsub|shardnumsub), a classic PUBLISH, always: the subscribers are then classic too.
-local function wake(mode)
+-- Wakes the waiters of the lock whose key is KEYS[lock], on the lock's own channel
+-- (named as its key), only if somebody listens: one server, PUBSUB NUMSUB then PUBLISH; a
+-- cluster, the shard's SHARDNUMSUB then SPUBLISH, so that the message stays on the shard.
+-- Where the count is refused (a server without sharded pub/sub, before Redis 7, or an ACL
+-- without pubsub|numsub or pubsub|shardnumsub), a classic PUBLISH, always: the subscribers
+-- are then classic too.
+local function wake(mode, lock)
   if mode == 's' then
-    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[2])
+    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[lock])
     if listening.err then
-      redis.call('PUBLISH', KEYS[2], KEYS[2])
+      redis.call('PUBLISH', KEYS[lock], KEYS[lock])
     elseif listening[2] > 0 then
-      redis.call('SPUBLISH', KEYS[2], KEYS[2])
+      redis.call('SPUBLISH', KEYS[lock], KEYS[lock])
     end
   else
-    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[2])
+    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[lock])
     if listening.err or listening[2] > 0 then
-      redis.call('PUBLISH', KEYS[2], KEYS[2])
+      redis.call('PUBLISH', KEYS[lock], KEYS[lock])
     end
   end
 end
 
 local deleted = redis.call('UNLINK', KEYS[1])
 if redis.call('DEL', KEYS[2]) == 1 then
-  wake(ARGV[1])
+  wake(ARGV[1], 2)
   deleted = deleted + 1
 end
 return deleted

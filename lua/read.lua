@@ -17,6 +17,10 @@
     ARGV[4]     early beta    early refresh's weight, a number > 0; '' never refreshes early
     ARGV[5]     early random  a number in (0, 1], drawn by the client for this read
                               (ignored without ARGV[4])
+    ARGV[6]     tracked       '1' when the connection has CLIENT TRACKING on (a near-cache):
+                              the lock this read takes is then read back with PTTL, so that
+                              the connection hears when it is released or deleted (an
+                              invalidation while its holder computes); '' or absent: not
 
   Output:
     fresh hit: a bulk string, the stored entry bytes (header + payload). Its header's tag
@@ -28,9 +32,8 @@
           [2] locked     integer, 1 if this read took the lock with ARGV[1], else 0
           [3] lock TTL   integer, the milliseconds the lock still lives (PTTL: -2 no lock,
                          -1 no expiry): the other holder's when not locked; when locked,
-                         this read's own (ARGV[2]). Read with PTTL either way, so that a
-                         connection with CLIENT TRACKING on hears when the lock is released
-                         or deleted (an invalidation while its holder computes)
+                         this read's own: ARGV[2], read back with PTTL when ARGV[6] is '1'
+                         (which tracks the lock key on the connection)
     stale hit: an array of 4, the miss' three fields then
           [4] entry      bulk string, the stored entry bytes: its tag hash matches but its
                          fresh-until time has passed (kept for grace or
@@ -41,7 +44,7 @@
           this read then took the lock with ARGV[1]:
           [1] tag hash   as on a miss
           [2] locked     integer, 1
-          [3] lock TTL   integer, this read's own (PTTL)
+          [3] lock TTL   integer, this read's own (as on a miss)
           [4] entry      bulk string, the stored entry bytes (fresh: serve them)
           [5] early      integer, 1: the caller refreshes the entry and writes it with its
                          lock token
@@ -50,6 +53,15 @@
     A miss is an entry that is absent, shorter than 33 bytes, or whose header tag hash differs.
     No error replies of its own.
 ]]
+
+-- The TTL of a lock this read has just taken: its own, read back with PTTL on a tracked
+-- connection so that the lock key is tracked there.
+local function takenTtl()
+  if ARGV[6] == '1' then
+    return redis.call('PTTL', KEYS[2])
+  end
+  return tonumber(ARGV[2])
+end
 
 local versions = {}
 local created = 0
@@ -97,7 +109,7 @@ if entry and string.len(entry) >= 33 and string.sub(entry, 5, 20) == hash then
     if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
       return entry
     end
-    return {hash, 1, redis.call('PTTL', KEYS[2]), entry, 1}
+    return {hash, 1, takenTtl(), entry, 1}
   end
   stale = true
 end
@@ -105,7 +117,7 @@ end
 local reply
 local token = ARGV[1]
 if token ~= '' and redis.call('SET', KEYS[2], token, 'NX', 'PX', ARGV[2]) then
-  reply = {hash, 1, redis.call('PTTL', KEYS[2])}
+  reply = {hash, 1, takenTtl()}
 else
   reply = {hash, 0, redis.call('PTTL', KEYS[2])}
 end

@@ -17,7 +17,10 @@
     ARGV[1]     entry count   N, integer >= 1
     ARGV[2]     version seed  a fresh unique string; the n-th tag this call creates gets the
                               version seed .. '.' .. n (no TTL), so each is distinct
-    ARGV[3..]   per entry     for each entry in order, 5 + T values: its lock token (taken on
+    ARGV[3]     tracked       '1' when the connection has CLIENT TRACKING on (a near-cache):
+                              each lock this call takes is read back with PTTL (as read.lua's
+                              ARGV[6]); '' not
+    ARGV[4..]   per entry     for each entry in order, 5 + T values: its lock token (taken on
                               a miss with SET NX PX; '' reads without locking), its lock TTL
                               (milliseconds, integer >= 1, ignored when the token is ''), its
                               early-refresh beta and random number (as read.lua's ARGV[4] and
@@ -32,7 +35,8 @@
           bytes 21..33 (milliseconds since the epoch), is after the server's TIME;
     miss: an array of 3: [1] tag hash (bulk string, 16 hex digits; 'da39a3ee5e6b4b0d' for
           no tags), [2] locked (integer, 1 if this call took the lock with the entry's token,
-          else 0), [3] lock TTL (integer, PTTL of the lock key: -2 no lock, -1 no expiry);
+          else 0), [3] lock TTL (integer, PTTL of the lock key: -2 no lock, -1 no expiry;
+          when this call took the lock, its TTL, read back with PTTL when ARGV[3] is '1');
     stale hit: an array of 4, the miss' three fields then [4] the stored entry bytes;
     early refresh: an array of 5, [hash, 1, lock TTL, the fresh entry bytes, 1], decided and
           shaped exactly as read.lua's: on a fresh hit of a version 2 entry (byte 2 is '2',
@@ -53,8 +57,16 @@ local hashOf = {}
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+-- The TTL of a lock this call has just taken: as read.lua's takenTtl().
+local function takenTtl(lockIndex, lockTtl)
+  if ARGV[3] == '1' then
+    return redis.call('PTTL', KEYS[lockIndex])
+  end
+  return tonumber(lockTtl)
+end
+
 local replies = {}
-local arg = 3
+local arg = 4
 for i = 1, count do
   local token = ARGV[arg]
   local lockTtl = ARGV[arg + 1]
@@ -113,7 +125,7 @@ for i = 1, count do
           local computeMs = tonumber(string.sub(entry, 47, 53))
           if computeMs ~= nil and computeMs > 0 and now - computeMs * beta * math.log(random) >= freshUntil
               and redis.call('SET', KEYS[lockIndex], token, 'NX', 'PX', lockTtl) then
-            reply = {hash, 1, redis.call('PTTL', KEYS[lockIndex]), entry, 1}
+            reply = {hash, 1, takenTtl(lockIndex, lockTtl), entry, 1}
           end
         end
       end
@@ -124,7 +136,7 @@ for i = 1, count do
 
   if reply == nil then
     if token ~= '' and redis.call('SET', KEYS[lockIndex], token, 'NX', 'PX', lockTtl) then
-      reply = {hash, 1, redis.call('PTTL', KEYS[lockIndex])}
+      reply = {hash, 1, takenTtl(lockIndex, lockTtl)}
     else
       reply = {hash, 0, redis.call('PTTL', KEYS[lockIndex])}
     end

@@ -16,23 +16,24 @@
     No error replies of its own.
 ]]
 
--- Wakes the lock's waiters, on the lock's own channel (named as its key), only if somebody
--- listens: one server, PUBSUB NUMSUB then PUBLISH; a cluster, the shard's SHARDNUMSUB then
--- SPUBLISH, so that the message stays on the shard. Where the count is refused (a server
--- without sharded pub/sub, before Redis 7, or an ACL without pubsub|numsub or
--- pubsub|shardnumsub), a classic PUBLISH, always: the subscribers are then classic too.
-local function wake(mode)
+-- Wakes the waiters of the lock whose key is KEYS[lock], on the lock's own channel
+-- (named as its key), only if somebody listens: one server, PUBSUB NUMSUB then PUBLISH; a
+-- cluster, the shard's SHARDNUMSUB then SPUBLISH, so that the message stays on the shard.
+-- Where the count is refused (a server without sharded pub/sub, before Redis 7, or an ACL
+-- without pubsub|numsub or pubsub|shardnumsub), a classic PUBLISH, always: the subscribers
+-- are then classic too.
+local function wake(mode, lock)
   if mode == 's' then
-    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[1])
+    local listening = redis.pcall('PUBSUB', 'SHARDNUMSUB', KEYS[lock])
     if listening.err then
-      redis.call('PUBLISH', KEYS[1], KEYS[1])
+      redis.call('PUBLISH', KEYS[lock], KEYS[lock])
     elseif listening[2] > 0 then
-      redis.call('SPUBLISH', KEYS[1], KEYS[1])
+      redis.call('SPUBLISH', KEYS[lock], KEYS[lock])
     end
   else
-    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[1])
+    local listening = redis.pcall('PUBSUB', 'NUMSUB', KEYS[lock])
     if listening.err or listening[2] > 0 then
-      redis.call('PUBLISH', KEYS[1], KEYS[1])
+      redis.call('PUBLISH', KEYS[lock], KEYS[lock])
     end
   end
 end
@@ -41,5 +42,5 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-wake(ARGV[2])
+wake(ARGV[2], 1)
 return 1

@@ -342,6 +342,15 @@ export function isStructuredEntry(bytes: Uint8Array): boolean {
 }
 
 /**
+ * Whether an encoded entry is UTF-8 text from end to end: an ASCII header and an uncompressed
+ * JSON payload (`JSON.stringify` escapes lone surrogates, so its UTF-8 is always well formed).
+ * Such bytes can travel as the string they decode to, whose UTF-8 encoding is the same bytes.
+ */
+export function isTextEntry(bytes: Uint8Array): boolean {
+  return bytes[0] === MAGIC && bytes[2] === SER_JSON && bytes[3] === COMP_NONE;
+}
+
+/**
  * Visits, depth first and in a fixed order, the objects of a value that the structured
  * serialiser keeps with their identity and whose own properties it writes: ordinary objects,
  * arrays, maps and sets (not Date, RegExp, Buffer, typed arrays, errors, boxed primitives).

@@ -1,6 +1,7 @@
 /**
  * Socket-write coalescing: a lone call is written at once (a plain write, no cork), a crowd is
- * corked until the end of its tick. Watched on the connection's socket (`writableCorked`).
+ * corked until the end of its tick. Watched on the connection's socket (`writableCorked`), with
+ * `batch: false` so that each read is its own command (tick batching: `batch.spec.ts`).
  */
 
 import { expect } from 'chai';
@@ -19,7 +20,7 @@ describe('RedisBackend write coalescing', function () {
 
   before(async function () {
     server = await startRedisServer();
-    backend = new RedisBackend({ host: server.host, port: server.port });
+    backend = new RedisBackend({ host: server.host, port: server.port, batch: false });
     backend.attach({ prefix: 'co', codec: new EntryCodec() });
   });
 

@@ -93,12 +93,16 @@ export function scriptOf(command: LoggedCommand): string | undefined {
   return undefined;
 }
 
-/** A MONITOR argument as it was sent: MONITOR escapes quotes, control and non-ASCII bytes. */
+/**
+ * A MONITOR argument as it was sent, read as UTF-8: MONITOR escapes quotes, control and
+ * non-ASCII bytes (a script's `×` is two escaped bytes).
+ */
 export function unescapeMonitor(text: string): string {
   const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', '"': '"', '\\': '\\' };
-  return text.replace(/\\(x[0-9a-f]{2}|[nrtab"\\])/g, (_, code: string) =>
+  const bytes = text.replace(/\\(x[0-9a-f]{2}|[nrtab"\\])/g, (_, code: string) =>
     code.startsWith('x') ? String.fromCharCode(parseInt(code.slice(1), 16)) : (simple[code] as string),
   );
+  return Buffer.from(bytes, 'latin1').toString('utf8');
 }
 
 /** The script commands among `commands` (EVAL, EVALSHA, SCRIPT …), as `name script` strings. */

@@ -89,8 +89,8 @@ describe('RedisBackend script loading', function () {
     expect(errors).to.deep.equal([]);
   });
 
-  it('after SCRIPT FLUSH, 200 concurrent hits send the body once (one EVAL, no SCRIPT LOAD) and none is recomputed', async function () {
-    const { cache, errors } = newCache(server);
+  it('after SCRIPT FLUSH, 200 concurrent hits send the body once (one EVAL, no SCRIPT LOAD) and none is recomputed (batch: false)', async function () {
+    const { cache, errors } = newCache(server, { batch: false });
     let calls = 0;
     const f = cache.wrap(async function f(n: number) {
       calls++;
@@ -116,6 +116,38 @@ describe('RedisBackend script loading', function () {
     expect(new Set(commands)).to.deep.equal(new Set(['evalsha read', 'eval read']));
     // Loaded again: one EVALSHA per hit.
     expect(scriptCommands(await log.record(() => f(7)))).to.deep.equal(['evalsha read']);
+  });
+
+  it('after SCRIPT FLUSH, 200 concurrent hits, batched: one body per script (read.lua for the first, readMany.lua for the rest), none recomputed', async function () {
+    const { cache, errors } = newCache(server);
+    let calls = 0;
+    const f = cache.wrap(async function f(n: number) {
+      calls++;
+      return n * 3;
+    }, { tags: ['t'] });
+    const keys = Array.from({ length: 200 }, (_, i) => i);
+    await Promise.all(keys.map((n) => f(n)));
+    expect(calls).to.equal(200);
+    const warm = scriptCommands(await log.record(() => Promise.all(keys.map((n) => f(n)))));
+    // The tick's first read goes out alone (unless the reads before were a crowd too); the others
+    // in readMany.lua calls of 32 at most.
+    const alone = warm.filter((c) => c === 'evalsha read').length;
+    expect(alone).to.be.at.most(1);
+    expect(warm.filter((c) => c === 'evalsha readMany')).to.have.length(Math.ceil((200 - alone) / 32));
+    await admin.script('FLUSH');
+    let results: number[] = [];
+    const commands = scriptCommands(await log.record(async () => {
+      results = await Promise.all(keys.map((n) => f(n)));
+    }));
+    expect(results).to.deep.equal(keys.map((n) => n * 3));
+    expect(calls).to.equal(200);
+    expect(errors).to.deep.equal([]);
+    const count = (what: string): number => commands.filter((c) => c === what).length;
+    expect(count('eval read'), commands.join(', ')).to.be.at.most(1);
+    expect(count('eval readMany'), commands.join(', ')).to.equal(1);
+    expect(count('script load')).to.equal(0);
+    // At most one request more per script call than warm.
+    expect(commands.length).to.be.at.most(2 * warm.length);
   });
 
   /**
@@ -165,10 +197,10 @@ describe('RedisBackend script loading', function () {
     };
   }
 
-  it('5,000 concurrent first calls on a fresh server, default backendTimeout: one body per script and connection, no NOSCRIPT, no SCRIPT LOAD', async function () {
+  it('5,000 concurrent first calls on a fresh server, default backendTimeout, batch: false: one body per script and connection, no NOSCRIPT, no SCRIPT LOAD', async function () {
     // How many of them pass the 250 ms deadline depends on the machine (most of the time goes to
     // the client's own CPU and GC, before the connection is even open): the count is printed.
-    const { served, failed } = await burstOnFreshServer({});
+    const { served, failed } = await burstOnFreshServer({ batch: false });
     expect(served.evalsha ?? 0).to.be.greaterThan(4000); // the reads did reach the server
     // One connection: at most one EVAL per script (read, write, and release for the locks of the
     // calls that fell back), every other call an EVALSHA.
@@ -177,8 +209,8 @@ describe('RedisBackend script loading', function () {
     expect(failed.NOSCRIPT ?? 0).to.equal(0);
   });
 
-  it('5,000 concurrent first calls on a fresh server, every one answered: one request each (one EVAL per script), all cached afterwards', async function () {
-    const { served, failed, first, again } = await burstOnFreshServer({ backendTimeout: 60_000, circuitBreaker: false });
+  it('5,000 concurrent first calls on a fresh server, every one answered, batch: false: one request each (one EVAL per script), all cached afterwards', async function () {
+    const { served, failed, first, again } = await burstOnFreshServer({ backendTimeout: 60_000, circuitBreaker: false, batch: false });
     expect(first.fallbacks).to.equal(0);
     expect(first.computations).to.equal(5000);
     expect(served.eval).to.equal(2); // read.lua and write-2.lua, once each
@@ -187,5 +219,27 @@ describe('RedisBackend script loading', function () {
     expect(failed.NOSCRIPT ?? 0).to.equal(0);
     // The burst's entries are cached: a second pass hits, computing nothing.
     expect(await again()).to.deep.equal({ hits: 5000, calls: 5000 });
+  });
+
+  it('5,000 concurrent first calls on a fresh server, batched, every one answered: one body per script, a script call per 32 reads and per 32 writes, all cached afterwards', async function () {
+    const { served, failed, first, again } = await burstOnFreshServer({ backendTimeout: 60_000, circuitBreaker: false });
+    // One tick issues the 5,000 reads: the first alone (read.lua), the rest in readMany.lua
+    // calls of 32; their writes likewise (write-2.lua, writeMany.lua).
+    const batches = Math.ceil(4999 / 32);
+    expect(first.fallbacks).to.equal(0);
+    expect(first.computations).to.equal(5000);
+    expect(served.eval ?? 0).to.equal(4); // read, readMany, write, writeMany: one body each
+    expect((served.eval ?? 0) + (served.evalsha ?? 0)).to.equal(2 * (1 + batches));
+    expect(served['script|load'] ?? 0).to.equal(0);
+    expect(failed.NOSCRIPT ?? 0).to.equal(0);
+    expect(await again()).to.deep.equal({ hits: 5000, calls: 5000 });
+  });
+
+  it('5,000 concurrent first calls on a fresh server, batched, default backendTimeout: no NOSCRIPT, no SCRIPT LOAD, the count that beat the deadline printed', async function () {
+    const { served, failed, first } = await burstOnFreshServer({});
+    expect(first.computations + first.fallbacks).to.be.at.least(5000);
+    expect(served.eval ?? 0).to.be.at.most(5); // read, readMany, write, writeMany, release
+    expect(served['script|load'] ?? 0).to.equal(0);
+    expect(failed.NOSCRIPT ?? 0).to.equal(0);
   });
 });

@@ -253,14 +253,31 @@ describe('Redis scripts (lua/)', function () {
       'PUBLISH KEYS[2]': 'KEYS[2] published on KEYS[2]',
       'SPUBLISH KEYS[2]': 'KEYS[2] published on KEYS[2]',
     },
+    'writeMany.lua': {
+      'SET KEYS[2 * i - 1]': 'stores the entry (SET of the entry keys)',
+      'DEL KEYS[2 * i]': 'releasing the lock in the same step (DEL of the lock keys)',
+      'PUBLISH KEYS[2 * i]': 'KEYS[2 * i] published on KEYS[2 * i]',
+      'SPUBLISH KEYS[2 * i]': 'KEYS[2 * i] published on KEYS[2 * i]',
+    },
   };
+
+  /**
+   * `KEYS[lock]`, the parameter of wake() (and of writeMany.lua's wakeAll()), as the key its
+   * callers pass: the literal index of the script's one wake() call, or the lock keys writeMany
+   * releases (`2 * i`).
+   */
+  function lockKeyOfWake(script: RedisScript, effect: string): string {
+    if (!effect.endsWith(' KEYS[lock]')) return effect;
+    const index = /^\s*wake\(ARGV\[\d+\], (\d+)\)$/m.exec(script.source)?.[1] ?? (script.source.includes('released[#released + 1] = 2 * i') ? '2 * i' : '?');
+    return effect.replace('KEYS[lock]', `KEYS[${index}]`);
+  }
 
   it("each script's writes and publications are the ones its header states", function () {
     expect(Object.keys(documentedEffects).sort()).to.deep.equal(listRedisScripts().map((s) => s.file));
     const verbs: Record<string, RegExp> = { SET: /stor|creat|tak/i, DEL: /delet|releas/i, UNLINK: /delet/i, PUBLISH: /publish/i, SPUBLISH: /publish/i };
     for (const script of listRedisScripts()) {
       const documented = documentedEffects[script.file] ?? {};
-      const effects = new Set(commandCalls(script).flatMap(effectsOf));
+      const effects = new Set(commandCalls(script).flatMap(effectsOf).map((effect) => lockKeyOfWake(script, effect)));
       expect([...effects].sort(), script.file).to.deep.equal(Object.keys(documented).sort());
       const header = script.header.text.replace(/\s+/g, ' ');
       for (const [effect, quote] of Object.entries(documented)) {
@@ -413,26 +430,32 @@ describe('the release scripts share one wake()', function () {
     return /^local function wake\([\s\S]*?^end$/m.exec(script.source)?.[0];
   }
 
-  /** A script's wake() with its lock key's index written `KEYS[lock]`, after checking it is the lock key. */
-  function normalisedWake(script: RedisScript): string | undefined {
-    const wake = wakeOf(script);
-    if (wake === undefined) return undefined;
-    const indexes = [...new Set([...wake.matchAll(/KEYS\[(\d+)\]/g)].map((match) => match[1] ?? ''))];
-    expect(indexes, `${script.file}: wake() names one key`).to.have.length(1);
-    const key = script.header.keys.find((parameter) => parameter.index === indexes[0]);
-    expect(key?.description, `${script.file}: KEYS[${indexes[0]}] is the lock key`).to.match(/^lock key/);
-    return wake.replace(/KEYS\[\d+\]/g, 'KEYS[lock]');
-  }
-
-  it('every script that deletes a lock has it, identical to write.lua\'s but for the lock key\'s index', function () {
+  it('every script that deletes one lock has it, identical to write.lua\'s, and calls it with the index of its lock key', function () {
     const scripts = listRedisScripts();
-    const reference = normalisedWake(redisScripts().write);
+    const reference = wakeOf(redisScripts().write);
     expect(reference, 'write.lua defines wake()').to.be.a('string');
     const withWake = scripts.filter((script) => wakeOf(script) !== undefined).map((script) => script.file).sort();
     expect(withWake).to.deep.equal(['invalidate-2.lua', 'release-1.lua', 'set.lua', 'write-2.lua']);
     for (const script of scripts) {
-      const wake = normalisedWake(script);
-      if (wake !== undefined) expect(wake, script.file).to.equal(reference);
+      const wake = wakeOf(script);
+      if (wake === undefined) continue;
+      expect(wake, script.file).to.equal(reference);
+      const calls = [...script.source.matchAll(/^\s*wake\(ARGV\[\d+\], (\d+)\)$/gm)].map((match) => match[1]);
+      expect(calls, `${script.file} calls wake()`).to.have.length(1);
+      const key = script.header.keys.find((parameter) => parameter.index === calls[0]);
+      expect(key?.description, `${script.file}: wake()'s KEYS[${calls[0]}] is the lock key`).to.match(/^lock key/);
     }
+  });
+
+  it("writeMany.lua's wakeAll() wakes as wake() does, one PUBSUB count for all the locks it released", function () {
+    const source = redisScripts().writeMany.source;
+    expect(wakeOf(redisScripts().writeMany)).to.equal(undefined);
+    const wakeAll = /^local function wakeAll\([\s\S]*?^end$/m.exec(source)?.[0] ?? '';
+    // The same commands as wake(), on KEYS of the released locks (KEYS[2i]: lock keys).
+    for (const command of ["'PUBSUB'", "'SHARDNUMSUB'", "'NUMSUB'", "'PUBLISH', KEYS[lock], KEYS[lock]", "'SPUBLISH', KEYS[lock], KEYS[lock]"]) {
+      expect(wakeAll, command).to.include(command);
+    }
+    expect(source).to.include('released[#released + 1] = 2 * i');
+    expect(redisScripts().writeMany.header.keys[0]?.description).to.match(/KEYS\[2i\] its lock key/);
   });
 });

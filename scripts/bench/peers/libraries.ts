@@ -1,6 +1,9 @@
 /**
  * Every library of the peer benchmark behind one small interface, each configured the way its
  * README recommends, all reading and writing the same 100-byte value on the same servers.
+ * hermes is the built package (`dist/`, what an app installs and runs; `npm run bench:peers`
+ * builds it first), as the peers are their published builds: run from `src/` through tsx, every
+ * function hermes creates per call would also pay for the `__name` calls tsx adds.
  *
  * A {@link Library} is a read-through cache of `value(i)` keyed by `i`, in two flavours: an
  * untagged key space and a key space whose entries carry the tags {@link TAGS}. The raw rows
@@ -16,10 +19,19 @@ import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
 import { createCache } from 'cache-manager';
 import { Cacheable } from 'cacheable';
 import { createKeyv as createKeyvRedis } from '@keyv/redis';
-import { Hermes, MemoryBackend } from '../../../src/index.js';
-import { RedisBackend } from '../../../src/backend/redis/index.js';
-import { MemcachedBackend } from '../../../src/backend/memcached/index.js';
-import { redisScripts } from '../../../src/backend/redis/scripts.js';
+import type * as HermesApi from '../../../src/index.js';
+import type * as RedisApi from '../../../src/backend/redis/index.js';
+import type * as MemcachedApi from '../../../src/backend/memcached/index.js';
+import type * as ScriptsApi from '../../../src/backend/redis/scripts.js';
+
+// The built package, typed by its sources (the same API): loaded by path at run time, so that
+// type-checking does not need `dist/`.
+const built = (path: string): Promise<unknown> => import(new URL(`../../../dist/${path}`, import.meta.url).href);
+const { Hermes, MemoryBackend } = (await built('index.js')) as typeof HermesApi;
+const { RedisBackend } = (await built('backend/redis/index.js')) as typeof RedisApi;
+const { MemcachedBackend } = (await built('backend/memcached/index.js')) as typeof MemcachedApi;
+const { redisScripts } = (await built('backend/redis/scripts.js')) as typeof ScriptsApi;
+type Hermes<O> = HermesApi.Hermes<O>;
 
 /** The three tags of every tagged entry. */
 export const TAGS: readonly string[] = ['a', 'b', 'c'];

@@ -45,13 +45,14 @@
  */
 
 import { Cluster, Redis } from 'ioredis';
-import { FRESH_UNTIL_OFFSET, TAG_HASH_OFFSET } from '../../codec.js';
+import { FRESH_UNTIL_OFFSET, isTextEntry, TAG_HASH_OFFSET } from '../../codec.js';
 import { uniqueToken } from '../../keys.js';
 import type { Backend, BackendContext, EntryRef, NearCacheStats, ReadReply, ReadRequest, SetRequest, StoredEntry, WriteRequest } from '../backend.js';
 import { decodeForDump, sortedByKey } from '../kit.js';
 import { earlyRandom } from '../early.js';
 import type { BucketLayout } from './buckets.js';
 import { ClusterReadiness } from './cluster.js';
+import { chunksBySlot, type Pending, TickBatch } from './batch.js';
 import { createWriteCoalescer, type WriteCoalescer } from './coalesce.js';
 import { RedisBackendClosedError, RedisReplicationError, RedisUnavailableError } from './errors.js';
 import { REDIS_OPTION_NAMES, type RedisBackendOptions, resolveRedisOptions, validateRedisOptions } from './options.js';
@@ -70,6 +71,14 @@ const COMMAND_TIMED_OUT = 'Command timed out';
  * size (still sent together), so that no single script holds the server for long.
  */
 export const READ_MANY_CHUNK = 256;
+/**
+ * With the `batch` option, the most reads (or writes) of one tick sent in one script call: a
+ * tick with more sends each 32 as they fill, so that the server runs the first call while the
+ * client still builds the next ones (one call per tick would have the client and the server take
+ * turns). Measured at 64 concurrent misses (`npm run bench:peers`): 16 to 32 served best, 64 (a
+ * single call per tick) half as well.
+ */
+export const TICK_BATCH_SIZE = 32;
 /** No tags: the KEYS of the scripts that take an entry and its lock only. */
 const NO_TAGS: readonly string[] = Object.freeze([]);
 
@@ -94,6 +103,11 @@ export class RedisBackend implements Backend {
   readonly #caller: ScriptCaller;
   readonly #coalescer: WriteCoalescer;
   readonly #wakeups: LockWakeups;
+  /** With the `batch` option: the reads, and the writes, issued in the current tick. */
+  readonly #reads: TickBatch<ReadRequest, ReadReply> | undefined;
+  readonly #writes: TickBatch<WriteRequest, boolean> | undefined;
+  /** The scripts' `tracked` argument: `'1'` with the near-cache (CLIENT TRACKING on the connection), else `''`. */
+  readonly #tracked: '1' | '';
   /** How the scripts wake a lock's waiters (their `wake mode` argument): `'n'` on one server, `'s'` on a cluster. */
   readonly #wakeMode: 'n' | 's';
   /** How long `close()` waits for its own client to end, in ms. */
@@ -151,10 +165,13 @@ export class RedisBackend implements Backend {
     this.buckets = this.#placement.layout;
     this.#wakeMode = client instanceof Cluster ? 's' : 'n';
     this.#coalescer = createWriteCoalescer(client, resolved.writeBatch);
+    this.#reads = resolved.batch ? new TickBatch(this.#sendReads, TICK_BATCH_SIZE) : undefined;
+    this.#writes = resolved.batch ? new TickBatch(this.#sendWrites, TICK_BATCH_SIZE) : undefined;
     const near = resolved.nearCache === undefined
       ? undefined
       : new NearFront(client, resolved.nearCache, this.#placement, this.#prefixes, this.#onClientError, () => { this.#wakeups.open(); });
     this.#near = near;
+    this.#tracked = near === undefined ? '' : '1';
     this.#wakeups = new LockWakeups(
       client,
       this.#onClientError,
@@ -185,8 +202,22 @@ export class RedisBackend implements Backend {
     this.#prefixes.attach(context);
   }
 
-  /** One call of `read.lua`: tags, tag hash, entry and (on a miss) the lock, atomically. */
+  /**
+   * One read: tags, tag hash, entry and (on a miss) the lock, atomically — one call of
+   * `read.lua`, or, among the reads concurrent calls issue in the same tick (the `batch`
+   * option), one entry of a `readMany.lua` call (see `batch.ts`).
+   */
   read(request: ReadRequest): Promise<ReadReply> {
+    // A refresh ignores the entry (`lock.lua`): never batched.
+    if (request.refresh !== true && this.#reads !== undefined) {
+      const queued = this.#reads.add(request);
+      if (queued !== undefined) return queued;
+    }
+    return this.#readOne(request);
+  }
+
+  /** One call of `read.lua` (`lock.lua` for a refresh). */
+  #readOne(request: ReadRequest): Promise<ReadReply> {
     const { lockToken, tagKeys } = request;
     // A refresh ignores the entry: `lock.lua` answers as `read.lua` does on a miss.
     const script = request.refresh === true ? this.#scripts.lock : this.#scripts.read;
@@ -199,8 +230,9 @@ export class RedisBackend implements Backend {
     // Early refresh: the script decides with the server's clock; the random draw is ours.
     const early = request.earlyRefresh !== undefined && lockToken !== undefined;
     const argv: ScriptArgument[] = [lockToken ?? '', Math.max(1, Math.ceil(request.lockTtlMs)), tagKeys.length === 0 ? '' : uniqueToken()];
-    // lock.lua takes the first three only.
-    if (script === this.#scripts.read) argv.push(early ? request.earlyRefresh : '', early ? earlyRandom() : '');
+    // lock.lua takes the first three only. With the near-cache, a lock this read takes is read
+    // back (PTTL) so that the tracking connection hears of its deletion.
+    if (script === this.#scripts.read) argv.push(early ? request.earlyRefresh : '', early ? earlyRandom() : '', this.#tracked);
     const sentAt = Date.now();
     const near = this.#near;
     const since = near === undefined ? 0 : near.readSent();
@@ -251,39 +283,47 @@ export class RedisBackend implements Backend {
   /**
    * Many reads, each with the meaning of {@link RedisBackend.read}: one call of `readMany.lua`
    * per slot (all the entries on one server; on a cluster, those of one bucket), at most
-   * {@link READ_MANY_CHUNK} entries each. The calls of one tick go out in one socket write per
-   * connection, so a batch costs one round trip per server. Each entry's promise settles on
-   * its own: a failing master fails only the entries it serves.
+   * {@link READ_MANY_CHUNK} entries each (a slot with one entry: one `read.lua`). The calls of
+   * one tick go out in one socket write per connection, so a batch costs one round trip per
+   * server. Each entry's promise settles on its own: a failing master fails only the entries
+   * it serves.
    */
   readMany(requests: readonly ReadRequest[]): Promise<ReadReply>[] {
-    const results = new Array<Promise<ReadReply>>(requests.length);
-    const groups = new Map<number, number[]>();
-    for (let i = 0; i < requests.length; i++) {
-      const group = this.#placement.slotOf((requests[i] as ReadRequest).ref);
-      const members = groups.get(group);
-      if (members === undefined) groups.set(group, [i]);
-      else members.push(i);
-    }
-    for (const members of groups.values()) {
-      for (let start = 0; start < members.length; start += READ_MANY_CHUNK) {
-        const chunk = members.slice(start, start + READ_MANY_CHUNK);
-        this.#readChunk(requests, chunk, results);
-      }
-    }
+    const pending: Pending<ReadRequest, ReadReply>[] = [];
+    const results = requests.map(
+      (request) =>
+        new Promise<ReadReply>((resolve, reject) => {
+          pending.push({ request, resolve, reject });
+        }),
+    );
+    this.#sendReads(pending);
     return results;
   }
 
-  /** One call of `readMany.lua` for the requests at `indexes` (all of one slot); their promises put in `results`. */
-  #readChunk(requests: readonly ReadRequest[], indexes: readonly number[], results: Promise<ReadReply>[]): void {
+  /** Sends reads (a batch, or the reads queued in a tick): one script call per slot and chunk. */
+  readonly #sendReads = (pending: Pending<ReadRequest, ReadReply>[]): void => {
+    const placement = this.#placement;
+    for (const chunk of chunksBySlot(pending, (item) => placement.slotOf(item.request.ref), READ_MANY_CHUNK)) {
+      if (chunk.length === 1) {
+        const { request, resolve, reject } = chunk[0] as Pending<ReadRequest, ReadReply>;
+        this.#readOne(request).then(resolve, reject);
+      } else {
+        this.#readChunk(chunk);
+      }
+    }
+    this.#coalescer.flush();
+  };
+
+  /** One call of `readMany.lua` for these reads (all of one slot), settling each. */
+  #readChunk(chunk: readonly Pending<ReadRequest, ReadReply>[]): void {
     const script = this.#scripts.readMany;
     const placement = this.#placement;
     const entryKeys: string[] = [];
     const tagKeys: string[] = [];
     const tagPositions = new Map<string, number>();
-    const argv: ScriptArgument[] = [indexes.length, uniqueToken()];
+    const argv: ScriptArgument[] = [chunk.length, uniqueToken(), this.#tracked];
     let tagged = false;
-    for (const index of indexes) {
-      const request = requests[index] as ReadRequest;
+    for (const { request } of chunk) {
       const keys = placement.keysOf(request.ref, request.tagKeys);
       entryKeys.push(keys[0] as string, keys[1] as string);
       // Early refresh: each entry gets its own random draw; the script decides with the server's clock.
@@ -310,26 +350,31 @@ export class RedisBackend implements Backend {
     if (!tagged) argv[1] = '';
     const sentAt = Date.now();
     const since = this.#near === undefined ? 0 : this.#near.readSent();
-    const call = this.#call(script, entryKeys.concat(tagKeys), argv, (reply): unknown[] => {
-      if (!Array.isArray(reply) || reply.length !== indexes.length) {
-        throw new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
-      }
-      return reply as unknown[];
-    });
-    indexes.forEach((index, j) => {
-      const request = requests[index] as ReadRequest;
-      const lockKey = entryKeys[2 * j + 1] as string;
-      results[index] = call.then(
-        (replies) => this.#readReply(request, lockKey, sentAt, since, replies[j], script),
-        (error: unknown) => {
+    this.#call(script, tagKeys.length === 0 ? entryKeys : entryKeys.concat(tagKeys), argv).then(
+      (reply) => {
+        if (!Array.isArray(reply) || reply.length !== chunk.length) {
+          const error = new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+          for (const item of chunk) item.reject(error);
+          return;
+        }
+        chunk.forEach(({ request, resolve, reject }, j) => {
+          try {
+            resolve(this.#readReply(request, entryKeys[2 * j + 1] as string, sentAt, since, reply[j], script));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+      (error: unknown) => {
+        for (const { request, reject } of chunk) {
           // As in read(): a timed-out call may still take the locks once the server answers.
           if (request.lockToken !== undefined && error instanceof Error && error.message === COMMAND_TIMED_OUT) {
             this.release(request.ref, request.lockToken).catch(() => undefined);
           }
-          throw error;
-        },
-      );
-    });
+          reject(error);
+        }
+      },
+    );
   }
 
   /**
@@ -341,19 +386,66 @@ export class RedisBackend implements Backend {
     return this.#placement.failureDomain(ref);
   }
 
-  /** One call of `write-2.lua`: stores the entry (if the lock is still ours) and releases the lock. */
-  async write(request: WriteRequest): Promise<boolean> {
+  /**
+   * One write: stores the entry (if the lock is still ours) and releases the lock — one call of
+   * `write-2.lua`, or, among the writes concurrent calls issue in the same tick (the `batch`
+   * option), one entry of a `writeMany.lua` call.
+   */
+  write(request: WriteRequest): Promise<boolean> {
     const { entry } = request;
-    if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: write() takes an encoded entry');
-    const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
+    if (!(entry instanceof Uint8Array)) return Promise.reject(new TypeError('RedisBackend stores bytes: write() takes an encoded entry'));
+    if (this.#writes !== undefined) {
+      const queued = this.#writes.add(request);
+      if (queued !== undefined) return queued;
+    }
+    return this.#writeOne(request);
+  }
+
+  /** One call of `write-2.lua`. */
+  #writeOne(request: WriteRequest): Promise<boolean> {
     const { ref } = request;
-    const reply = await this.#call(
+    return this.#call(
       this.#scripts.write,
       this.#placement.keysOf(ref, NO_TAGS),
-      [bytes, Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#wakeMode],
+      [entryArgument(request.entry), Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '', this.#wakeMode],
+      isOne,
     );
-    return reply === 1;
   }
+
+  /** Sends the writes queued in a tick: one script call per slot and chunk. */
+  readonly #sendWrites = (pending: Pending<WriteRequest, boolean>[]): void => {
+    const placement = this.#placement;
+    for (const chunk of chunksBySlot(pending, (item) => placement.slotOf(item.request.ref), READ_MANY_CHUNK)) {
+      if (chunk.length === 1) {
+        const { request, resolve, reject } = chunk[0] as Pending<WriteRequest, boolean>;
+        this.#writeOne(request).then(resolve, reject);
+        continue;
+      }
+      const keys: string[] = [];
+      const argv: ScriptArgument[] = [this.#wakeMode];
+      for (const { request } of chunk) {
+        keys.push(...placement.keysOf(request.ref, NO_TAGS));
+        argv.push(entryArgument(request.entry), Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '');
+      }
+      const script = this.#scripts.writeMany;
+      this.#call(script, keys, argv).then(
+        (reply) => {
+          if (!Array.isArray(reply) || reply.length !== chunk.length) {
+            const error = new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+            for (const item of chunk) item.reject(error);
+            return;
+          }
+          chunk.forEach((item, j) => {
+            item.resolve(reply[j] === 1);
+          });
+        },
+        (error: unknown) => {
+          for (const item of chunk) item.reject(error);
+        },
+      );
+    }
+    this.#coalescer.flush();
+  };
 
   /**
    * One call of `set.lua`: stores the entry stamped with the tags' current hash and deletes its
@@ -362,7 +454,7 @@ export class RedisBackend implements Backend {
   async set(request: SetRequest): Promise<void> {
     const { entry, ref, tagKeys } = request;
     if (!(entry instanceof Uint8Array)) throw new TypeError('RedisBackend stores bytes: set() takes an encoded entry');
-    const bytes = Buffer.isBuffer(entry) ? entry : Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength);
+    const bytes = bytesOf(entry);
     // As invalidate() does: this process' near-cache forgets the entry before and after.
     const acknowledged = this.#near?.invalidating(ref);
     await this.#call(this.#scripts.set, this.#placement.keysOf(ref, tagKeys), [
@@ -485,11 +577,15 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * Resolves pending waits as timed out, closes the subscriber connection and, if the backend
-   * opened it, the client (a given `client` stays open). Idempotent.
+   * Sends the reads and writes queued in this tick, resolves pending waits as timed out, closes
+   * the subscriber connection and, if the backend opened it, the client (a given `client` stays
+   * open). Idempotent.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Reads and writes queued in this tick were issued before close(): they go out before QUIT.
+    this.#reads?.flush();
+    this.#writes?.flush();
     this.#closed = true;
     // The connections the backend opened keep their error listener after close: a late error
     // on them (a write failing with EPIPE once the server is gone) is absorbed, never printed
@@ -642,6 +738,28 @@ function nodeName(node: unknown): string {
   if (node === null || typeof node !== 'object') return '?';
   const { host, port } = node as { host?: unknown; port?: unknown };
   return `${typeof host === 'string' ? host : 'localhost'}:${typeof port === 'number' || typeof port === 'string' ? port : 6379}`;
+}
+
+/** An encoded entry as a Buffer (a view of the same bytes, not a copy). */
+function bytesOf(entry: StoredEntry): Buffer {
+  const bytes = entry as Uint8Array;
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * An encoded entry as a script argument: the string its bytes decode to when they are UTF-8
+ * text (a JSON entry, see {@link isTextEntry}) — the same bytes on the wire, and ioredis writes a
+ * command of strings as one string, without its slower per-argument path for Buffers — else the
+ * bytes.
+ */
+function entryArgument(entry: StoredEntry): Buffer | string {
+  const bytes = bytesOf(entry);
+  return isTextEntry(bytes) ? bytes.toString('utf8') : bytes;
+}
+
+/** A script's integer reply 1 (stored, released) as `true`. */
+function isOne(reply: unknown): boolean {
+  return reply === 1;
 }
 
 /** ioredis' errors for a command lost with its connection (rather than refused by the server). */

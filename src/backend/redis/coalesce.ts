@@ -15,11 +15,13 @@ import { Cluster, type Redis } from 'ioredis';
 export interface WriteCoalescer {
   /** Before a command goes to the client. */
   beforeWrite(): void;
+  /** Writes out what is corked now (the tick goes on corked): a batch of script calls is worth sending at once. */
+  flush(): void;
 }
 
 /** The coalescer for a client: none with `writeBatch` 1, else one per topology. */
 export function createWriteCoalescer(client: Redis | Cluster, writeBatch: number): WriteCoalescer {
-  if (writeBatch <= 1) return { beforeWrite: () => undefined };
+  if (writeBatch <= 1) return { beforeWrite: () => undefined, flush: () => undefined };
   return client instanceof Cluster ? new MastersCoalescer(client, writeBatch) : new StreamCoalescer(client, writeBatch);
 }
 
@@ -67,6 +69,14 @@ class StreamCoalescer implements WriteCoalescer {
       stream.uncork();
       stream.cork();
     }
+  }
+
+  flush(): void {
+    const stream = this.#corked;
+    if (stream === undefined) return;
+    this.#batched = 0;
+    stream.uncork();
+    stream.cork();
   }
 
   #cork(stream: Stream): void {
@@ -122,6 +132,16 @@ class MastersCoalescer implements WriteCoalescer {
         stream.uncork();
         stream.cork();
       }
+    }
+  }
+
+  flush(): void {
+    const corked = this.#corked;
+    if (corked === undefined) return;
+    this.#batched = 0;
+    for (const stream of corked) {
+      stream.uncork();
+      stream.cork();
     }
   }
 

@@ -83,6 +83,17 @@ export interface RedisBackendOptions extends RedisOptions {
    */
   writeBatch?: number | undefined;
   /**
+   * Reads and writes of entries that concurrent calls issue in the same tick go to Redis
+   * together: one call of `readMany.lua` (or `writeMany.lua`) per slot, at most 256 entries
+   * each, instead of one script call each — a fraction of the client's and the server's work
+   * per call. Each entry keeps its own answer, lock and failure, exactly as its own script would
+   * give them. A lone call (nothing else issued in its tick, none in the tick before) goes out
+   * at once as its own `read.lua` or `write-2.lua`, so the figures at concurrency 1 do not
+   * change. `false` sends every read and write as its own script call.
+   * @default true
+   */
+  batch?: boolean | undefined;
+  /**
    * Invalidations (`invalidate`, `clean(tags)`, `clean()`) resolve only once this many replicas
    * have them (`WAIT`, for at most half of `commandTimeout`), else they reject and the caller
    * retries. Redis replicates asynchronously: during a Sentinel failover, what the old primary
@@ -136,6 +147,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   maxRetriesPerRequest: 0,
   /** See {@link RedisBackendOptions.writeBatch}. */
   writeBatch: 16,
+  /** See {@link RedisBackendOptions.batch}. */
+  batch: true,
   /** See {@link RedisBackendOptions.buckets}. */
   buckets: 64,
   /** See {@link RedisBackendOptions.invalidationReplicas}. */
@@ -152,6 +165,8 @@ export interface ResolvedRedisOptions {
   readonly ownsClient: boolean;
   /** See {@link RedisBackendOptions.writeBatch}. */
   readonly writeBatch: number;
+  /** See {@link RedisBackendOptions.batch}. */
+  readonly batch: boolean;
   /** See {@link RedisBackendOptions.buckets}. */
   readonly buckets: number;
   /** See {@link RedisBackendOptions.invalidationReplicas}; `0` on a cluster, where it is not used. */
@@ -192,7 +207,7 @@ const IOREDIS_OPTION_NAMES: Record<keyof RedisOptions, true> = {
 export const REDIS_OPTION_NAMES: ReadonlySet<string> = new Set([
   ...Object.keys(IOREDIS_OPTION_NAMES),
   ...Object.keys((Redis as unknown as { defaultOptions?: object }).defaultOptions ?? {}),
-  'url', 'client', 'cluster', 'clusterOptions', 'buckets', 'writeBatch', 'invalidationReplicas', 'nearCache',
+  'url', 'client', 'cluster', 'clusterOptions', 'buckets', 'writeBatch', 'batch', 'invalidationReplicas', 'nearCache',
 ]);
 
 /**
@@ -209,6 +224,7 @@ export function resolveRedisOptions(options: RedisBackendOptions): ResolvedRedis
     ...created,
     nearCache: checked.nearCache,
     writeBatch: checked.writeBatch,
+    batch: checked.batch,
     buckets: checked.buckets,
     invalidationReplicas: created.client instanceof Cluster ? 0 : checked.invalidationReplicas,
     replicaWaitMs: Math.max(1, Math.floor(commandTimeout / 2)),
@@ -226,12 +242,13 @@ export function validateRedisOptions(options: RedisBackendOptions): {
   rest: RedisOptions;
   commandTimeout: number;
   writeBatch: number;
+  batch: boolean;
   buckets: number;
   invalidationReplicas: number;
   nearCache: NearCacheSettings | undefined;
 } {
   if (options === null || typeof options !== 'object') throw new OptionError('options', 'options must be an object');
-  const { client, url, writeBatch, cluster, buckets, invalidationReplicas, nearCache, ...others } = options;
+  const { client, url, writeBatch, batch: batchCalls, cluster, buckets, invalidationReplicas, nearCache, ...others } = options;
   const { clusterOptions, ...rest } = others;
   if (clusterOptions !== undefined && (clusterOptions === null || typeof clusterOptions !== 'object')) {
     throw new OptionError('clusterOptions', `clusterOptions must be an object of ioredis cluster options, got ${describeValue(clusterOptions)}`);
@@ -242,9 +259,12 @@ export function validateRedisOptions(options: RedisBackendOptions): {
     // Credentials in a malformed URL stay out of the message (and of the logs it may reach).
     if (problem !== undefined) throw new OptionError('url', `url '${url.replace(/\/\/[^/@]*@/, '//…@')}' ${problem}`);
   }
-  const batch = writeBatch ?? REDIS_DEFAULTS.writeBatch;
-  if (!Number.isSafeInteger(batch) || batch < 1) {
+  const writeBatchSize = writeBatch ?? REDIS_DEFAULTS.writeBatch;
+  if (!Number.isSafeInteger(writeBatchSize) || writeBatchSize < 1) {
     throw new OptionError('writeBatch', `writeBatch must be a positive integer, got ${describeValue(writeBatch)}`);
+  }
+  if (batchCalls !== undefined && typeof batchCalls !== 'boolean') {
+    throw new OptionError('batch', `batch must be true or false, got ${describeValue(batchCalls)}`);
   }
   if (rest.keyPrefix !== undefined && rest.keyPrefix !== '') {
     throw new OptionError(
@@ -274,7 +294,7 @@ export function validateRedisOptions(options: RedisBackendOptions): {
   if (client !== undefined && !(client instanceof Redis) && !(client instanceof Cluster)) {
     throw new OptionError('client', 'client must be an ioredis Redis or Cluster instance');
   }
-  return { rest, commandTimeout, writeBatch: batch, buckets: bucketCount, invalidationReplicas: replicas, nearCache: near };
+  return { rest, commandTimeout, writeBatch: writeBatchSize, batch: batchCalls ?? REDIS_DEFAULTS.batch, buckets: bucketCount, invalidationReplicas: replicas, nearCache: near };
 }
 
 /** The near-cache's settings with their defaults, or `undefined` when it is off; an {@link OptionError} on bad ones. */

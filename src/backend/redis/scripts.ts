@@ -40,7 +40,7 @@ export interface ScriptHeader {
 
 /** A script of the Redis backend, as loaded from `lua/`. */
 export interface RedisScript {
-  /** The operation, from the file name: `read`, `write`, `release`, `invalidate`, `cleanTags`, `set`, `lock`. */
+  /** The operation, from the file name: `read`, `readMany`, `write`, `writeMany`, `release`, `invalidate`, `cleanTags`, `set`, `lock`. */
   readonly name: string;
   /** The file name in `lua/`, e.g. `write-2.lua`. */
   readonly file: string;
@@ -65,6 +65,8 @@ export interface RedisScripts {
   readonly readMany: RedisScript;
   /** `write-2.lua`: store the entry and release the lock. */
   readonly write: RedisScript;
+  /** `writeMany.lua`: many writes in one call (the writes of concurrent misses that end in one tick). */
+  readonly writeMany: RedisScript;
   /** `release-1.lua`: compare-and-delete the lock and wake its waiters. */
   readonly release: RedisScript;
   /** `invalidate-2.lua`: delete an entry and its lock. */
@@ -116,6 +118,7 @@ export function redisScripts(): RedisScripts {
     read: get('read'),
     readMany: get('readMany'),
     write: get('write'),
+    writeMany: get('writeMany'),
     release: get('release'),
     invalidate: get('invalidate'),
     cleanTags: get('cleanTags'),

@@ -1,0 +1,110 @@
+/**
+ * Tick batching of the backend's script calls (the `batch` option): the reads (or the writes)
+ * that concurrent calls issue in one tick are queued and sent together at the end of the tick,
+ * one script call per slot, instead of one script call each. At 64 concurrent misses a tick
+ * typically holds dozens of reads (the calls the previous replies resumed) and as many writes
+ * (the computations that ended): ioredis builds, writes and parses one command instead of
+ * dozens, and the server runs one script instead of dozens. Each entry still gets its own
+ * reply, lock and failure.
+ *
+ * Only a crowd is batched, as the socket-write coalescing does (`coalesce.ts`): a tick's first
+ * call goes out at once unless the tick before also had several, so that a lone call
+ * (concurrency 1) is sent as its own script call without waiting for the end of its tick.
+ *
+ * @module
+ */
+
+/** A call waiting in a {@link TickBatch}: what to send, and how to settle its promise. */
+export interface Pending<Request, Reply> {
+  readonly request: Request;
+  readonly resolve: (reply: Reply) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * The calls of one kind (reads, or writes) issued in the current tick. {@link TickBatch.add}
+ * says whether a call is to be sent at once or is queued; the queue goes to `flush` at the end
+ * of the tick (after the microtasks that issue the tick's calls), in the order the calls came.
+ */
+export class TickBatch<Request, Reply> {
+  readonly #flush: (pending: Pending<Request, Reply>[]) => void;
+  /** Queued calls that are sent without waiting for the end of the tick. */
+  readonly #most: number;
+  #queue: Pending<Request, Reply>[] = [];
+  /** Whether a call was counted in this tick (the end-of-tick callback is scheduled). */
+  #tickOpen = false;
+  /** Calls counted in this tick. */
+  #tickCalls = 0;
+  /** Whether the previous tick had more than one call. */
+  #crowd = false;
+
+  /**
+   * @param flush - sends queued calls (at least one), in the order they came
+   * @param most - how many queued calls are sent at once, without waiting for the end of the tick
+   */
+  constructor(flush: (pending: Pending<Request, Reply>[]) => void, most: number) {
+    this.#flush = flush;
+    this.#most = most;
+  }
+
+  /**
+   * Counts a call of this tick: `undefined` if it is to be sent at once (the tick's first, after
+   * a tick without a crowd), else the promise of its reply, queued until the end of the tick.
+   */
+  add(request: Request): Promise<Reply> | undefined {
+    if (!this.#tickOpen) {
+      this.#tickOpen = true;
+      this.#tickCalls = 1;
+      process.nextTick(this.#endTick);
+      if (!this.#crowd) return undefined;
+    } else {
+      this.#tickCalls++;
+    }
+    const queued = new Promise<Reply>((resolve, reject) => {
+      this.#queue.push({ request, resolve, reject });
+    });
+    if (this.#queue.length >= this.#most) {
+      const queue = this.#queue;
+      this.#queue = [];
+      this.#flush(queue);
+    }
+    return queued;
+  }
+
+  /** Sends what is queued now, without waiting for the end of the tick (a closing backend). */
+  flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    this.#flush(queue);
+  }
+
+  readonly #endTick = (): void => {
+    this.#crowd = this.#tickCalls > 1;
+    this.#tickOpen = false;
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    this.#flush(queue);
+  };
+}
+
+/**
+ * Splits calls into groups by a key (their slot), each group in the calls' order and cut into
+ * chunks of at most `chunk`: the script calls to send.
+ */
+export function chunksBySlot<T>(items: readonly T[], slotOf: (item: T) => number, chunk: number): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const slot = slotOf(item);
+    const group = groups.get(slot);
+    if (group === undefined) groups.set(slot, [item]);
+    else group.push(item);
+  }
+  const chunks: T[][] = [];
+  for (const group of groups.values()) {
+    if (group.length <= chunk) chunks.push(group);
+    else for (let start = 0; start < group.length; start += chunk) chunks.push(group.slice(start, start + chunk));
+  }
+  return chunks;
+}
