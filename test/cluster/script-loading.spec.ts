@@ -63,18 +63,23 @@ describe('RedisBackend script loading on a 3-master Redis Cluster', function () 
       expect(await Promise.all(keys.map((n) => f(n)))).to.deep.equal(keys);
       let counts = await perMaster();
       for (const count of counts) {
-        expect(count.eval, JSON.stringify(counts)).to.be.within(1, 2); // read.lua and write-2.lua at most once each
+        // read.lua, readMany.lua, write-2.lua and writeMany.lua at most once each.
+        expect(count.eval, JSON.stringify(counts)).to.be.within(1, 4);
         expect(count.scriptLoad).to.equal(0);
         expect(count.noscript).to.equal(0);
       }
-      expect(counts.reduce((n, c) => n + c.eval + c.evalsha, 0)).to.equal(2 * keys.length);
+      // A read and a write per call at most, fewer where the tick's calls shared a bucket
+      // (tick batching groups them by slot).
+      const requests = counts.reduce((n, c) => n + c.eval + c.evalsha, 0);
+      expect(requests).to.be.at.most(2 * keys.length);
+      expect(requests, 'batched by slot').to.be.below(2 * keys.length);
 
       await reset(true);
       expect(await Promise.all(keys.map((n) => f(n)))).to.deep.equal(keys);
       expect(calls).to.equal(keys.length); // all hits, none recomputed
       counts = await perMaster();
       for (const count of counts) {
-        expect(count.eval, JSON.stringify(counts)).to.equal(1); // read.lua, once per master
+        expect(count.eval, JSON.stringify(counts)).to.be.within(1, 2); // read.lua and readMany.lua, once each per master
         expect(count.scriptLoad).to.equal(0);
       }
       // Each hit: its EVALSHA, and after a NOSCRIPT one more request (the EVAL or an EVALSHA
