@@ -50,7 +50,7 @@ describe('RedisBackend tick batching', function () {
     for (const backend of opened.splice(0)) await backend.close();
   });
 
-  function open(options: { batch?: boolean } = {}): RedisBackend {
+  function open(options: { batch?: boolean; nearCache?: boolean } = {}): RedisBackend {
     const backend = new RedisBackend({ host: server.host, port: server.port, ...options });
     backend.attach({ prefix: keys.prefix, codec });
     opened.push(backend);
@@ -137,6 +137,32 @@ describe('RedisBackend tick batching', function () {
       await Promise.all(Array.from({ length: 10 }, (_, n) => backend.write({ ref: refOf(n), entry: entryOf(n), ttlMs: 60_000, lockToken: `t${n}` })));
     });
     expect(scripts(commands)).to.deep.equal([...Array<string>(10).fill('read'), ...Array<string>(10).fill('write')]);
+  });
+
+  it('with the near-cache, off unless asked for (batch: true): a crowd of reads is one read.lua each; asked for, readMany.lua with the lock read back', async function () {
+    const near = open({ nearCache: true });
+    await read(near, 0, 'warm');
+    const plain = await log.record(() => Promise.all(Array.from({ length: 10 }, (_, n) => read(near, n + 1, `t${n}`))));
+    expect(scripts(plain)).to.deep.equal(Array<string>(10).fill('read'));
+    // read.lua's ARGV[6]: '1', the lock a read takes is read back (PTTL) on the tracked connection.
+    expect(plain.filter((c) => scriptOf(c) === 'read').every((c) => c.args.at(-1) === '1')).to.equal(true);
+    const asked = open({ nearCache: true, batch: true });
+    await read(asked, 50, 'warm');
+    await idle();
+    let replies: ReadReply[] = [];
+    const batched = await log.record(async () => {
+      replies = await Promise.all(Array.from({ length: 10 }, (_, n) => read(asked, n + 20, `u${n}`)));
+    });
+    expect(scripts(batched)).to.deep.equal(['read', 'readMany×9']);
+    expect(replies.map((r) => r.locked)).to.deep.equal(Array<boolean>(10).fill(true));
+    const many = batched.find((c) => scriptOf(c) === 'readMany');
+    expect(many?.args[2 + Number(many.args[1]) + 2], 'readMany.lua ARGV[3]').to.equal('1');
+    // Without the near-cache nothing is read back: the TTL of a lock just taken is its own.
+    const untracked = open();
+    expect((await read(untracked, 70, 'v')).locked).to.equal(true);
+    const lone = await log.record(() => read(untracked, 71, 'w'), { withLua: true });
+    expect(lone.map((c) => c.name)).to.include('set');
+    expect(lone.map((c) => c.name)).to.not.include('pttl');
   });
 
   it('writeMany.lua wakes the waiters of the locks it releases, and publishes for no other lock', async function () {

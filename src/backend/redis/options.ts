@@ -89,8 +89,11 @@ export interface RedisBackendOptions extends RedisOptions {
    * per call. Each entry keeps its own answer, lock and failure, exactly as its own script would
    * give them. A lone call (nothing else issued in its tick, none in the tick before) goes out
    * at once as its own `read.lua` or `write-2.lua`, so the figures at concurrency 1 do not
-   * change. `false` sends every read and write as its own script call.
-   * @default true
+   * change. `false` sends every read and write as its own script call. Off by default with
+   * `nearCache`: on a connection with CLIENT TRACKING on, Redis spends about twice as long per
+   * entry in a batched script as in separate ones (measured at 64 concurrent misses: 36 µs
+   * against 18 µs of server time per miss), which outweighs what the batch saves.
+   * @default true; false with nearCache
    */
   batch?: boolean | undefined;
   /**
@@ -147,7 +150,7 @@ export const REDIS_DEFAULTS = Object.freeze({
   maxRetriesPerRequest: 0,
   /** See {@link RedisBackendOptions.writeBatch}. */
   writeBatch: 16,
-  /** See {@link RedisBackendOptions.batch}. */
+  /** See {@link RedisBackendOptions.batch} (without `nearCache`). */
   batch: true,
   /** See {@link RedisBackendOptions.buckets}. */
   buckets: 64,
@@ -294,7 +297,7 @@ export function validateRedisOptions(options: RedisBackendOptions): {
   if (client !== undefined && !(client instanceof Redis) && !(client instanceof Cluster)) {
     throw new OptionError('client', 'client must be an ioredis Redis or Cluster instance');
   }
-  return { rest, commandTimeout, writeBatch: writeBatchSize, batch: batchCalls ?? REDIS_DEFAULTS.batch, buckets: bucketCount, invalidationReplicas: replicas, nearCache: near };
+  return { rest, commandTimeout, writeBatch: writeBatchSize, batch: batchCalls ?? (near === undefined && REDIS_DEFAULTS.batch), buckets: bucketCount, invalidationReplicas: replicas, nearCache: near };
 }
 
 /** The near-cache's settings with their defaults, or `undefined` when it is off; an {@link OptionError} on bad ones. */
