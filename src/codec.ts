@@ -450,8 +450,13 @@ export class EntryCodec {
       serializerId = SER_CUSTOM;
       payload = this.#serializer.serialize(record.value);
     } else if (isPlainJson(record.value)) {
+      const json = JSON.stringify(record.value);
+      // The common case: uncompressed JSON, header and text written in one go.
+      if (this.#compressor === undefined || json.length * 3 < this.#compressThreshold || Buffer.byteLength(json, 'utf8') < this.#compressThreshold) {
+        return Buffer.from(headerText('j', '0', record) + json, 'utf8');
+      }
       serializerId = SER_JSON;
-      payload = Buffer.from(JSON.stringify(record.value), 'utf8');
+      payload = Buffer.from(json, 'utf8');
     } else {
       const table = this.#classNames.size > 0 ? this.#instanceTable(record.value) : undefined;
       if (table === undefined) {
@@ -471,16 +476,7 @@ export class EntryCodec {
       }
     }
     const out = Buffer.allocUnsafe(HEADER_V2_LENGTH + payload.length);
-    out[0] = MAGIC;
-    out[1] = VERSION_BYTE;
-    out[2] = serializerId;
-    out[3] = compression;
-    const hash = record.tagHash;
-    if (hash.length !== 16) throw new TypeError(`tag hash must be 16 hex digits, got '${hash}'`);
-    out.write(hash, TAG_HASH_OFFSET, 16, 'latin1');
-    out.write(formatFreshUntil(record.freshUntil), FRESH_UNTIL_OFFSET, 13, 'latin1');
-    out.write(formatField(record.storedAt, 13, 9_999_999_999_999), STORED_AT_OFFSET, 13, 'latin1');
-    out.write(formatField(record.computeMs, 7, MAX_COMPUTE_MS), COMPUTE_MS_OFFSET, 7, 'latin1');
+    out.write(headerText(String.fromCharCode(serializerId), String.fromCharCode(compression), record), 0, HEADER_V2_LENGTH, 'latin1');
     out.set(payload, HEADER_V2_LENGTH);
     return out;
   }
@@ -652,6 +648,21 @@ function readField(buf: Buffer, offset: number, digits: number, name: string): n
 function formatField(value: number | undefined, digits: number, max: number): string {
   if (value === undefined || !Number.isFinite(value)) return ' '.repeat(digits);
   return String(Math.max(0, Math.min(max, Math.floor(value)))).padStart(digits, '0');
+}
+
+/** A tag hash as a header holds it: 16 hex digits. */
+const TAG_HASH_TEXT = /^[0-9a-f]{16}$/i;
+
+/**
+ * A version 2 header as text (53 ASCII characters): magic, version, the serialiser's and the
+ * compression's flags as given, then the record's tag hash, fresh-until, stored-at and compute
+ * time. Throws a `TypeError` for a tag hash that is not 16 characters.
+ */
+function headerText(serializer: string, compression: string, record: EntryRecord): string {
+  const hash = record.tagHash;
+  if (!TAG_HASH_TEXT.test(hash)) throw new TypeError(`tag hash must be 16 hex digits, got '${hash}'`);
+  // 'h': MAGIC.
+  return `h${FORMAT_VERSION}${serializer}${compression}${hash}${formatFreshUntil(record.freshUntil)}${formatField(record.storedAt, 13, 9_999_999_999_999)}${formatField(record.computeMs, 7, MAX_COMPUTE_MS)}`;
 }
 
 function formatFreshUntil(ms: number): string {

@@ -89,65 +89,58 @@ describe('RedisBackend script loading', function () {
     expect(errors).to.deep.equal([]);
   });
 
-  it('after SCRIPT FLUSH, 200 concurrent hits send the body once (one EVAL, no SCRIPT LOAD) and none is recomputed (batch: false)', async function () {
-    const { cache, errors } = newCache(server, { batch: false });
+  /**
+   * 200 concurrent hits of a tagged function (filled first), recorded warm and then right after
+   * SCRIPT FLUSH: the script commands of both passes. Checks that both served every value and
+   * computed nothing, and that nothing was reported.
+   */
+  async function hitsAroundFlush(options: Partial<RedisBackendOptions>): Promise<{ warm: string[]; flushed: string[]; f: (n: number) => Promise<number> }> {
+    const { cache, errors } = newCache(server, options);
     let calls = 0;
     const f = cache.wrap(async function f(n: number) {
       calls++;
       return n * 3;
     }, { tags: ['t'] });
     const keys = Array.from({ length: 200 }, (_, i) => i);
-    await Promise.all(keys.map((n) => f(n)));
+    const all = async (): Promise<void> => {
+      expect(await Promise.all(keys.map((n) => f(n)))).to.deep.equal(keys.map((n) => n * 3));
+    };
+    await all();
     expect(calls).to.equal(200);
+    const warm = scriptCommands(await log.record(all));
     await admin.script('FLUSH');
-    let results: number[] = [];
-    const commands = scriptCommands(await log.record(async () => {
-      results = await Promise.all(keys.map((n) => f(n)));
-    }));
-    expect(results).to.deep.equal(keys.map((n) => n * 3));
+    const flushed = scriptCommands(await log.record(all));
     expect(calls).to.equal(200);
     expect(errors).to.deep.equal([]);
-    const count = (what: string): number => commands.filter((c) => c === what).length;
-    expect(count('eval read'), commands.join(', ')).to.equal(1);
-    expect(count('script load')).to.equal(0);
+    return { warm, flushed, f };
+  }
+
+  const count = (commands: readonly string[], what: string): number => commands.filter((c) => c === what).length;
+
+  it('after SCRIPT FLUSH, 200 concurrent hits send the body once (one EVAL, no SCRIPT LOAD) and none is recomputed (batch: false)', async function () {
+    const { flushed, f } = await hitsAroundFlush({ batch: false });
+    expect(count(flushed, 'eval read'), flushed.join(', ')).to.equal(1);
+    expect(count(flushed, 'script load')).to.equal(0);
     // Each call: its EVALSHA, and after a NOSCRIPT once more (the one EVAL, or an EVALSHA
     // written after that EVAL): at most one request more than a warm hit.
-    expect(commands.length).to.be.at.most(2 * keys.length);
-    expect(new Set(commands)).to.deep.equal(new Set(['evalsha read', 'eval read']));
+    expect(flushed.length).to.be.at.most(2 * 200);
+    expect(new Set(flushed)).to.deep.equal(new Set(['evalsha read', 'eval read']));
     // Loaded again: one EVALSHA per hit.
     expect(scriptCommands(await log.record(() => f(7)))).to.deep.equal(['evalsha read']);
   });
 
   it('after SCRIPT FLUSH, 200 concurrent hits, batched: one body per script (read.lua for the first, readMany.lua for the rest), none recomputed', async function () {
-    const { cache, errors } = newCache(server);
-    let calls = 0;
-    const f = cache.wrap(async function f(n: number) {
-      calls++;
-      return n * 3;
-    }, { tags: ['t'] });
-    const keys = Array.from({ length: 200 }, (_, i) => i);
-    await Promise.all(keys.map((n) => f(n)));
-    expect(calls).to.equal(200);
-    const warm = scriptCommands(await log.record(() => Promise.all(keys.map((n) => f(n)))));
+    const { warm, flushed } = await hitsAroundFlush({});
     // The tick's first read goes out alone (unless the reads before were a crowd too); the others
     // in readMany.lua calls of 32 at most.
-    const alone = warm.filter((c) => c === 'evalsha read').length;
+    const alone = count(warm, 'evalsha read');
     expect(alone).to.be.at.most(1);
-    expect(warm.filter((c) => c === 'evalsha readMany')).to.have.length(Math.ceil((200 - alone) / 32));
-    await admin.script('FLUSH');
-    let results: number[] = [];
-    const commands = scriptCommands(await log.record(async () => {
-      results = await Promise.all(keys.map((n) => f(n)));
-    }));
-    expect(results).to.deep.equal(keys.map((n) => n * 3));
-    expect(calls).to.equal(200);
-    expect(errors).to.deep.equal([]);
-    const count = (what: string): number => commands.filter((c) => c === what).length;
-    expect(count('eval read'), commands.join(', ')).to.be.at.most(1);
-    expect(count('eval readMany'), commands.join(', ')).to.equal(1);
-    expect(count('script load')).to.equal(0);
+    expect(count(warm, 'evalsha readMany')).to.equal(Math.ceil((200 - alone) / 32));
+    expect(count(flushed, 'eval read'), flushed.join(', ')).to.be.at.most(1);
+    expect(count(flushed, 'eval readMany'), flushed.join(', ')).to.equal(1);
+    expect(count(flushed, 'script load')).to.equal(0);
     // At most one request more per script call than warm.
-    expect(commands.length).to.be.at.most(2 * warm.length);
+    expect(flushed.length).to.be.at.most(2 * warm.length);
   });
 
   /**

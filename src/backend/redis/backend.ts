@@ -302,17 +302,32 @@ export class RedisBackend implements Backend {
 
   /** Sends reads (a batch, or the reads queued in a tick): one script call per slot and chunk. */
   readonly #sendReads = (pending: Pending<ReadRequest, ReadReply>[]): void => {
+    this.#sendBySlot(pending, (request) => this.#readOne(request), (chunk) => {
+      this.#readChunk(chunk);
+    });
+  };
+
+  /**
+   * Sends queued calls grouped by slot, in chunks of at most {@link READ_MANY_CHUNK}: a chunk
+   * of one through `one` (its own script call), a bigger one through `many`; then writes out
+   * what the coalescer holds, so that the server starts on them at once.
+   */
+  #sendBySlot<Request extends { readonly ref: EntryRef }, Reply>(
+    pending: Pending<Request, Reply>[],
+    one: (request: Request) => Promise<Reply>,
+    many: (chunk: Pending<Request, Reply>[]) => void,
+  ): void {
     const placement = this.#placement;
     for (const chunk of chunksBySlot(pending, (item) => placement.slotOf(item.request.ref), READ_MANY_CHUNK)) {
       if (chunk.length === 1) {
-        const { request, resolve, reject } = chunk[0] as Pending<ReadRequest, ReadReply>;
-        this.#readOne(request).then(resolve, reject);
+        const { request, resolve, reject } = chunk[0] as Pending<Request, Reply>;
+        one(request).then(resolve, reject);
       } else {
-        this.#readChunk(chunk);
+        many(chunk);
       }
     }
     this.#coalescer.flush();
-  };
+  }
 
   /** One call of `readMany.lua` for these reads (all of one slot), settling each. */
   #readChunk(chunk: readonly Pending<ReadRequest, ReadReply>[]): void {
@@ -414,38 +429,36 @@ export class RedisBackend implements Backend {
 
   /** Sends the writes queued in a tick: one script call per slot and chunk. */
   readonly #sendWrites = (pending: Pending<WriteRequest, boolean>[]): void => {
-    const placement = this.#placement;
-    for (const chunk of chunksBySlot(pending, (item) => placement.slotOf(item.request.ref), READ_MANY_CHUNK)) {
-      if (chunk.length === 1) {
-        const { request, resolve, reject } = chunk[0] as Pending<WriteRequest, boolean>;
-        this.#writeOne(request).then(resolve, reject);
-        continue;
-      }
-      const keys: string[] = [];
-      const argv: ScriptArgument[] = [this.#wakeMode];
-      for (const { request } of chunk) {
-        keys.push(...placement.keysOf(request.ref, NO_TAGS));
-        argv.push(entryArgument(request.entry), Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '');
-      }
-      const script = this.#scripts.writeMany;
-      this.#call(script, keys, argv).then(
-        (reply) => {
-          if (!Array.isArray(reply) || reply.length !== chunk.length) {
-            const error = new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
-            for (const item of chunk) item.reject(error);
-            return;
-          }
-          chunk.forEach((item, j) => {
-            item.resolve(reply[j] === 1);
-          });
-        },
-        (error: unknown) => {
-          for (const item of chunk) item.reject(error);
-        },
-      );
-    }
-    this.#coalescer.flush();
+    this.#sendBySlot(pending, (request) => this.#writeOne(request), (chunk) => {
+      this.#writeChunk(chunk);
+    });
   };
+
+  /** One call of `writeMany.lua` for these writes (all of one slot), settling each. */
+  #writeChunk(chunk: readonly Pending<WriteRequest, boolean>[]): void {
+    const keys: string[] = [];
+    const argv: ScriptArgument[] = [this.#wakeMode];
+    for (const { request } of chunk) {
+      keys.push(...this.#placement.keysOf(request.ref, NO_TAGS));
+      argv.push(entryArgument(request.entry), Math.max(1, Math.ceil(request.ttlMs)), request.lockToken ?? '');
+    }
+    const script = this.#scripts.writeMany;
+    this.#call(script, keys, argv).then(
+      (reply) => {
+        if (!Array.isArray(reply) || reply.length !== chunk.length) {
+          const error = new Error(`Unexpected reply from ${script.file}: ${String(reply)}`);
+          for (const item of chunk) item.reject(error);
+          return;
+        }
+        chunk.forEach((item, j) => {
+          item.resolve(reply[j] === 1);
+        });
+      },
+      (error: unknown) => {
+        for (const item of chunk) item.reject(error);
+      },
+    );
+  }
 
   /**
    * One call of `set.lua`: stores the entry stamped with the tags' current hash and deletes its
