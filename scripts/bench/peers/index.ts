@@ -381,6 +381,8 @@ for (const id of ['hit1', 'hit64']) {
   const s = share(opsOf(H, id), opsOf('limit: raw ioredis GET / MGET', id));
   targets.push(`untagged hit at concurrency ${id.slice(3)} ≥ 85% of raw GET: ${fmt(s * 100)}% — ${verdict(s >= 0.85)}`);
 }
+const missShare = share(opsOf(H, 'miss'), opsOf(cacheManagerRedis.name, 'miss'));
+targets.push(`miss at concurrency 64 ≥ 80% of cache-manager (Keyv Redis, no lock): ${fmt(missShare * 100)}% — ${verdict(missShare >= 0.8)}`);
 for (const [id, want, what] of [['hit1', 1, 'requests per hit'], ['thit1', 1, 'requests per 3-tag hit'], ['miss', 2, 'requests per miss'], ['tmiss', 2, 'requests per 3-tag miss'], ['invtag', 1, 'requests per invalidation by tag']] as const) {
   const c = costOf(H, id);
   targets.push(`${what} = ${want}: ${fmt(c?.requests, 2)} (round trips ${fmt(c?.roundTrips, 2)}) — ${verdict(c !== undefined && c.requests <= want)}`);
