@@ -75,16 +75,15 @@ for i = 1, count do
   local tagCount = tonumber(ARGV[arg + 4])
   arg = arg + 5
 
-  local positions = {}
-  for t = 1, tagCount do
-    positions[t] = ARGV[arg]
-    arg = arg + 1
-  end
-
   local hash
   if tagCount == 0 then
     hash = 'da39a3ee5e6b4b0d'
   else
+    local positions = {}
+    for t = 1, tagCount do
+      positions[t] = ARGV[arg]
+      arg = arg + 1
+    end
     local list = table.concat(positions, ',')
     hash = hashOf[list]
     if not hash then

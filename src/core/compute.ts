@@ -48,6 +48,20 @@ export function freshMsOf(policy: FunctionPolicy, value: unknown, args: readonly
   return policy.jitter > 0 ? Math.max(1, Math.round(ttlMs * (1 - policy.jitter * Math.random()))) : ttlMs;
 }
 
+/**
+ * Calls the wrapped function: the promise it returns as it is (no wrapper promise of its own),
+ * anything else — a value, a thenable — through `Promise.resolve`, a synchronous throw as a
+ * rejection.
+ */
+function invoke(call: Call): Promise<unknown> {
+  try {
+    const result: unknown = call.policy.fn.apply(call.thisArg, call.args);
+    return result instanceof Promise ? result : Promise.resolve(result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** Computes values for one cache. */
 export class Computer {
   readonly #ctx: CoreContext;
@@ -124,7 +138,7 @@ export class Computer {
     const started = Date.now();
     let value: unknown;
     try {
-      value = await traced(channels.compute, async () => policy.fn.apply(call.thisArg, call.args), entryKey, policy.name);
+      value = await traced(channels.compute, () => invoke(call), entryKey, policy.name);
     } catch (error) {
       recorder.computed(entryKey, Date.now() - started, false);
       if (lockToken !== undefined) {
