@@ -75,8 +75,8 @@ export const READ_MANY_CHUNK = 256;
  * With the `batch` option, the most reads (or writes) of one tick sent in one script call: a
  * tick with more sends each 32 as they fill, so that the server runs the first call while the
  * client still builds the next ones (one call per tick would have the client and the server take
- * turns). Measured at 64 concurrent misses (`npm run bench:peers`): 16 to 32 served best, 64 (a
- * single call per tick) half as well.
+ * turns). Measured at 64 concurrent misses while choosing it: 16 and 32 alike, 64 (a single
+ * call per tick there) about half as fast.
  */
 export const TICK_BATCH_SIZE = 32;
 /** No tags: the KEYS of the scripts that take an entry and its lock only. */
