@@ -9,6 +9,7 @@
  *   npm run bench -- batch        # many() of 100 keys, 10% misses: one script call vs a pipeline vs single calls
  *   npm run bench -- early        # early refresh: a hot key across its expiry, 4 processes, with and without
  *   npm run bench -- wakeups      # lock wake-ups: messages and server CPU per miss, 1/4/16 processes, before and after
+ *   npm run bench -- tick         # tick batching: misses at 64, batch on and off, with and without the near-cache
  *
  * The cluster section also writes bench/cluster-results.md, bench/cluster.svg and its data.
  */
@@ -22,6 +23,7 @@ import { printNearBench } from './near.js';
 import { printEarlyBench } from './early.js';
 import { fmt } from './measure.js';
 import { printWakeupsBench } from './wakeups.js';
+import { printTickBench } from './tick.js';
 
 // Sections are the arguments before the first option (`--before`, `--rate`, … belong to a section).
 const firstOption = process.argv.findIndex((arg, i) => i >= 2 && arg.startsWith('--'));
@@ -78,5 +80,7 @@ if (run('batch')) {
 if (run('early')) await printEarlyBench(command);
 
 if (run('wakeups')) await printWakeupsBench(command);
+
+if (run('tick')) await printTickBench();
 
 if (run('cluster')) await printClusterBench(command);

@@ -90,9 +90,9 @@ export interface RedisBackendOptions extends RedisOptions {
    * give them. A lone call (nothing else issued in its tick, none in the tick before) goes out
    * at once as its own `read.lua` or `write-2.lua`, so the figures at concurrency 1 do not
    * change. `false` sends every read and write as its own script call. Off by default with
-   * `nearCache`: on a connection with CLIENT TRACKING on, Redis spends about twice as long per
-   * entry in a batched script as in separate ones (measured at 64 concurrent misses: 36 µs
-   * against 18 µs of server time per miss), which outweighs what the batch saves.
+   * `nearCache`: on a connection with CLIENT TRACKING on, Redis spends much longer per entry in
+   * a batched script than in separate ones (`npm run bench -- tick`, 64 concurrent misses: 47
+   * against 27 µs of script time per miss), which outweighs what the batch saves.
    * @default true; false with nearCache
    */
   batch?: boolean | undefined;
