@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { TICK_BATCH_SIZE } from '../../src/backend/redis/backend.js';
+import { TickBatch } from '../../src/backend/redis/batch.js';
 import type { ReadReply, ReadRequest } from '../../src/backend/backend.js';
 import { EntryCodec, Hermes, OptionError } from '../../src/index.js';
 import { UNTAGGED_HASH } from '../../src/codec.js';
@@ -227,6 +228,31 @@ describe('RedisBackend tick batching', function () {
     });
     expect(computed).to.equal(64);
     expect(again.map(scriptOf).every((s) => s === 'read' || s === 'readMany')).to.equal(true);
+  });
+
+  it('TickBatch: a crowd is queued to the end of its tick and sent in order, a full batch at once; a send that throws rejects every call it carried', async function () {
+    const sent: number[][] = [];
+    const batch = new TickBatch<number, number>((pending) => {
+      sent.push(pending.map((p) => p.request));
+      for (const p of pending) p.resolve(p.request * 10);
+    }, 3);
+    expect(batch.add(1), 'the first call of a quiet tick goes at once').to.equal(undefined);
+    const queued = [2, 3, 4, 5].map((n) => batch.add(n) ?? Promise.reject(new Error(`call ${n} was not queued`)));
+    expect(sent, 'the third queued call filled a batch of 3').to.deep.equal([[2, 3, 4]]);
+    expect(await Promise.all(queued)).to.deep.equal([20, 30, 40, 50]);
+    expect(sent).to.deep.equal([[2, 3, 4], [5]]);
+    // After a crowd, the next tick's first call is queued too.
+    const after = batch.add(6);
+    expect(after).to.be.a('promise');
+    expect(await after).to.equal(60);
+
+    const failing = new TickBatch<number, number>(() => {
+      throw new Error('send refused');
+    }, 32);
+    expect(failing.add(1)).to.equal(undefined);
+    const refused = [2, 3].map((n) => failing.add(n) ?? Promise.reject(new Error(`call ${n} was not queued`)));
+    const settled = await Promise.allSettled(refused);
+    expect(settled.map((s) => (s.status === 'rejected' ? (s.reason as Error).message : 'fulfilled'))).to.deep.equal(['send refused', 'send refused']);
   });
 
   it('batch must be a boolean: anything else is an OptionError naming it', function () {

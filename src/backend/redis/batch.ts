@@ -63,29 +63,30 @@ export class TickBatch<Request, Reply> {
     const queued = new Promise<Reply>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
     });
-    if (this.#queue.length >= this.#most) {
-      const queue = this.#queue;
-      this.#queue = [];
-      this.#flush(queue);
-    }
+    if (this.#queue.length >= this.#most) this.flush();
     return queued;
   }
 
-  /** Sends what is queued now, without waiting for the end of the tick (a closing backend). */
+  /**
+   * Sends what is queued now, without waiting for the end of the tick (a full batch, a closing
+   * backend). If sending throws, every call it carried rejects with the error (those already
+   * sent keep the answer they get first).
+   */
   flush(): void {
     const queue = this.#queue;
     if (queue.length === 0) return;
     this.#queue = [];
-    this.#flush(queue);
+    try {
+      this.#flush(queue);
+    } catch (error) {
+      for (const call of queue) call.reject(error);
+    }
   }
 
   readonly #endTick = (): void => {
     this.#crowd = this.#tickCalls > 1;
     this.#tickOpen = false;
-    const queue = this.#queue;
-    if (queue.length === 0) return;
-    this.#queue = [];
-    this.#flush(queue);
+    this.flush();
   };
 }
 
