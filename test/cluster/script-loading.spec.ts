@@ -90,4 +90,34 @@ describe('RedisBackend script loading on a 3-master Redis Cluster', function () 
       await cache.close();
     }
   });
+
+  it('tick batching on a cluster: a crowd of misses in one bucket goes out as a few readMany/writeMany calls on its master, each entry right and computed once', async function () {
+    await reset(false);
+    const cache = new Hermes(RedisBackend, { cluster: [...cluster.nodes], prefix: 'tickbatch', buckets: 1, backendTimeout: 30_000, circuitBreaker: false });
+    const errors: HermesError[] = [];
+    cache.on('error', (error) => errors.push(error));
+    try {
+      let calls = 0;
+      const f = cache.wrap(async function f(n: number) {
+        calls++;
+        return n * 7;
+      }, { tags: ['batch'] });
+      await f(-1); // connected, slots known
+      await reset(false);
+      const keys = Array.from({ length: 100 }, (_, i) => i);
+      expect(await Promise.all(keys.map((n) => f(n)))).to.deep.equal(keys.map((n) => n * 7));
+      expect(calls).to.equal(101);
+      const counts = await perMaster();
+      const requests = counts.map((c) => c.eval + c.evalsha);
+      // One bucket: every key in one slot, on one master; 100 reads and 100 writes in at most
+      // 32 a call (the tick's first of each alone): 2 × (1 + 4) calls.
+      expect(requests.filter((n) => n > 0), JSON.stringify(counts)).to.have.length(1);
+      expect(Math.max(...requests), JSON.stringify(counts)).to.be.within(2 * 4, 2 * 5);
+      expect(await Promise.all(keys.map((n) => f(n)))).to.deep.equal(keys.map((n) => n * 7));
+      expect(calls).to.equal(101);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await cache.close();
+    }
+  });
 });
