@@ -611,13 +611,20 @@ export class EntryCodec {
 
 /** The fresh-until field: 13 ASCII digits, milliseconds since the epoch. */
 function readFreshUntil(buf: Buffer): number {
-  let freshUntil = 0;
-  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
-    const digit = (buf[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) throw new Error('bad fresh-until field');
-    freshUntil = freshUntil * 10 + digit;
-  }
+  const freshUntil = digitsAt(buf, FRESH_UNTIL_OFFSET, HEADER_LENGTH);
+  if (freshUntil === undefined) throw new Error('bad fresh-until field');
   return freshUntil;
+}
+
+/** The decimal number written in ASCII digits in `bytes[start, end)`; `undefined` if any is not a digit. */
+function digitsAt(bytes: Uint8Array, start: number, end: number): number | undefined {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const digit = (bytes[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    n = n * 10 + digit;
+  }
+  return n;
 }
 
 /** UTF-8 text of `buf[start, end)`; malformed sequences are an error, as `TextDecoder({ fatal })` makes them. */
@@ -635,12 +642,8 @@ function readField(buf: Buffer, offset: number, digits: number, name: string): n
     for (let i = offset + 1; i < offset + digits; i++) if (buf[i] !== 0x20) throw new Error(`bad ${name} field`);
     return undefined;
   }
-  let n = 0;
-  for (let i = offset; i < offset + digits; i++) {
-    const digit = (buf[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) throw new Error(`bad ${name} field`);
-    n = n * 10 + digit;
-  }
+  const n = digitsAt(buf, offset, offset + digits);
+  if (n === undefined) throw new Error(`bad ${name} field`);
   return n;
 }
 
@@ -688,13 +691,7 @@ export function tagHash(versions: readonly string[]): string {
  */
 export function computeMsOf(bytes: Uint8Array): number | undefined {
   if (bytes.length < HEADER_V2_LENGTH || bytes[1] !== VERSION_BYTE) return undefined;
-  let n = 0;
-  for (let i = COMPUTE_MS_OFFSET; i < HEADER_V2_LENGTH; i++) {
-    const digit = (bytes[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) return undefined;
-    n = n * 10 + digit;
-  }
-  return n;
+  return digitsAt(bytes, COMPUTE_MS_OFFSET, HEADER_V2_LENGTH);
 }
 
 /**
@@ -703,13 +700,7 @@ export function computeMsOf(bytes: Uint8Array): number | undefined {
  */
 export function storedAtOf(bytes: Uint8Array): number | undefined {
   if (bytes.length < HEADER_V2_LENGTH || bytes[1] !== VERSION_BYTE) return undefined;
-  let n = 0;
-  for (let i = STORED_AT_OFFSET; i < COMPUTE_MS_OFFSET; i++) {
-    const digit = (bytes[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) return undefined;
-    n = n * 10 + digit;
-  }
-  return n;
+  return digitsAt(bytes, STORED_AT_OFFSET, COMPUTE_MS_OFFSET);
 }
 
 /**
@@ -718,11 +709,5 @@ export function storedAtOf(bytes: Uint8Array): number | undefined {
  */
 export function freshUntilOf(bytes: Uint8Array): number | undefined {
   if (bytes.length < HEADER_LENGTH) return undefined;
-  let freshUntil = 0;
-  for (let i = FRESH_UNTIL_OFFSET; i < HEADER_LENGTH; i++) {
-    const digit = (bytes[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) return undefined;
-    freshUntil = freshUntil * 10 + digit;
-  }
-  return freshUntil;
+  return digitsAt(bytes, FRESH_UNTIL_OFFSET, HEADER_LENGTH);
 }

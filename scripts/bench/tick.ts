@@ -5,10 +5,12 @@
  * write) in interleaved rounds; per cache the median misses per second, and, summed over its
  * rounds, the server's time in scripts per miss (`INFO commandstats`, EVALSHA and EVAL) and the
  * script calls per miss. Built package or not, the four run the same code: compare them as
- * ratios within the run.
+ * ratios within the run. Then what building one script call costs in ioredis, with its
+ * arguments given to the `Command` constructor (which flattens them with
+ * `Array.prototype.flat`) and as `script-caller.ts` builds it (empty, then the arguments).
  */
 
-import { Redis } from 'ioredis';
+import { Command, Redis } from 'ioredis';
 import { Hermes } from '../../src/index.js';
 import { RedisBackend } from '../../src/backend/redis/index.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
@@ -41,7 +43,28 @@ async function scriptStats(admin: Redis): Promise<{ calls: number; usec: number 
   return { calls, usec };
 }
 
-/** Runs the section and prints its table. */
+/** Nanoseconds to build one EVALSHA `Command` of `args`, the two ways, median of 5 runs of 2,000. */
+function commandBuildNs(args: readonly string[]): { flattened: number; given: number } {
+  const time = (build: () => Command): number => {
+    const runs: number[] = [];
+    for (let run = 0; run < 5; run++) {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < 2000; i++) build().promise.catch(() => undefined);
+      runs.push(Number(process.hrtime.bigint() - start) / 2000);
+    }
+    return median(runs);
+  };
+  const flattened = time(() => new Command('evalsha', [...args], { replyEncoding: null }));
+  const given = time(() => {
+    const command = new Command('evalsha', [], { replyEncoding: null });
+    command.args = [...args];
+    command.stringifyArguments();
+    return command;
+  });
+  return { flattened, given };
+}
+
+/** Runs the section and prints its tables. */
 export async function printTickBench(): Promise<void> {
   const server = await startRedisServer();
   const admin = new Redis({ host: server.host, port: server.port });
@@ -86,6 +109,15 @@ export async function printTickBench(): Promise<void> {
   console.log('| --- | ---: | ---: | ---: |');
   for (const s of subjects) {
     console.log(`| ${s.name} | ${fmt(median(s.perSecond))} | ${fmt(s.scriptUsec / s.misses, 1)} | ${fmt(s.scriptCalls / s.misses, 2)} |`);
+  }
+  console.log('');
+  console.log('Building one EVALSHA command in ioredis (ns, median of 5 runs of 2,000), arguments given to the constructor (flattened) or set after it (as hermes does):\n');
+  console.log('| arguments | flattened by the constructor | set after it | flattening per argument |');
+  console.log('| ---: | ---: | ---: | ---: |');
+  for (const count of [9, 230]) {
+    const args = Array.from({ length: count }, (_, i) => `hermes:entry:f:${i.toString(16).padStart(16, '0')}`);
+    const { flattened, given } = commandBuildNs(args);
+    console.log(`| ${count} | ${fmt(flattened)} | ${fmt(given)} | ${fmt((flattened - given) / count)} |`);
   }
   console.log('');
 }

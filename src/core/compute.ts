@@ -53,7 +53,7 @@ export function freshMsOf(policy: FunctionPolicy, value: unknown, args: readonly
  * anything else — a value, a thenable — through `Promise.resolve`, a synchronous throw as a
  * rejection.
  */
-function invoke(call: Call): Promise<unknown> {
+export function invoke(call: Call): Promise<unknown> {
   try {
     const result: unknown = call.policy.fn.apply(call.thisArg, call.args);
     return result instanceof Promise ? result : Promise.resolve(result);

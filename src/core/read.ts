@@ -15,7 +15,7 @@ import { earlyRandom, refreshEarly } from '../backend/early.js';
 import { CorruptEntryError, BackendError, SerializationError } from '../errors.js';
 import { channels, type HitSource, traced } from '../events.js';
 import { type EntryRef, uniqueToken } from '../keys.js';
-import { Computer, freshMsOf } from './compute.js';
+import { Computer, freshMsOf, invoke } from './compute.js';
 import type { Call, CoreContext } from './context.js';
 import { entryRefOf, type FunctionPolicy, tagKeysOf } from './function.js';
 import { type CallInfo, InfoSink } from './info.js';
@@ -461,11 +461,7 @@ export class ReadPath {
   #fallBack(call: Call, reason: 'read-failed' | 'circuit-open'): Promise<unknown> {
     call.info?.fallback();
     this.#ctx.recorder.fallback(call.request.ref.entryKey, reason);
-    try {
-      return Promise.resolve(call.policy.fn.apply(call.thisArg, call.args));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return invoke(call);
   }
 
   /**

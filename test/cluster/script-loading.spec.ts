@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { Hermes, type HermesError } from '../../src/index.js';
-import { RedisBackend } from '../../src/backend/redis/index.js';
+import { RedisBackend, type RedisBackendOptions } from '../../src/backend/redis/index.js';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js';
 
 describe('RedisBackend script loading on a 3-master Redis Cluster', function () {
@@ -41,6 +41,14 @@ describe('RedisBackend script loading on a 3-master Redis Cluster', function () 
     );
   }
 
+  /** A cache on the cluster that waits long and never opens its circuit, with the errors it reports. */
+  function clusterCache(options: { prefix: string; buckets?: number }): { cache: Hermes<RedisBackendOptions>; errors: HermesError[] } {
+    const cache = new Hermes(RedisBackend, { cluster: [...cluster.nodes], backendTimeout: 30_000, circuitBreaker: false, ...options });
+    const errors: HermesError[] = [];
+    cache.on('error', (error) => errors.push(error));
+    return { cache, errors };
+  }
+
   async function reset(flush: boolean): Promise<void> {
     for (const master of masters) {
       if (flush) await master.script('FLUSH');
@@ -50,9 +58,7 @@ describe('RedisBackend script loading on a 3-master Redis Cluster', function () 
 
   it('a cold cache: the first calls of a burst send one EVAL per script and master, the rest EVALSHA, no SCRIPT LOAD; after SCRIPT FLUSH on every master, one EVAL per script and master again', async function () {
     await reset(true);
-    const cache = new Hermes(RedisBackend, { cluster: [...cluster.nodes], prefix: 'loading', backendTimeout: 30_000, circuitBreaker: false });
-    const errors: HermesError[] = [];
-    cache.on('error', (error) => errors.push(error));
+    const { cache, errors } = clusterCache({ prefix: 'loading' });
     try {
       let calls = 0;
       const f = cache.wrap(async function f(n: number) {
@@ -93,9 +99,7 @@ describe('RedisBackend script loading on a 3-master Redis Cluster', function () 
 
   it('tick batching on a cluster: a crowd of misses in one bucket goes out as a few readMany/writeMany calls on its master, each entry right and computed once', async function () {
     await reset(false);
-    const cache = new Hermes(RedisBackend, { cluster: [...cluster.nodes], prefix: 'tickbatch', buckets: 1, backendTimeout: 30_000, circuitBreaker: false });
-    const errors: HermesError[] = [];
-    cache.on('error', (error) => errors.push(error));
+    const { cache, errors } = clusterCache({ prefix: 'tickbatch', buckets: 1 });
     try {
       let calls = 0;
       const f = cache.wrap(async function f(n: number) {

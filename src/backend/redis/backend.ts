@@ -37,7 +37,8 @@
  * The folder: `options.ts` (options, defaults, client), `script-caller.ts` (EVAL/EVALSHA and
  * NOSCRIPT), `scripts.ts` (the scripts and their headers), `placement.ts` (where keys and
  * commands go: one node, or cluster buckets), `cluster.ts` (cluster-only operations),
- * `wakeups.ts` (pub/sub lock wake-ups), `coalesce.ts` (socket-write coalescing),
+ * `wakeups.ts` (pub/sub lock wake-ups), `coalesce.ts` (socket-write coalescing), `batch.ts`
+ * (tick batching of reads and writes), `tick.ts` (the tick's crowd both decide by),
  * `near-cache.ts` (the `nearCache` option's memory), `tracking.ts` and `tracking-cluster.ts`
  * (CLIENT TRACKING that keeps it true); this file builds each operation's KEYS and ARGV.
  *

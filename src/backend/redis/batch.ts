@@ -7,12 +7,15 @@
  * dozens, and the server runs one script instead of dozens. Each entry still gets its own
  * reply, lock and failure.
  *
- * Only a crowd is batched, as the socket-write coalescing does (`coalesce.ts`): a tick's first
- * call goes out at once unless the tick before also had several, so that a lone call
- * (concurrency 1) is sent as its own script call without waiting for the end of its tick.
+ * Only a crowd is batched, as the socket-write coalescing does (`coalesce.ts`, the same
+ * {@link TickCrowd}): a tick's first call goes out at once unless the tick before also had
+ * several, so that a lone call (concurrency 1) is sent as its own script call without waiting
+ * for the end of its tick.
  *
  * @module
  */
+
+import { TickCrowd } from './tick.js';
 
 /** A call waiting in a {@link TickBatch}: what to send, and how to settle its promise. */
 export interface Pending<Request, Reply> {
@@ -31,12 +34,10 @@ export class TickBatch<Request, Reply> {
   /** Queued calls that are sent without waiting for the end of the tick. */
   readonly #most: number;
   #queue: Pending<Request, Reply>[] = [];
-  /** Whether a call was counted in this tick (the end-of-tick callback is scheduled). */
-  #tickOpen = false;
-  /** Calls counted in this tick. */
-  #tickCalls = 0;
-  /** Whether the previous tick had more than one call. */
-  #crowd = false;
+  /** The calls of this tick; its end sends the queue. */
+  readonly #tick = new TickCrowd(() => {
+    this.flush();
+  });
 
   /**
    * @param flush - sends queued calls (at least one), in the order they came
@@ -52,14 +53,7 @@ export class TickBatch<Request, Reply> {
    * a tick without a crowd), else the promise of its reply, queued until the end of the tick.
    */
   add(request: Request): Promise<Reply> | undefined {
-    if (!this.#tickOpen) {
-      this.#tickOpen = true;
-      this.#tickCalls = 1;
-      process.nextTick(this.#endTick);
-      if (!this.#crowd) return undefined;
-    } else {
-      this.#tickCalls++;
-    }
+    if (this.#tick.count() && !this.#tick.crowdBefore) return undefined;
     const queued = new Promise<Reply>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
     });
@@ -82,12 +76,6 @@ export class TickBatch<Request, Reply> {
       for (const call of queue) call.reject(error);
     }
   }
-
-  readonly #endTick = (): void => {
-    this.#crowd = this.#tickCalls > 1;
-    this.#tickOpen = false;
-    this.flush();
-  };
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 
 import { Cluster, type Redis } from 'ioredis';
+import { TickCrowd } from './tick.js';
 
 /** Called before each command is written: corks the socket(s) until the end of the tick. */
 export interface WriteCoalescer {
@@ -37,15 +38,15 @@ type Stream = Redis['stream'];
 class StreamCoalescer implements WriteCoalescer {
   readonly #client: Redis;
   readonly #writeBatch: number;
-  /** Whether a command was written in this tick (the end-of-tick callback is scheduled). */
-  #tickOpen = false;
-  /** Commands written in this tick. */
-  #tickCommands = 0;
-  /** Whether the previous tick wrote more than one command. */
-  #crowd = false;
   /** The socket corked until the end of the tick, if any. */
   #corked: Stream | undefined;
   #batched = 0;
+  /** The commands of this tick; its end uncorks the socket. */
+  readonly #tick = new TickCrowd(() => {
+    const stream = this.#corked;
+    this.#corked = undefined;
+    if (stream !== undefined) stream.uncork();
+  });
 
   constructor(client: Redis, writeBatch: number) {
     this.#client = client;
@@ -55,20 +56,12 @@ class StreamCoalescer implements WriteCoalescer {
   beforeWrite(): void {
     const stream = this.#client.stream as Stream | undefined;
     if (stream === undefined || stream.destroyed) return;
-    if (!this.#tickOpen) {
-      this.#tickOpen = true;
-      this.#tickCommands = 1;
-      process.nextTick(this.#endTick);
-      if (this.#crowd) this.#cork(stream);
+    if (this.#tick.count()) {
+      if (this.#tick.crowdBefore) this.#cork(stream);
       return;
     }
-    this.#tickCommands++;
     if (this.#corked !== stream) this.#cork(stream);
-    else if (++this.#batched >= this.#writeBatch) {
-      this.#batched = 0;
-      stream.uncork();
-      stream.cork();
-    }
+    else if (++this.#batched >= this.#writeBatch) this.flush();
   }
 
   flush(): void {
@@ -85,14 +78,6 @@ class StreamCoalescer implements WriteCoalescer {
     this.#batched = 1;
     stream.cork();
   }
-
-  readonly #endTick = (): void => {
-    this.#crowd = this.#tickCommands > 1;
-    this.#tickOpen = false;
-    const stream = this.#corked;
-    this.#corked = undefined;
-    if (stream !== undefined) stream.uncork();
-  };
 }
 
 /**
@@ -103,12 +88,15 @@ class StreamCoalescer implements WriteCoalescer {
 class MastersCoalescer implements WriteCoalescer {
   readonly #cluster: Cluster;
   readonly #writeBatch: number;
-  #tickOpen = false;
-  #tickCommands = 0;
-  #crowd = false;
   /** The masters' sockets corked until the end of the tick, if any. */
   #corked: Stream[] | undefined;
   #batched = 0;
+  /** The commands of this tick; its end uncorks the sockets. */
+  readonly #tick = new TickCrowd(() => {
+    const streams = this.#corked;
+    this.#corked = undefined;
+    if (streams !== undefined) for (const stream of streams) stream.uncork();
+  });
 
   constructor(cluster: Cluster, writeBatch: number) {
     this.#cluster = cluster;
@@ -116,23 +104,13 @@ class MastersCoalescer implements WriteCoalescer {
   }
 
   beforeWrite(): void {
-    if (!this.#tickOpen) {
-      this.#tickOpen = true;
-      this.#tickCommands = 1;
-      process.nextTick(this.#endTick);
-      if (this.#crowd) this.#cork();
+    if (this.#tick.count()) {
+      if (this.#tick.crowdBefore) this.#cork();
       return;
     }
-    this.#tickCommands++;
     const corked = this.#corked;
     if (corked === undefined) this.#cork();
-    else if (++this.#batched >= this.#writeBatch * Math.max(1, corked.length)) {
-      this.#batched = 0;
-      for (const stream of corked) {
-        stream.uncork();
-        stream.cork();
-      }
-    }
+    else if (++this.#batched >= this.#writeBatch * Math.max(1, corked.length)) this.flush();
   }
 
   flush(): void {
@@ -156,12 +134,4 @@ class MastersCoalescer implements WriteCoalescer {
     this.#corked = streams;
     this.#batched = 1;
   }
-
-  readonly #endTick = (): void => {
-    this.#crowd = this.#tickCommands > 1;
-    this.#tickOpen = false;
-    const streams = this.#corked;
-    this.#corked = undefined;
-    if (streams !== undefined) for (const stream of streams) stream.uncork();
-  };
 }

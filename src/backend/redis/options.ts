@@ -91,8 +91,9 @@ export interface RedisBackendOptions extends RedisOptions {
    * at once as its own `read.lua` or `write-2.lua`, so the figures at concurrency 1 do not
    * change. `false` sends every read and write as its own script call. Off by default with
    * `nearCache`: on a connection with CLIENT TRACKING on, Redis spends much longer per entry in
-   * a batched script than in separate ones (`npm run bench -- tick`, 64 concurrent misses: 47
-   * against 27 µs of script time per miss), which outweighs what the batch saves.
+   * a batched script than in separate ones (`npm run bench -- tick`, 64 concurrent misses: 45–47
+   * against 25–27 µs of script time per miss), and the near-cache's misses ran no faster for it
+   * (17k against 21k a second in one run, 18k against 17k in another).
    * @default true; false with nearCache
    */
   batch?: boolean | undefined;

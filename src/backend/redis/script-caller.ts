@@ -269,8 +269,8 @@ function isNoScript(error: unknown): boolean {
 /**
  * EVAL or EVALSHA with Buffer replies. The command is built with no arguments and given them
  * after: ioredis' constructor flattens its arguments with `Array.prototype.flat`, which costs
- * ~160 ns per argument on Node 20 — a microsecond and a half per read, and tens of
- * microseconds for a batch of them (see `batch.ts`) — while the arguments here are flat
+ * 180–240 ns per argument on Node 20 (`npm run bench -- tick`) — about 2 µs per read, and
+ * tens of microseconds for a batch of them (see `batch.ts`) — while the arguments here are flat
  * already. `stringifyArguments` then does what the constructor would: numbers to strings, and
  * the Buffer mode when an argument is a Buffer. Sent with `sendCommand`, which a Redis and a
  * Cluster client both have (no auto-pipelining: under it ioredis 6 drops the command name of
